@@ -1,0 +1,94 @@
+"""The separation engine: one loaded model, any audio file in, stem files out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from separation import audio, model_files
+from separation.apply import Progress, separate_all, stream_chunks
+from separation.audio import AudioWriter, Limits, OutputFormat
+from separation.dsp import Float
+from separation.errors import ModelNotInstalledError
+from separation.htdemucs import SEGMENT, SOURCES, HTDemucs
+from separation.presets import StemPreset
+
+Stems = dict[str, Float]
+
+
+def to_preset(sources: Float, preset: StemPreset) -> Stems:
+    """Name the four network sources [4, 2, n] and fold them into the preset's stems."""
+    named = dict(zip(SOURCES, sources, strict=True))
+    if preset is StemPreset.TWO_STEMS:
+        return {"vocals": named["vocals"], "other": named["drums"] + named["bass"] + named["other"]}
+    return {stem: named[stem] for stem in StemPreset.FOUR_STEMS.stems}
+
+
+class Separator:
+    """Loads the models once; separates arrays or files into the stems of a preset."""
+
+    def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
+        self._folder = folder or model_files.model_dir()
+        self._demucs = HTDemucs(model_files.verified_path(model_files.HTDEMUCS, self._folder), threads)
+
+    def check(self, preset: StemPreset) -> None:
+        """Raise a clear error now if the preset needs a model that is not installed."""
+        if preset is StemPreset.FIVE_STEMS:
+            raise ModelNotInstalledError("5 stems: piano model not installed")
+
+    def stream(
+        self, mix: Float, preset: StemPreset, progress: Progress | None = None
+    ) -> Iterator[Stems]:
+        """Yield consecutive blocks of every stem; memory stays flat whatever the length."""
+        self.check(preset)
+        for block in stream_chunks(self._demucs, mix, SEGMENT, len(SOURCES), progress):
+            yield to_preset(block, preset)
+
+    def separate(self, mix: Float, preset: StemPreset, progress: Progress | None = None) -> Stems:
+        """Separate a whole [2, n] array at once; for short audio and tests."""
+        self.check(preset)
+        return to_preset(separate_all(self._demucs, mix, SEGMENT, len(SOURCES), progress), preset)
+
+    def separate_file(
+        self,
+        source: Path,
+        out_dir: Path,
+        preset: StemPreset,
+        fmt: OutputFormat = OutputFormat.WAV,
+        *,
+        bitrate: int = 320_000,
+        limits: Limits | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Path]:
+        """Decode `source` and write `out_dir/<stem>.<ext>`; nothing is left behind on failure."""
+        self.check(preset)
+        mix = audio.decode(source, limits)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final = {stem: out_dir / f"{stem}.{fmt.extension}" for stem in preset.stems}
+        partial = {stem: path.with_name(f".{path.name}.part") for stem, path in final.items()}
+        with contextlib.ExitStack() as stack:
+            writers = {
+                stem: stack.enter_context(AudioWriter(path, fmt, bitrate))
+                for stem, path in partial.items()
+            }
+            try:
+                for block in self.stream(mix, preset, progress):
+                    for stem, samples in block.items():
+                        writers[stem].write(samples)
+            except BaseException:
+                stack.close()
+                for path in partial.values():
+                    path.unlink(missing_ok=True)
+                raise
+        for stem, path in partial.items():
+            os.replace(path, final[stem])
+        return final
+
+
+def peak(stems: Stems) -> float:
+    """Largest absolute sample over all stems."""
+    return max(float(np.abs(s).max(initial=0.0)) for s in stems.values())

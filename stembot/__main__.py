@@ -1,0 +1,5 @@
+import sys
+
+from stembot.cli import main
+
+sys.exit(main())
