@@ -1,0 +1,261 @@
+"""Job records: what each /separate asked for, where it is, and what was delivered."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from storage.database import Database
+
+
+class JobState(enum.StrEnum):
+    """The bot's view of a job; the value is what users read."""
+
+    DOWNLOADING = "downloading"
+    QUEUED = "queued"
+    SEPARATING = "separating"
+    UPLOADING = "uploading"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL
+
+    @classmethod
+    def active(cls) -> tuple[JobState, ...]:
+        return tuple(state for state in cls if not state.final)
+
+
+_FINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELED})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a member asked for, before anything is submitted."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    input_url: str
+    track_name: str
+    stems: int
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    guild_id: int
+    channel_id: int
+    thread_id: int | None
+    message_id: int | None
+    user_id: int
+    input_url: str
+    track_name: str
+    stems: int
+    format: str
+    service_job_id: str | None
+    callback_token: str
+    state: JobState
+    progress: int
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @property
+    def custom_id(self) -> str:
+        """The protocol's customId for this record (under 64 characters)."""
+        return f"stembot-discord-{self.id}"
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> JobRecord:
+        values = dict(row)
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredStem:
+    stem: str
+    message_id: int | None
+    link: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    guild_id: int
+    user_id: int | None = None
+    state: JobState | None = None
+    since: float | None = None
+
+
+class JobStore:
+    """Queries over the `jobs` and `delivered_stems` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self._conn = db.connection
+
+    async def create(self, job: NewJob, state: JobState = JobState.DOWNLOADING) -> JobRecord:
+        now = time.time()
+        # The callback path carries this token, so nobody can guess another job's URL.
+        token = secrets.token_urlsafe(24)
+        cursor = await self._conn.execute(
+            "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
+            " format, callback_token, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.guild_id, job.channel_id, job.user_id, job.input_url, job.track_name,
+             job.stems, job.format, token, state.value, now, now),
+        )
+        await self._conn.commit()
+        assert cursor.lastrowid is not None
+        return await self.require(cursor.lastrowid)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    async def require(self, job_id: int) -> JobRecord:
+        record = await self.get(job_id)
+        if record is None:
+            raise KeyError(f"job {job_id} does not exist")
+        return record
+
+    async def by_callback_token(self, token: str) -> JobRecord | None:
+        return await self._one("SELECT * FROM jobs WHERE callback_token = ?", (token,))
+
+    async def update(self, job_id: int, **fields: Any) -> JobRecord:
+        """Set columns; a final state also stamps `finished_at`."""
+        if isinstance(fields.get("state"), JobState):
+            state: JobState = fields["state"]
+            fields["state"] = state.value
+            if state.final:
+                fields.setdefault("finished_at", time.time())
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        await self._conn.execute(
+            f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id)
+        )
+        await self._conn.commit()
+        return await self.require(job_id)
+
+    async def finish(self, job_id: int, state: JobState, error: str | None = None) -> bool:
+        """Move an active job to a final state; False if it already was final (a duplicate)."""
+        now = time.time()
+        active = [s.value for s in JobState.active()]
+        cursor = await self._conn.execute(
+            f"UPDATE jobs SET state = ?, error = ?, finished_at = ?, updated_at = ?"
+            f" WHERE id = ? AND state IN ({', '.join('?' * len(active))})",
+            (state.value, error, now, now, job_id, *active),
+        )
+        await self._conn.commit()
+        return cursor.rowcount == 1
+
+    async def unfinished(self) -> list[JobRecord]:
+        active = [s.value for s in JobState.active()]
+        return await self._many(
+            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(active))}) ORDER BY id",
+            active,
+        )
+
+    async def count_active(self, guild_id: int, user_id: int) -> int:
+        active = [s.value for s in JobState.active()]
+        return await self._count(
+            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
+            f" AND state IN ({', '.join('?' * len(active))})",
+            (guild_id, user_id, *active),
+        )
+
+    async def count_since(self, guild_id: int, user_id: int, since: float) -> int:
+        """Jobs submitted since `since`, whatever became of them (the daily quota)."""
+        return await self._count(
+            "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?",
+            (guild_id, user_id, since),
+        )
+
+    async def last_submitted(self, guild_id: int, user_id: int) -> float | None:
+        async with self._conn.execute(
+            "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
+            (guild_id, user_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def recent_for_user(
+        self, guild_id: int, user_id: int, limit: int = 25
+    ) -> list[JobRecord]:
+        return await self._many(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+
+    async def recent_in_guild(self, guild_id: int, limit: int = 25) -> list[JobRecord]:
+        return await self._many(
+            "SELECT * FROM jobs WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
+        )
+
+    async def history(self, where: HistoryFilter, offset: int, limit: int) -> list[JobRecord]:
+        clause, params = _history_clause(where)
+        return await self._many(
+            f"SELECT * FROM jobs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+
+    async def history_count(self, where: HistoryFilter) -> int:
+        clause, params = _history_clause(where)
+        return await self._count(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params)
+
+    async def delivered(self, job_id: int) -> dict[str, DeliveredStem]:
+        async with self._conn.execute(
+            "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?", (job_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return {row["stem"]: DeliveredStem(row["stem"], row["message_id"], row["link"])
+                for row in rows}
+
+    async def mark_delivered(
+        self, job_id: int, stem: str, message_id: int | None, link: str | None
+    ) -> None:
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO delivered_stems (job_id, stem, message_id, link)"
+            " VALUES (?, ?, ?, ?)",
+            (job_id, stem, message_id, link),
+        )
+        await self._conn.commit()
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> JobRecord | None:
+        async with self._conn.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    async def _many(self, sql: str, params: Sequence[Any]) -> list[JobRecord]:
+        async with self._conn.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    async def _count(self, sql: str, params: Sequence[Any]) -> int:
+        async with self._conn.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _history_clause(where: HistoryFilter) -> tuple[str, list[Any]]:
+    parts = ["guild_id = ?"]
+    params: list[Any] = [where.guild_id]
+    if where.user_id is not None:
+        parts.append("user_id = ?")
+        params.append(where.user_id)
+    if where.state is not None:
+        parts.append("state = ?")
+        params.append(where.state.value)
+    if where.since is not None:
+        parts.append("created_at >= ?")
+        params.append(where.since)
+    return " AND ".join(parts), params
