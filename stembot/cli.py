@@ -14,6 +14,9 @@ from dotenv import load_dotenv
 COMMAND_MODULES = (
     "stembot.commands.separate",
     "stembot.commands.models",
+    "stembot.commands.serve",
+    "stembot.commands.keys",
+    "stembot.commands.link",
     "stembot.commands.up",
 )
 

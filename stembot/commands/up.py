@@ -1,39 +1,32 @@
-"""`stembot up`: the main job on the embedded defaults."""
+"""`stembot up`: the main job on the embedded defaults (SQLite, the local file store)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from pathlib import Path
+import asyncio
+import logging
 
-from separation import OutputFormat, SeparationError, Separator, StemPreset, encode, synth
-from stembot.settings import EngineSettings
+from service.app import run_service
+from stembot.commands.serve import settings_from
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "up", help="run stembot on the embedded defaults",
-        description="Render a short demo clip and separate it into four stems.",
+        description="Start the job service on SQLite and the local file store; Ctrl-C stops it.",
     )
+    parser.add_argument("--host", help="address to listen on (default: STEMBOT_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: STEMBOT_PORT or 8080)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = EngineSettings.from_env()
-    demo = settings.data_dir / "demo"
-    demo.mkdir(parents=True, exist_ok=True)
-    mix_path = demo / "demo-mix.wav"
-    print("rendering a 10 s demo clip (FluidSynth + espeak-ng)...")
-    encode(mix_path, sum(synth.demo_clip(10.0).values()), OutputFormat.WAV)
-    try:
-        separator = Separator(settings.model_dir)
-        started = time.monotonic()
-        paths = separator.separate_file(mix_path, demo / "stems", StemPreset.FOUR_STEMS)
-    except SeparationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"separated {mix_path} in {time.monotonic() - started:.1f} s:")
-    for path in paths.values():
-        print(f"  {Path(path)}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = settings_from(args)
+    print(f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
+          f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
+          f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
+          f"  create a key: stembot keys create --name NAME\n"
+          f"  Ctrl-C stops it; queued and running jobs resume at the next start.", flush=True)
+    asyncio.run(run_service(settings))
     return 0

@@ -1,0 +1,103 @@
+"""The aiohttp application, and start/stop functions to run it inside any event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from service.auth import link_secret
+from service.callbacks import Callbacks
+from service.content import ContentStore
+from service.fetch import FetchLimits
+from service.jobs import JobRunner
+from service.routes import errors, routes
+from service.settings import ServiceSettings
+from service.state import SERVICE, Service
+from service.store import Store
+
+log = logging.getLogger("stembot.service")
+MAX_JSON_BODY = 1024 * 1024
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path and status only: query strings (link signatures) stay out of logs."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %.1fms", request.method, request.path, response.status,
+                         time * 1000)
+
+
+async def open_service(settings: ServiceSettings) -> Service:
+    """Open the store and start the runner, the deadline sweeper and pending callbacks."""
+    await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+    store = await Store.open(settings.db_path)
+    content = ContentStore(settings.content_dir, store, settings.max_bytes)
+    callbacks = Callbacks(settings, store)
+    runner = JobRunner(settings, store, content, callbacks)
+    secret = await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
+    document = await asyncio.to_thread(
+        resources.files("service").joinpath("openapi.json").read_text)
+    limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
+                         settings.fetch_max_redirects, settings.allow_private_networks)
+    service = Service(settings, store, content, callbacks, runner, limits, secret, document)
+    await callbacks.start()
+    await runner.start()
+    return service
+
+
+async def close_service(service: Service) -> None:
+    await service.runner.close()
+    await service.callbacks.close()
+    await service.store.close()
+
+
+def make_app(settings: ServiceSettings) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=MAX_JSON_BODY)
+    app.add_routes(routes)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        app[SERVICE] = await open_service(settings)
+        yield
+        await close_service(app[SERVICE])
+
+    app.cleanup_ctx.append(lifetime)
+    return app
+
+
+@dataclass(slots=True)
+class RunningService:
+    """A started service; `stop()` shuts it down, leaving open jobs for the next start."""
+
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_service(settings: ServiceSettings) -> RunningService:
+    """Start listening on settings.host:port (port 0 picks a free one) in this event loop."""
+    runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return RunningService(runner, f"http://{host}:{port}")
+
+
+async def run_service(settings: ServiceSettings) -> None:
+    """Run until cancelled (Ctrl-C); for `stembot serve` and `stembot up`."""
+    service = await start_service(settings)
+    log.info("job service listening on %s", service.url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await service.stop()

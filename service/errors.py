@@ -1,0 +1,74 @@
+"""API errors: each has an HTTP status and a stable code clients can branch on."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error answered as `{"requestId", "error": {"code", "message"}}`."""
+
+    status = 400
+    code = "INVALID_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidJson(ApiError):
+    code = "INVALID_JSON"
+
+
+class UnknownAction(ApiError):
+    code = "UNKNOWN_ACTION"
+
+
+class InvalidParameter(ApiError):
+    code = "INVALID_PARAMETER"
+
+
+class UrlNotAllowed(ApiError):
+    code = "URL_NOT_ALLOWED"
+
+
+class AuthFailed(ApiError):
+    status = 401
+    code = "AUTH_FAILED"
+
+
+class ContentForbidden(ApiError):
+    status = 403
+    code = "CONTENT_FORBIDDEN"
+
+
+class JobNotFound(ApiError):
+    status = 404
+    code = "JOB_NOT_FOUND"
+
+
+class ContentNotFound(ApiError):
+    status = 404
+    code = "CONTENT_NOT_FOUND"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class JobFailure(Exception):
+    """Why a job ended in ERROR; `code` becomes the job's `errorCode`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,147 @@
+"""Guarded URL download: bounded size, time and redirects; no private addresses by default."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from service.errors import JobFailure, UrlNotAllowed
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    max_bytes: int
+    timeout: float
+    max_redirects: int
+    allow_private: bool
+
+
+def is_public(address: IpAddress) -> bool:
+    """Only globally routable unicast addresses; v4-mapped v6 is judged as the v4 inside."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def literal_address(host: str) -> IpAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves as usual, then refuses any answer that is not a public address.
+
+    The connection is made to the address checked here, so a DNS answer that changes
+    between a check and the connect (rebinding) cannot slip through.
+    """
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            if not is_public(ipaddress.ip_address(result["host"])):
+                raise UrlNotAllowed(f"{host} resolves to a non-public address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+async def check_url(url: str, limits: FetchLimits, name: str) -> None:
+    """Refuse at creation what the download would refuse: non-public hosts."""
+    if limits.allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    address = literal_address(host)
+    if address is not None:
+        if not is_public(address):
+            raise UrlNotAllowed(f"{name}: {host} is not a public address")
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, None), 5)
+    except (OSError, TimeoutError):
+        return  # unresolvable now: the download decides later, with the same guard
+    for info in infos:
+        if not is_public(ipaddress.ip_address(info[4][0])):
+            raise UrlNotAllowed(f"{name}: {host} resolves to a non-public address")
+
+
+def session(limits: FetchLimits, **kwargs: Any) -> aiohttp.ClientSession:
+    """A client session whose connector applies the address guard (unless allowed)."""
+    resolver = None if limits.allow_private else PublicResolver()
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=16)
+    return aiohttp.ClientSession(connector=connector, **kwargs)
+
+
+def guard_hop(url: str, limits: FetchLimits) -> None:
+    """Each URL of a redirect chain: http(s) only, and no literal private address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UrlNotAllowed(f"only http and https URLs can be fetched, not {url!r}")
+    address = literal_address(parts.hostname)
+    if address is not None and not limits.allow_private and not is_public(address):
+        raise UrlNotAllowed(f"{parts.hostname} is not a public address")
+
+
+async def download(client: aiohttp.ClientSession, url: str, target: Path,
+                   limits: FetchLimits) -> int:
+    """Fetch `url` into `target`; raises JobFailure with a code saying what went wrong."""
+    try:
+        async with asyncio.timeout(limits.timeout):
+            return await _follow(client, url, target, limits)
+    except TimeoutError:
+        raise JobFailure(
+            "DOWNLOAD_TIMEOUT", f"download took longer than {limits.timeout:g} s"
+        ) from None
+    except UrlNotAllowed as error:
+        raise JobFailure("URL_NOT_ALLOWED", error.message) from None
+    except aiohttp.ClientError as error:
+        raise JobFailure("DOWNLOAD_FAILED", f"download failed: {error}") from None
+
+
+async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
+                  limits: FetchLimits) -> int:
+    for _ in range(limits.max_redirects + 1):
+        guard_hop(url, limits)
+        async with client.get(url, allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status != 200:
+                raise JobFailure("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
+            return await _save(response, target, limits.max_bytes)
+    raise JobFailure("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
+
+
+async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int) -> int:
+    if (response.content_length or 0) > max_bytes:
+        raise JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
+    size = 0
+    file = await asyncio.to_thread(target.open, "wb")
+    try:
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > max_bytes:
+                raise JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
+            await asyncio.to_thread(file.write, chunk)
+    finally:
+        await asyncio.to_thread(file.close)
+    return size

@@ -1,0 +1,239 @@
+"""The job runner: claims queued jobs in order, fetches inputs, separates, finalizes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from separation import TONES, StemPreset
+from service.callbacks import Callbacks
+from service.content import ContentStore, clean_path
+from service.errors import JobFailure
+from service.fetch import FetchLimits, download
+from service.fetch import session as guarded_session
+from service.protocol import Job, JobRequest, OutputSpec, Result, State
+from service.settings import ServiceSettings
+from service.store import Store, now_ms
+from service.worker import ProgressMessage, Task, WorkerPool
+
+log = logging.getLogger("stembot.jobs")
+
+
+class JobRunner:
+    """`workers` loops take SUBMITTED jobs oldest first; a sweeper enforces deadlines."""
+
+    def __init__(self, settings: ServiceSettings, store: Store, content: ContentStore,
+                 callbacks: Callbacks) -> None:
+        self._settings = settings
+        self._store = store
+        self._content = content
+        self._callbacks = callbacks
+        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._progress: dict[str, int] = {}
+        # per running job: the progress (0-100) where the current separation starts, its width
+        self._shares: dict[str, tuple[float, float]] = {}
+        self._pool = WorkerPool(settings.models, settings.workers, settings.worker_threads,
+                                self._on_progress)
+        self._limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
+                                   settings.fetch_max_redirects, settings.allow_private_networks)
+        self._client: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._client = guarded_session(self._limits)
+        self._pool.start()
+        for job in await self._store.recover(self._settings.max_restarts):
+            self._callbacks.schedule(job)
+        await asyncio.to_thread(self._clean_work, await self._store.open_job_ids())
+        self._loops = [asyncio.create_task(self._claim_loop(), name=f"runner-{n}")
+                       for n in range(self._settings.workers)]
+        self._loops.append(asyncio.create_task(self._sweep_loop(), name="deadlines"))
+
+    async def close(self) -> None:
+        """Stop without finishing anything: open jobs stay open and run after a restart."""
+        for task in self._loops:
+            task.cancel()
+        for job_id, task in list(self._running.items()):
+            await asyncio.to_thread(self._touch_abort, job_id)
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._running.values(), return_exceptions=True)
+        await self._pool.close()
+        if self._client is not None:
+            await self._client.close()
+
+    # --- requests from the API ------------------------------------------------------
+
+    async def submit(self, owner: str, request: JobRequest, outputs: tuple[OutputSpec, ...]
+                     ) -> Job:
+        created = now_ms()
+        job = Job(id=str(uuid.uuid4()), owner=owner, custom_id=request.custom_id,
+                  callback=request.callback, state=State.SUBMITTED, inputs=request.inputs,
+                  outputs=outputs, created_at=created,
+                  deadline=created + request.timeout * 1000,
+                  callback_state="NONE")
+        await self._store.insert_job(job)
+        self._wake.set()
+        return job
+
+    def with_progress(self, job: Job) -> Job:
+        job.progress = self._progress.get(job.id, 0) if job.state is State.PROCESSING else 0
+        return job
+
+    async def cancel(self, job: Job) -> Job:
+        """CANCELED if still open; a final job is returned as it is."""
+        done = await self._end(job.id, State.CANCELED, "", "")
+        if done is not None:
+            return done
+        current = await self._store.job(job.id)
+        return current or job
+
+    # --- internals -------------------------------------------------------------------
+
+    async def _end(self, job_id: str, state: State, code: str, message: str) -> Job | None:
+        """Finalize an open job from outside its run (cancel, deadline) and stop the run."""
+        job = await self._store.finish(job_id, state, error_code=code, error_message=message)
+        if job is None:
+            return None
+        task = self._running.get(job_id)
+        if task is not None:
+            await asyncio.to_thread(self._touch_abort, job_id)
+            task.cancel()
+        self._progress.pop(job_id, None)
+        self._callbacks.schedule(job)
+        return job
+
+    def _on_progress(self, message: ProgressMessage) -> None:
+        job_id, _attempt, done, total = message
+        share = self._shares.get(job_id)
+        if share is not None and total:
+            first, width = share
+            self._progress[job_id] = min(99, int(first + width * done / total))
+
+    def _job_dir(self, job_id: str) -> Path:
+        return self._settings.work_dir / job_id
+
+    def _abort_file(self, job_id: str) -> Path:
+        """Its existence tells the worker to stop at the next chunk."""
+        return self._job_dir(job_id) / "abort"
+
+    def _touch_abort(self, job_id: str) -> None:
+        self._job_dir(job_id).mkdir(parents=True, exist_ok=True)
+        self._abort_file(job_id).touch()
+
+    def _clean_work(self, open_ids: set[str]) -> None:
+        """Remove what killed or aborted runs left behind."""
+        if self._settings.work_dir.is_dir():
+            for folder in self._settings.work_dir.iterdir():
+                if folder.name not in open_ids:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            job = await self._store.claim_next()
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            self._running[job.id] = task
+            try:
+                await asyncio.wait([task])
+            finally:
+                self._running.pop(job.id, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("job %s: runner failed", job.id, exc_info=task.exception())
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            for job_id in await self._store.overdue(now_ms()):
+                await self._end(job_id, State.ERROR, "TIMEOUT",
+                                "the job did not finish before its timeout")
+            await asyncio.sleep(self._settings.sweep_interval)
+
+    async def _run(self, job: Job) -> None:
+        """One attempt at a job; cancellation leaves the DB to whoever cancelled."""
+        self._progress[job.id] = 0
+        work = self._job_dir(job.id) / f"attempt-{job.attempt}"
+        await asyncio.to_thread(self._reset_dir, job.id, work)
+        try:
+            outputs = await self._process(job, work)
+        except JobFailure as failure:
+            done = await self._store.finish(job.id, State.ERROR, error_code=failure.code,
+                                            error_message=failure.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug must still end the job, with a reason
+            log.exception("job %s failed", job.id)
+            done = await self._store.finish(job.id, State.ERROR, error_code="INTERNAL_ERROR",
+                                            error_message=f"internal error: {error}")
+        else:
+            done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs)
+        finally:
+            self._progress.pop(job.id, None)
+            self._shares.pop(job.id, None)
+        if done is not None:
+            self._callbacks.schedule(done)
+        await asyncio.to_thread(shutil.rmtree, self._job_dir(job.id), True)
+
+    def _reset_dir(self, job_id: str, work: Path) -> None:
+        """A fresh folder per attempt; a stale abort file from an earlier run is removed."""
+        self._abort_file(job_id).unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        work.parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True)
+
+    async def _process(self, job: Job, work: Path) -> tuple[OutputSpec, ...]:
+        sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
+        pairs = sum(len(o.selectors) for o in job.outputs)
+        finished: list[OutputSpec] = []
+        done = 0
+        for number, output in enumerate(job.outputs):
+            results: list[tuple[Path, Result]] = []
+            for selector in output.selectors:
+                self._shares[job.id] = (100 * done / pairs, 100 / pairs)
+                out_dir = work / f"out-{number}-{selector}"
+                results += await self._separate(job, output, selector, sources[selector], out_dir)
+                done += 1
+            finished.append(await self._deliver(output, results))
+        return tuple(finished)
+
+    async def _input(self, job: Job, index: int, work: Path) -> Path:
+        spec = job.inputs[index]
+        if spec.url:
+            assert self._client is not None
+            target = work / f"input-{index}"
+            await download(self._client, spec.url, target, self._limits)
+            return target
+        try:
+            await self._content.readable(job.owner, spec.content_id)
+            rel = clean_path(spec.path, "path", root_slash=True)
+            return await self._content.existing_file(spec.content_id, rel)
+        except Exception as error:  # the file can vanish between CreateJob and the run
+            raise JobFailure("INPUT_NOT_FOUND", f"inputs[{index}]: {error}") from None
+
+    async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
+                        out_dir: Path) -> list[tuple[Path, Result]]:
+        preset = StemPreset(int(output.method))
+        outcome = await self._pool.run(Task(
+            job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
+            method=int(preset), fmt=self._settings.output_format.value,
+            max_seconds=self._settings.max_seconds, max_bytes=self._settings.max_bytes,
+            abort_file=self._abort_file(job.id)))
+        if outcome.error_code:
+            raise JobFailure(outcome.error_code, f"inputs[{selector}]: {outcome.error_message}")
+        return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}"))
+                for stem, path in outcome.stems.items()]
+
+    async def _deliver(self, output: OutputSpec, results: list[tuple[Path, Result]]
+                       ) -> OutputSpec:
+        destination = clean_path(output.destination, "destination", root_slash=True)
+        for path, result in results:
+            await self._content.place(output.content_id, destination, result.file_name, path)
+        return OutputSpec(output.content_id, output.destination, output.selectors,
+                          output.method, tuple(r for _, r in results))

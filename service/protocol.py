@@ -1,0 +1,287 @@
+"""The job protocol's messages: enums, parsed requests, and the Job as sent on the wire."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, NotRequired, TypedDict
+from urllib.parse import urlsplit
+
+from separation import Tone
+from service.errors import InvalidParameter
+
+MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
+MAX_ITEMS = 16  # inputs and outputs per job; the original sets no bound, a server must
+
+
+class State(enum.IntEnum):
+    SUBMITTED = 1
+    PROCESSING = 2
+    COMPLETED = 3
+    ERROR = 4
+    CANCELED = 5
+
+    @property
+    def final(self) -> bool:
+        return self >= State.COMPLETED
+
+
+class Method(enum.IntEnum):
+    """MusicSeperateOption; the values equal `separation.StemPreset`."""
+
+    TWO_STEMS = 1
+    FOUR_STEMS = 2
+    FIVE_STEMS = 3
+
+
+__all__ = ["Job", "Method", "State", "Tone"]
+
+
+class SourceWire(TypedDict):
+    contentId: str
+    path: str
+
+
+class InputWire(TypedDict, total=False):
+    url: str
+    source: SourceWire
+
+
+class ResultWire(TypedDict):
+    tone: int
+    fileName: str
+
+
+class OutputWire(TypedDict):
+    contentId: str
+    destination: str
+    inputSelectors: list[int]
+    smartContentDescriptor: dict[str, dict[str, int]]
+    smartContentResult: NotRequired[dict[str, list[ResultWire]]]
+
+
+class TimingWire(TypedDict):
+    createdAt: str
+    startedAt: str
+    completedAt: str
+
+
+class CallbackStatusWire(TypedDict):
+    state: str
+    attempts: int
+    lastError: str
+
+
+class JobWire(TypedDict):
+    id: str
+    state: int
+    customId: str
+    callback: str
+    inputs: list[InputWire]
+    outputs: list[OutputWire]
+    timing: TimingWire
+    progress: NotRequired[int]
+    errorCode: NotRequired[str]
+    errorMessage: NotRequired[str]
+    callbackStatus: NotRequired[CallbackStatusWire]
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """Exactly one of `url` or (`content_id`, `path`)."""
+
+    url: str = ""
+    content_id: str = ""
+    path: str = ""
+
+    def wire(self) -> InputWire:
+        if self.url:
+            return {"url": self.url}
+        return {"source": {"contentId": self.content_id, "path": self.path}}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    tone: Tone
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    content_id: str
+    destination: str
+    selectors: tuple[int, ...]
+    method: Method
+    results: tuple[Result, ...] | None = None
+
+    def wire(self) -> OutputWire:
+        out: OutputWire = {
+            "contentId": self.content_id,
+            "destination": self.destination,
+            "inputSelectors": list(self.selectors),
+            "smartContentDescriptor": {"musicSeperate": {"method": int(self.method)}},
+        }
+        if self.results is not None:
+            out["smartContentResult"] = {"musicSeperate": [
+                {"tone": int(r.tone), "fileName": r.file_name} for r in self.results
+            ]}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A validated createJobRequest."""
+
+    custom_id: str
+    callback: str
+    timeout: int
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored; `wire()` renders the protocol's Job structure."""
+
+    id: str
+    owner: str
+    custom_id: str
+    callback: str
+    state: State
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    created_at: int
+    deadline: int
+    started_at: int = 0
+    completed_at: int = 0
+    attempt: int = 0
+    restarts: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    callback_state: str = "NONE"
+    callback_attempts: int = 0
+    callback_error: str = ""
+    progress: int = field(default=0, compare=False)
+
+    def wire(self) -> JobWire:
+        job: JobWire = {
+            "id": self.id,
+            "state": int(self.state),
+            "customId": self.custom_id,
+            "callback": self.callback,
+            "inputs": [i.wire() for i in self.inputs],
+            "outputs": [o.wire() for o in self.outputs],
+            "timing": {
+                "createdAt": str(self.created_at),
+                "startedAt": str(self.started_at),
+                "completedAt": str(self.completed_at),
+            },
+        }
+        if self.state is State.PROCESSING:
+            job["progress"] = self.progress
+        elif self.state is State.COMPLETED:
+            job["progress"] = 100
+        if self.state is State.ERROR:
+            job["errorCode"] = self.error_code
+            job["errorMessage"] = self.error_message
+        if self.callback:
+            job["callbackStatus"] = {"state": self.callback_state,
+                                     "attempts": self.callback_attempts,
+                                     "lastError": self.callback_error}
+        return job
+
+
+# --- request parsing: every check names the field it refuses ------------------------------
+
+
+def obj(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{name} must be an object")
+    return value
+
+
+def string(body: dict[str, Any], key: str, name: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if value is None:
+        raise InvalidParameter(f"{name} is required")
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{name} must be a string")
+    return value
+
+
+def integer(body: dict[str, Any], key: str, name: str, default: int) -> int:
+    value = body.get(key, default)
+    # bool is an int in Python but never a valid protocol integer
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidParameter(f"{name} must be an integer")
+    return value
+
+
+def items(body: dict[str, Any], key: str, name: str) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list) or not value:
+        raise InvalidParameter(f"{name} must be a non-empty array")
+    if len(value) > MAX_ITEMS:
+        raise InvalidParameter(f"{name} has more than {MAX_ITEMS} items")
+    return value
+
+
+def http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter(f"{name} must be an http or https URL")
+    return value
+
+
+def parse_input(raw: Any, name: str) -> InputSpec:
+    body = obj(raw, name)
+    has_url, has_source = "url" in body, "source" in body
+    if has_url == has_source:
+        raise InvalidParameter(f"{name} needs exactly one of url or source")
+    if has_url:
+        return InputSpec(url=http_url(string(body, "url", f"{name}.url"), f"{name}.url"))
+    source = obj(body["source"], f"{name}.source")
+    return InputSpec(content_id=string(source, "contentId", f"{name}.source.contentId"),
+                     path=string(source, "path", f"{name}.source.path"))
+
+
+def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
+    body = obj(raw, name)
+    selectors = items(body, "inputSelectors", f"{name}.inputSelectors")
+    for index, selector in enumerate(selectors):
+        if not isinstance(selector, int) or isinstance(selector, bool):
+            raise InvalidParameter(f"{name}.inputSelectors[{index}] must be an integer")
+        if not 0 <= selector < input_count:
+            raise InvalidParameter(
+                f"{name}.inputSelectors[{index}] is {selector}: inputs are 0..{input_count - 1}")
+    descriptor = obj(body.get("smartContentDescriptor"), f"{name}.smartContentDescriptor")
+    separate = obj(descriptor.get("musicSeperate"), f"{name}.smartContentDescriptor.musicSeperate")
+    method_name = f"{name}.smartContentDescriptor.musicSeperate.method"
+    method = integer(separate, "method", method_name, 0)
+    if method not in {m.value for m in Method}:
+        raise InvalidParameter(f"{method_name} must be 1, 2 or 3")
+    return OutputSpec(
+        content_id=string(body, "contentId", f"{name}.contentId", ""),
+        destination=string(body, "destination", f"{name}.destination", "/") or "/",
+        selectors=tuple(selectors),
+        method=Method(method),
+    )
+
+
+def parse_create(raw: Any, default_timeout: int) -> JobRequest:
+    """Validate a createJobRequest; raises InvalidParameter naming the first bad field."""
+    body = obj(raw, "createJobRequest")
+    custom_id = string(body, "customId", "customId", "")
+    if len(custom_id) >= MAX_CUSTOM_ID:
+        raise InvalidParameter(f"customId must be fewer than {MAX_CUSTOM_ID} characters")
+    callback = string(body, "callback", "callback", "")
+    if callback:
+        http_url(callback, "callback")
+    timeout = integer(body, "timeout", "timeout", 0)
+    if timeout < 0:
+        raise InvalidParameter("timeout must not be negative")
+    inputs = tuple(parse_input(r, f"inputs[{i}]")
+                   for i, r in enumerate(items(body, "inputs", "inputs")))
+    outputs = tuple(parse_output(r, f"outputs[{i}]", len(inputs))
+                    for i, r in enumerate(items(body, "outputs", "outputs")))
+    return JobRequest(custom_id, callback, timeout or default_timeout, inputs, outputs)

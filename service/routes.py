@@ -1,0 +1,231 @@
+"""HTTP handlers: the protocol endpoint, content repositories, the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from service.auth import authenticate, basic_credentials, check_link, sign_link
+from service.content import check_content_id, clean_path
+from service.errors import (
+    ApiError,
+    ContentForbidden,
+    ContentNotFound,
+    InvalidJson,
+    InvalidParameter,
+    JobNotFound,
+    UnknownAction,
+)
+from service.fetch import check_url
+from service.protocol import OutputSpec, integer, obj, parse_create, string
+from service.state import SERVICE, Service
+from service.store import Key, now_ms
+
+# (service, caller, body, base URL the caller used) -> the <action>Response part
+Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
+MAX_LINK_TTL = 365 * 24 * 3600
+
+routes = web.RouteTableDef()
+
+
+def request_id(request: web.Request) -> str:
+    """One UUID per request, shared by the answer and any error."""
+    rid: str | None = request.get("request_id")
+    if rid is None:
+        rid = request["request_id"] = str(uuid.uuid4())
+    return rid
+
+
+def answer(request: web.Request, body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response({"requestId": request_id(request), **body}, status=status)
+
+
+# --- POST /release/job ------------------------------------------------------------------
+
+
+@routes.post("/release/job")
+async def release_job(request: web.Request) -> web.Response:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJson("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidJson("the body must be a JSON object")
+    action = body.get("action")
+    handler = ACTIONS.get(action) if isinstance(action, str) else None
+    if handler is None:
+        known = ", ".join(ACTIONS)
+        raise UnknownAction(f"action must be one of {known}, not {action!r}")
+    service = request.app[SERVICE]
+    key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
+    base = service.settings.public_url.rstrip("/") or str(request.url.origin())
+    return answer(request, await handler(service, key, body, base))
+
+
+def section(body: dict[str, Any], name: str) -> dict[str, Any]:
+    if name not in body:
+        raise InvalidParameter(f"{name} is required")
+    return obj(body[name], name)
+
+
+async def create_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    """Validate everything first, then claim repositories and store the job."""
+    request = parse_create(section(body, "createJobRequest"), service.settings.default_timeout)
+    for index, spec in enumerate(request.inputs):
+        if spec.url:
+            await check_url(spec.url, service.fetch_limits, f"inputs[{index}].url")
+        else:
+            await service.content.readable(key.secret_id, spec.content_id)
+            rel = clean_path(spec.path, f"inputs[{index}].source.path", root_slash=True)
+            await service.content.existing_file(spec.content_id, rel)
+    outputs = []
+    for index, output in enumerate(request.outputs):
+        content_id = output.content_id or key.default_content
+        check_content_id(content_id, f"outputs[{index}].contentId")
+        clean_path(output.destination, f"outputs[{index}].destination", root_slash=True)
+        owner = await service.store.repo_owner(content_id)
+        if owner not in (None, key.secret_id):
+            raise ContentForbidden(f"outputs[{index}].contentId belongs to another key")
+        outputs.append(OutputSpec(content_id, output.destination, output.selectors,
+                                  output.method))
+    for output in outputs:
+        await service.content.writable(key.secret_id, output.content_id)
+    job = await service.runner.submit(key.secret_id, request, tuple(outputs))
+    return {"createJobResponse": {"job": job.wire()}}
+
+
+async def get_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    job_id = string(section(body, "getJobRequest"), "id", "getJobRequest.id")
+    job = await service.store.job(job_id, key.secret_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    return {"getJobResponse": {"job": service.runner.with_progress(job).wire()}}
+
+
+async def list_jobs(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    custom_id = string(section(body, "listJobsRequest"), "customId", "listJobsRequest.customId")
+    jobs = await service.store.jobs_by_custom_id(key.secret_id, custom_id)
+    return {"listJobsResponse": {"jobs": [service.runner.with_progress(j).wire() for j in jobs],
+                                 "total": len(jobs)}}
+
+
+async def cancel_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    job_id = string(section(body, "cancelJobRequest"), "id", "cancelJobRequest.id")
+    job = await service.store.job(job_id, key.secret_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    job = await service.runner.cancel(job)
+    return {"cancelJobResponse": {"job": service.runner.with_progress(job).wire()}}
+
+
+async def create_link(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    fields = section(body, "createLinkRequest")
+    content_id = string(fields, "contentId", "createLinkRequest.contentId")
+    rel = clean_path(string(fields, "path", "createLinkRequest.path"),
+                     "createLinkRequest.path", root_slash=True)
+    ttl = integer(fields, "expiresIn", "createLinkRequest.expiresIn", service.settings.link_ttl)
+    if not 0 < ttl <= MAX_LINK_TTL:
+        raise InvalidParameter(f"createLinkRequest.expiresIn must be 1..{MAX_LINK_TTL} seconds")
+    await service.content.readable(key.secret_id, content_id)
+    await service.content.existing_file(content_id, rel)
+    url, expires = sign_link(service.link_secret, base, content_id, rel, ttl)
+    return {"createLinkResponse": {"url": url, "expiresAt": str(expires * 1000)}}
+
+
+ACTIONS: dict[str, Action] = {
+    "CreateJob": create_job,
+    "GetJob": get_job,
+    "ListJobs": list_jobs,
+    "CancelJob": cancel_job,
+    "CreateLink": create_link,
+}
+
+
+# --- content repositories ---------------------------------------------------------------
+
+
+async def basic_key(request: web.Request) -> Key:
+    secret_id, secret_key = basic_credentials(request.headers.get("Authorization"))
+    return await authenticate(request.app[SERVICE].store, secret_id, secret_key)
+
+
+def content_target(request: web.Request) -> tuple[str, str]:
+    content_id = check_content_id(request.match_info["content_id"])
+    return content_id, clean_path(request.match_info["path"], "path", root_slash=False)
+
+
+@routes.put("/content/{content_id}/{path:.*}")
+async def put_content(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    key = await basic_key(request)
+    content_id, rel = content_target(request)
+    await service.content.writable(key.secret_id, content_id)
+    size = await service.content.save(content_id, rel, request.content.iter_chunked(1 << 16))
+    return answer(request, {"content": {"contentId": content_id, "path": rel, "size": size}},
+                  status=201)
+
+
+@routes.get("/content/{content_id}/{path:.*}")
+async def get_content(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    content_id, rel = content_target(request)
+    if "signature" in request.query:
+        check_link(service.link_secret, content_id, rel, request.query.get("expires", ""),
+                   request.query["signature"])
+        owner = await service.store.repo_owner(content_id)
+        # A revoked key's links die with it.
+        if owner is None or await service.store.key(owner) is None:
+            raise ContentNotFound(f"no repository {content_id!r}")
+    else:
+        key = await basic_key(request)
+        await service.content.readable(key.secret_id, content_id)
+    path = await service.content.existing_file(content_id, rel)
+    return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
+
+
+# --- the document and liveness ---------------------------------------------------------
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[SERVICE].openapi, content_type="application/json")
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return answer(request, {"status": "ok", "time": str(now_ms())})
+
+
+@web.middleware
+async def errors(request: web.Request,
+                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                 ) -> web.StreamResponse:
+    """Every error, ours or aiohttp's (404, 405, 413), in the one documented shape."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(request, error.status, error.code, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                413: "PAYLOAD_TOO_LARGE"}.get(error.status, "HTTP_ERROR")
+        return error_response(request, error.status, code, error.reason)
+
+
+def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    return answer(request, {"error": {"code": code, "message": message}}, status=status)

@@ -1,0 +1,88 @@
+"""Service settings from the environment (and `.env`, loaded by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from separation import OutputFormat, model_files, parse_format
+from stembot.settings import env_bool, env_float, env_int
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the job service reads; `with_changes` gives tests a variant."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    data_dir: Path = Path("data")
+    model_dir: Path | None = None
+    workers: int = 1
+    worker_threads: int | None = None
+    max_seconds: float = 15 * 60
+    max_bytes: int = 500 * 1024 * 1024
+    output_format: OutputFormat = OutputFormat.WAV
+    default_timeout: int = 3600
+    max_restarts: int = 3
+    fetch_timeout: float = 120.0
+    fetch_max_redirects: int = 5
+    allow_private_networks: bool = False
+    callback_attempts: int = 6
+    callback_backoff: float = 2.0
+    callback_timeout: float = 10.0
+    link_ttl: int = 7 * 24 * 3600
+    link_secret: str = ""
+    sweep_interval: float = 0.5
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        model_dir = os.environ.get("STEMBOT_MODEL_DIR")
+        threads = env_int("STEMBOT_WORKER_THREADS", 0)
+        return cls(
+            host=os.environ.get("STEMBOT_HOST") or cls.host,
+            port=env_int("STEMBOT_PORT", cls.port),
+            public_url=os.environ.get("STEMBOT_PUBLIC_URL", ""),
+            data_dir=Path(os.environ.get("STEMBOT_DATA_DIR") or "data"),
+            model_dir=Path(model_dir) if model_dir else None,
+            workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
+            worker_threads=threads or None,
+            max_seconds=env_float("STEMBOT_MAX_SECONDS", cls.max_seconds),
+            max_bytes=env_int("STEMBOT_MAX_BYTES", cls.max_bytes),
+            output_format=parse_format(os.environ.get("STEMBOT_OUTPUT_FORMAT") or "wav"),
+            default_timeout=env_int("STEMBOT_JOB_TIMEOUT", cls.default_timeout),
+            max_restarts=env_int("STEMBOT_MAX_RESTARTS", cls.max_restarts),
+            fetch_timeout=env_float("STEMBOT_FETCH_TIMEOUT", cls.fetch_timeout),
+            fetch_max_redirects=env_int("STEMBOT_FETCH_MAX_REDIRECTS", cls.fetch_max_redirects),
+            allow_private_networks=env_bool("STEMBOT_ALLOW_PRIVATE_NETWORKS", False),
+            callback_attempts=max(1, env_int("STEMBOT_CALLBACK_ATTEMPTS", cls.callback_attempts)),
+            callback_backoff=env_float("STEMBOT_CALLBACK_BACKOFF", cls.callback_backoff),
+            callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),
+            link_ttl=env_int("STEMBOT_LINK_TTL", cls.link_ttl),
+            link_secret=os.environ.get("STEMBOT_LINK_SECRET", ""),
+        )
+
+    def with_changes(self, **changes: object) -> ServiceSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the service; signed links start with it."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def models(self) -> Path:
+        return self.model_dir or model_files.model_dir()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "service.sqlite3"
+
+    @property
+    def content_dir(self) -> Path:
+        return self.data_dir / "content"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"

@@ -1,0 +1,29 @@
+"""What the handlers share: the settings and the running parts of one service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from service.callbacks import Callbacks
+from service.content import ContentStore
+from service.fetch import FetchLimits
+from service.jobs import JobRunner
+from service.settings import ServiceSettings
+from service.store import Store
+
+
+@dataclass(slots=True)
+class Service:
+    settings: ServiceSettings
+    store: Store
+    content: ContentStore
+    callbacks: Callbacks
+    runner: JobRunner
+    fetch_limits: FetchLimits
+    link_secret: bytes
+    openapi: str
+
+
+SERVICE = web.AppKey("service", Service)

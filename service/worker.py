@@ -1,0 +1,144 @@
+"""Separation outside the event loop: a process pool, the model loaded once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.queues
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias
+
+from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
+from separation.errors import (
+    AudioDecodeError,
+    AudioTooLargeError,
+    AudioTooLongError,
+    EmptyAudioError,
+    ModelNotInstalledError,
+)
+
+# (job id, attempt, chunks done, chunks total) from a worker to the server
+ProgressMessage = tuple[str, int, int, int]
+ProgressQueue: TypeAlias = "multiprocessing.queues.Queue[ProgressMessage | None]"
+
+_ERROR_CODES: dict[type[SeparationError], str] = {
+    AudioDecodeError: "INVALID_AUDIO",
+    EmptyAudioError: "EMPTY_AUDIO",
+    AudioTooLongError: "AUDIO_TOO_LONG",
+    AudioTooLargeError: "AUDIO_TOO_LARGE",
+    ModelNotInstalledError: "MODEL_NOT_INSTALLED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One input separated for one output; plain data so it pickles to the worker."""
+
+    job_id: str
+    attempt: int
+    source: Path
+    out_dir: Path
+    method: int
+    fmt: str
+    max_seconds: float
+    max_bytes: int
+    abort_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Stem name to file, or an error code and message; exceptions stay in the worker."""
+
+    stems: dict[str, Path]
+    error_code: str = ""
+    error_message: str = ""
+
+
+class Aborted(Exception):
+    """The server wrote the job's abort file: canceled, timed out or shutting down."""
+
+
+_separator: Separator | None = None
+_progress: ProgressQueue | None = None
+
+
+def _init(model_dir: Path, threads: int | None, progress: ProgressQueue) -> None:
+    """Runs once in each worker process: load the model, keep the progress queue."""
+    global _separator, _progress
+    _separator = Separator(model_dir, threads)
+    _progress = progress
+
+
+def run_task(task: Task) -> Outcome:
+    """The worker's job: separate, reporting progress, stopping at the next chunk if aborted."""
+    assert _separator is not None, "worker not initialised"
+
+    def progress(done: int, total: int) -> None:
+        if task.abort_file.exists():
+            raise Aborted(task.job_id)
+        if _progress is not None:
+            _progress.put((task.job_id, task.attempt, done, total))
+
+    try:
+        stems = _separator.separate_file(
+            task.source, task.out_dir, StemPreset(task.method), OutputFormat(task.fmt),
+            limits=Limits(max_seconds=task.max_seconds, max_bytes=task.max_bytes),
+            progress=progress,
+        )
+    except Aborted:
+        return Outcome({}, "ABORTED", "the job was stopped")
+    except SeparationError as error:
+        # The engine names the file; here it is a server path the caller must not see.
+        message = str(error).replace(str(task.source), "the file")
+        message = message.replace(task.source.name, "the file")
+        return Outcome({}, _ERROR_CODES.get(type(error), "SEPARATION_FAILED"), message)
+    return Outcome(stems)
+
+
+class WorkerPool:
+    """The process pool and the thread that relays worker progress into the event loop."""
+
+    def __init__(self, model_dir: Path, workers: int, threads: int | None,
+                 on_progress: Callable[[ProgressMessage], None]) -> None:
+        self._context = multiprocessing.get_context("spawn")  # no forked event-loop state
+        self._queue: ProgressQueue = self._context.Queue()
+        self._args = (model_dir, threads, self._queue)
+        self._workers = workers
+        self._on_progress = on_progress
+        self._pool = self._new_pool()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._relay: threading.Thread | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self._workers, mp_context=self._context,
+                                   initializer=_init, initargs=self._args)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._relay = threading.Thread(target=self._relay_progress, name="progress", daemon=True)
+        self._relay.start()
+
+    def _relay_progress(self) -> None:
+        while (message := self._queue.get()) is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._on_progress, message)
+
+    async def run(self, task: Task) -> Outcome:
+        """Separate in a worker; a crashed worker fails this task and gets a fresh pool."""
+        try:
+            return await asyncio.wrap_future(self._pool.submit(run_task, task))
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return Outcome({}, "WORKER_CRASHED", "the separation worker stopped unexpectedly")
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.put(None)
+        if self._relay is not None:
+            await asyncio.to_thread(self._relay.join, 5)
