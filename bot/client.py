@@ -1,0 +1,87 @@
+"""The bot: discord.py client, its database, the job API client and the callback listener."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from bot.delivery import Delivery
+from bot.jobapi import JobApi
+from bot.settings import BotSettings
+from bot.status import StatusMessages
+from bot.tracker import JobTracker
+from bot.webhook import CallbackListener
+from storage import Database, JobStore, LimitStore
+
+log = logging.getLogger(__name__)
+
+COGS = ("cogs.separate", "cogs.job", "cogs.jobs")
+
+
+class StemBot(commands.Bot):
+    """Slash commands only; `services=False` loads just the commands (for `stembot sync`)."""
+
+    db: Database
+    jobs: JobStore
+    limits: LimitStore
+    session: aiohttp.ClientSession
+    api: JobApi
+    delivery: Delivery
+    statuses: StatusMessages
+    tracker: JobTracker
+    listener: CallbackListener
+
+    def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
+        # No privileged intents: slash commands need only the guilds intent.
+        super().__init__(command_prefix=commands.when_mentioned,
+                         intents=discord.Intents.default(), help_command=None)
+        self.settings = settings
+        self._services = services
+        self._reconcile_task: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        for name in COGS:
+            await self.load_extension(name)
+        if self._services:
+            await self._start_services()
+
+    async def _start_services(self) -> None:
+        settings = self.settings
+        await asyncio.to_thread(settings.work_dir.mkdir, parents=True, exist_ok=True)
+        self.db = await Database.open(settings.db_path)
+        self.jobs = JobStore(self.db)
+        self.limits = LimitStore(self.db, settings.limits)
+        self.session = aiohttp.ClientSession()
+        self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key)
+        self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)
+        self.statuses = StatusMessages(self)
+        self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
+                                  settings.callback_base, settings.job_timeout)
+        self.listener = CallbackListener(self.jobs, settings.secret_key, self.tracker.on_callback)
+        await self.listener.start(settings.listen_host, settings.listen_port)
+        if not settings.public_url and settings.listen_port == 0:
+            # Port 0 (tests) picks a free port: the callback URLs must name the real one.
+            self.tracker.callback_base = (
+                f"http://{settings.listen_host}:{self.listener.port}/callbacks/")
+        self._reconcile_task = asyncio.create_task(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        # Guilds (and their upload limits) are known only once the gateway is ready.
+        await self.wait_until_ready()
+        count = await self.tracker.reconcile()
+        if count:
+            log.info("following %d job(s) that were unfinished at the last stop", count)
+
+    async def close(self) -> None:
+        if self._services and hasattr(self, "tracker"):
+            if self._reconcile_task is not None:
+                self._reconcile_task.cancel()
+            await self.listener.stop()
+            await self.tracker.close()
+            await self.session.close()
+            await self.db.close()
+        await super().close()

@@ -1,0 +1,111 @@
+"""Post a finished job's stems in its thread: one message per stem, then a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+
+from bot.fit import encode_to_fit
+from bot.jobapi import ApiError, Job, JobApi, StemFile
+from bot.messages import elapsed, headline, stems_of
+from separation import TONES, OutputFormat
+from storage import DeliveredStem, JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+# Discord's per-message cap, whatever the guild's boosts allow per file.
+MESSAGE_LIMIT = 25 * MIB
+# Without boosts a guild takes 10 MiB; used when the guild is not in the cache.
+DEFAULT_LIMIT = 10 * MIB
+# Room for the multipart envelope around the file.
+ENVELOPE = 64 * 1024
+SUMMARY = "summary"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    attached: tuple[str, ...]
+    linked: tuple[str, ...]
+
+
+class Delivery:
+    """Downloads stems from the service, fits them to the guild's limit, posts them once."""
+
+    def __init__(self, client: discord.Client, api: JobApi, jobs: JobStore, work_dir: Path):
+        self._client = client
+        self._api = api
+        self._jobs = jobs
+        self._work_dir = work_dir
+
+    def upload_limit(self, guild_id: int) -> int:
+        guild = self._client.get_guild(guild_id)
+        limit = guild.filesize_limit if guild else DEFAULT_LIMIT
+        return min(limit, MESSAGE_LIMIT) - ENVELOPE
+
+    def destination(self, record: JobRecord) -> discord.PartialMessageable:
+        """The thread when there is one, else the channel of the command."""
+        channel_id = record.thread_id or record.channel_id
+        return self._client.get_partial_messageable(channel_id, guild_id=record.guild_id)
+
+    async def deliver(self, record: JobRecord, job: Job) -> Delivered:
+        """Post every stem not yet posted, then the summary; safe to call again after a crash."""
+        done = await self._jobs.delivered(record.id)
+        by_stem = {stem: f for f in job.results for stem, tone in TONES.items() if tone == f.tone}
+        missing = [stem for stem in stems_of(record) if stem not in by_stem]
+        if missing:
+            raise ApiError(f"the service returned no file for {', '.join(missing)}")
+        target = self.destination(record)
+        limit = self.upload_limit(record.guild_id)
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self._work_dir))
+        try:
+            for stem in stems_of(record):
+                if stem not in done:
+                    done[stem] = await self._post_stem(record, stem, by_stem[stem], target,
+                                                       limit, folder)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        result = Delivered(
+            attached=tuple(s for s in stems_of(record) if done[s].link is None),
+            linked=tuple(s for s in stems_of(record) if done[s].link is not None),
+        )
+        if SUMMARY not in done:
+            message = await target.send(summary(record, result, done))
+            await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
+        return result
+
+    async def _post_stem(
+        self, record: JobRecord, stem: str, source: StemFile,
+        target: discord.PartialMessageable, limit: int, folder: Path,
+    ) -> DeliveredStem:
+        fmt = OutputFormat(record.format)
+        raw = await self._api.download(source, folder / f"{stem}.source", max_bytes=1 << 34)
+        name = f"{record.track_name} - {stem}.{fmt.extension}"
+        fitted = await asyncio.to_thread(encode_to_fit, raw, folder / name, fmt, limit)
+        if fitted is not None:
+            message = await target.send(f"**{stem}**", file=discord.File(fitted, filename=name))
+            await self._jobs.mark_delivered(record.id, stem, message.id, None)
+            return DeliveredStem(stem, message.id, None)
+        link, expires = await self._api.share_link(source)
+        message = await target.send(
+            f"**{stem}**: too large for this server's {limit // MIB} MiB upload limit even"
+            f" after encoding; download it here (link valid until <t:{expires}:f>): {link}"
+        )
+        await self._jobs.mark_delivered(record.id, stem, message.id, link)
+        return DeliveredStem(stem, message.id, link)
+
+
+def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:
+    lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
+             f" ({elapsed(record)})."]
+    if result.attached:
+        lines.append(f"attached above: {', '.join(result.attached)}")
+    for stem in result.linked:
+        lines.append(f"{stem} (as a link, too large to attach): {done[stem].link}")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Check a member's input before submitting it: is it audio, and within the guild's limits?"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import av
+import av.error
+
+from storage import GuildLimits
+
+MIB = 1024 * 1024
+_UNSAFE = re.compile(r"[^\w\-. ()\[\]]+")
+
+
+class InputRefusedError(Exception):
+    """The input cannot be separated; the message is one line for the member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    seconds: float
+    size: int
+
+
+def track_name(url: str, filename: str | None = None) -> str:
+    """A file-name-safe track name from an attachment name or the link's last path part."""
+    raw = filename or unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "track"
+    stem = raw.rsplit(".", 1)[0] if "." in raw else raw
+    return _UNSAFE.sub("_", stem).strip(" ._")[:80] or "track"
+
+
+async def probe(session: aiohttp.ClientSession, url: str, limits: GuildLimits,
+                work_dir: Path) -> Probe:
+    """Download the input (within the size limit) and read its duration; refuse clearly.
+
+    `work_dir` must exist; the download is deleted before returning.
+    """
+    max_bytes = limits.max_mib * MIB if limits.max_mib else None
+    with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".input") as handle:
+        size = await _download(session, url, Path(handle.name), max_bytes)
+        seconds = await asyncio.to_thread(_duration, Path(handle.name))
+    if limits.max_seconds and seconds > limits.max_seconds:
+        raise InputRefusedError(
+            f"the track is {_clock(seconds)} long; this server allows at most"
+            f" {_clock(limits.max_seconds)}"
+        )
+    return Probe(seconds, size)
+
+
+async def _download(
+    session: aiohttp.ClientSession, url: str, target: Path, max_bytes: int | None
+) -> int:
+    timeout = aiohttp.ClientTimeout(total=120)
+    try:
+        async with session.get(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise InputRefusedError(f"the link answered HTTP {response.status}, not a file")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if kind.startswith("text/"):
+                raise InputRefusedError(
+                    f"the link is a web page ({kind}), not an audio file: link the file itself"
+                )
+            _check_size(response.content_length, max_bytes)
+            written = 0
+            with target.open("wb") as out:
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    written += len(chunk)
+                    _check_size(written, max_bytes)
+                    out.write(chunk)
+            return written
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise InputRefusedError(f"could not download the link ({error or 'timed out'})") from None
+
+
+def _check_size(size: int | None, max_bytes: int | None) -> None:
+    if size is not None and max_bytes is not None and size > max_bytes:
+        raise InputRefusedError(
+            f"the file is over this server's {max_bytes // MIB} MiB limit"
+        )
+
+
+def _duration(path: Path) -> float:
+    """Seconds of audio in `path`; decodes only when the container does not say."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InputRefusedError("the file has no audio in it")
+            if container.duration:
+                return float(container.duration) / 1_000_000
+            stream = container.streams.audio[0]
+            last = 0.0
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    last = float(frame.time) + frame.samples / (frame.sample_rate or 1)
+            return last
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        raise InputRefusedError("that is not an audio file (it cannot be decoded)") from None
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"

@@ -1,0 +1,75 @@
+"""Bot settings from the environment (and `.env`, loaded by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stembot.settings import env_int
+from storage import GuildLimits
+
+
+def _optional_id(name: str) -> int | None:
+    value = env_int(name, 0)
+    return value or None
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """Everything the Discord bot reads; `with_changes` gives tests a variant."""
+
+    token: str = ""
+    dev_guild_id: int | None = None
+    api_url: str = "http://127.0.0.1:8080/release/job"
+    secret_id: str = ""
+    secret_key: str = ""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8081
+    public_url: str = ""
+    data_dir: Path = Path("data")
+    job_timeout: int = 3600
+    limits: GuildLimits = field(default_factory=GuildLimits)
+
+    @classmethod
+    def from_env(cls) -> BotSettings:
+        defaults, limits = cls(), GuildLimits()
+        return cls(
+            token=os.environ.get("DISCORD_TOKEN", "").strip(),
+            dev_guild_id=_optional_id("DISCORD_DEV_GUILD_ID"),
+            api_url=os.environ.get("BOT_API_URL") or defaults.api_url,
+            secret_id=os.environ.get("BOT_SECRET_ID", "").strip(),
+            secret_key=os.environ.get("BOT_SECRET_KEY", "").strip(),
+            listen_host=os.environ.get("BOT_LISTEN_HOST") or defaults.listen_host,
+            listen_port=env_int("BOT_LISTEN_PORT", defaults.listen_port),
+            public_url=os.environ.get("BOT_PUBLIC_URL", "").strip(),
+            data_dir=Path(
+                os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
+            ),
+            job_timeout=env_int("BOT_JOB_TIMEOUT", defaults.job_timeout),
+            limits=GuildLimits(
+                max_concurrent=env_int("BOT_MAX_CONCURRENT", limits.max_concurrent),
+                daily_quota=env_int("BOT_DAILY_QUOTA", limits.daily_quota),
+                cooldown_seconds=env_int("BOT_COOLDOWN_SECONDS", limits.cooldown_seconds),
+                max_seconds=env_int("BOT_MAX_SECONDS", limits.max_seconds),
+                max_mib=env_int("BOT_MAX_MIB", limits.max_mib),
+                moderator_role_id=_optional_id("BOT_MODERATOR_ROLE_ID"),
+            ),
+        )
+
+    def with_changes(self, **changes: object) -> BotSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def callback_base(self) -> str:
+        """Where the job service reaches the listener; the per-job token is appended."""
+        base = self.public_url or f"http://{self.listen_host}:{self.listen_port}"
+        return base.rstrip("/") + "/callbacks/"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "bot.sqlite3"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "bot-work"

@@ -1,0 +1,182 @@
+"""Follow each job from submission to delivery: callbacks when they come, polling always."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import discord
+
+from bot.delivery import Delivery
+from bot.jobapi import ApiError, Job, JobApi, Method, ServiceUnreachableError, State
+from bot.status import StatusMessages
+from storage import JobRecord, JobState, JobStore
+
+log = logging.getLogger(__name__)
+
+POLL_MIN = 2.0
+POLL_MAX = 30.0
+RETRY_MAX = 60.0
+
+
+class JobTracker:
+    """One follower task per unfinished job; finishing is locked, so it happens once."""
+
+    def __init__(
+        self, api: JobApi, jobs: JobStore, delivery: Delivery, status: StatusMessages,
+        callback_base: str, job_timeout: int,
+    ) -> None:
+        self._api = api
+        self._jobs = jobs
+        self._delivery = delivery
+        self._status = status
+        self.callback_base = callback_base
+        self._job_timeout = job_timeout
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._wake: dict[int, asyncio.Event] = {}
+        self._pushed: dict[int, Job] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def submit(self, record: JobRecord) -> JobRecord:
+        """CreateJob for the record; on refusal the record fails and the error is raised."""
+        try:
+            job = await self._api.create_job(
+                record.input_url, _method(record.stems), custom_id=record.custom_id,
+                callback=self.callback_base + record.callback_token,
+                timeout_s=self._job_timeout,
+            )
+        except ApiError as error:
+            await self.fail(record, f"the separation service refused the job: {error}"
+                             if not isinstance(error, ServiceUnreachableError) else str(error))
+            raise
+        return await self._jobs.update(record.id, service_job_id=job.id, state=JobState.QUEUED)
+
+    def follow(self, record_id: int) -> None:
+        task = self._tasks.get(record_id)
+        if task is None or task.done():
+            self._wake.setdefault(record_id, asyncio.Event())
+            self._tasks[record_id] = asyncio.create_task(self._follow(record_id))
+
+    async def on_callback(self, record: JobRecord, job: Job) -> None:
+        """A verified callback: wake the follower (or start one, e.g. just after a restart)."""
+        self._pushed[record.id] = job
+        self.follow(record.id)
+        self._wake[record.id].set()
+
+    async def reconcile(self) -> int:
+        """Follow every job that was not final when the bot stopped; return how many."""
+        records = await self._jobs.unfinished()
+        for record in records:
+            self.follow(record.id)
+        return len(records)
+
+    async def wait(self, record_id: int) -> None:
+        """Until the job's follower ends (tests and shutdown)."""
+        task = self._tasks.get(record_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _follow(self, record_id: int) -> None:
+        delay = POLL_MIN
+        while True:
+            record = await self._jobs.require(record_id)
+            if record.state.final:
+                return
+            try:
+                job = self._pushed.pop(record_id, None) or await self._poll(record)
+            except ServiceUnreachableError as error:
+                if time.time() - record.created_at > self._job_timeout + 600:
+                    await self.fail(record, f"gave up: {error}")
+                    return
+                log.info("job %s: %s; retrying in %.0f s", record_id, error, delay)
+                delay = min(delay * 2, RETRY_MAX)
+            except ApiError as error:
+                await self.fail(record, f"the separation service lost the job: {error}")
+                return
+            else:
+                if job is None:
+                    return
+                if job.state.final:
+                    await self._finish(record_id, job)
+                    return
+                delay = await self._progress(record, job, delay)
+            await self._sleep(record_id, delay)
+
+    async def _poll(self, record: JobRecord) -> Job | None:
+        if record.service_job_id is not None:
+            return await self._api.get_job(record.service_job_id)
+        # Stopped between CreateJob and saving its answer: the customId finds the job.
+        found = await self._api.list_jobs(record.custom_id)
+        if not found:
+            await self.fail(record, "the bot restarted before the job reached the service;"
+                             " please run /separate again")
+            return None
+        job = found[0]
+        await self._jobs.update(record.id, service_job_id=job.id)
+        return job
+
+    async def _progress(self, record: JobRecord, job: Job, delay: float) -> float:
+        """Show SUBMITTED/PROCESSING; poll faster while the progress moves."""
+        state = JobState.SEPARATING if job.state is State.PROCESSING else JobState.QUEUED
+        moved = state is not record.state or job.progress != record.progress
+        if moved:
+            record = await self._jobs.update(record.id, state=state, progress=job.progress)
+            await self._status.show(record, progress_only=state is JobState.SEPARATING)
+        return POLL_MIN if moved else min(delay * 1.5, POLL_MAX)
+
+    async def _sleep(self, record_id: int, delay: float) -> None:
+        wake = self._wake[record_id]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=delay)
+        wake.clear()
+
+    async def _finish(self, record_id: int, job: Job) -> None:
+        lock = self._locks.setdefault(record_id, asyncio.Lock())
+        async with lock:
+            record = await self._jobs.require(record_id)
+            if record.state.final:
+                return
+            if job.state is State.COMPLETED:
+                await self._deliver(record, job)
+            elif job.state is State.CANCELED:
+                await self.end(record, JobState.CANCELED, record.error)
+            else:
+                reason = job.error_message or "the service gave no reason"
+                await self.fail(record, reason)
+
+    async def _deliver(self, record: JobRecord, job: Job) -> None:
+        record = await self._jobs.update(record.id, state=JobState.UPLOADING, progress=100)
+        await self._status.show(record)
+        try:
+            await self._delivery.deliver(record, job)
+        except (ApiError, discord.HTTPException, OSError) as error:
+            await self.fail(record, f"could not deliver the stems: {error}")
+            return
+        await self.end(record, JobState.DONE, None)
+
+    async def fail(self, record: JobRecord, reason: str) -> None:
+        """End the job as FAILED, with the reason in its reply and its thread."""
+        await self.end(record, JobState.FAILED, reason)
+        if record.thread_id:
+            try:
+                thread = self._delivery.destination(record)
+                await thread.send(f"❌ job #{record.id} failed: {reason}")
+            except discord.HTTPException as error:
+                log.warning("job %s: could not post the failure: %s", record.id, error)
+
+    async def end(self, record: JobRecord, state: JobState, error: str | None) -> None:
+        """Move the job to a final state once, and show it."""
+        if await self._jobs.finish(record.id, state, error):
+            await self._status.show(await self._jobs.require(record.id))
+
+
+def _method(stems: int) -> Method:
+    return {2: Method.TWO_STEMS, 4: Method.FOUR_STEMS, 5: Method.FIVE_STEMS}[stems]

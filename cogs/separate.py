@@ -1,0 +1,114 @@
+"""`/separate`: a link or an attachment in, stems out in a thread."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice
+from discord.ext import commands
+
+from bot.jobapi import ApiError
+from bot.messages import STEM_CHOICES, status_text
+from bot.probe import MIB, InputRefusedError, probe, track_name
+from bot.quota import refusal
+from separation import OutputFormat
+from storage import GuildLimits, JobRecord, NewJob
+
+if TYPE_CHECKING:
+    from bot.client import StemBot
+
+log = logging.getLogger(__name__)
+
+FORMATS = (OutputFormat.MP3, OutputFormat.FLAC, OutputFormat.WAV, OutputFormat.OPUS)
+
+
+class Separate(commands.Cog):
+    """Submits separations and hands them to the tracker."""
+
+    def __init__(self, bot: StemBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="separate", description="Split a song into stems")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        stems="How many stems", url="A link to the audio file",
+        file="Or attach the audio file", format="File format of the stems (default mp3)",
+    )
+    @app_commands.choices(
+        stems=[Choice(name=name, value=count) for count, name in STEM_CHOICES.items()])
+    @app_commands.choices(format=[Choice(name=f.value, value=f.value) for f in FORMATS])
+    async def separate(
+        self, interaction: discord.Interaction, stems: Choice[int], url: str | None = None,
+        file: discord.Attachment | None = None, format: Choice[str] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        limits = await self.bot.limits.get(interaction.guild_id)
+        problem = self._check_input(url, file, limits) or await refusal(
+            self.bot.jobs, limits, interaction.guild_id, interaction.user.id)
+        if problem is not None:
+            await interaction.response.send_message(problem, ephemeral=True)
+            return
+        source = url or (file.url if file else "")
+        await interaction.response.defer(thinking=True)
+        record = await self.bot.jobs.create(NewJob(
+            guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            user_id=interaction.user.id, input_url=source,
+            track_name=track_name(source, file.filename if file else None),
+            stems=stems.value, format=format.value if format else OutputFormat.MP3.value,
+        ))
+        self.bot.statuses.attach(record.id, interaction)
+        record = await self._open_thread(interaction, record)
+        await self._submit(record, limits)
+
+    def _check_input(self, url: str | None, file: discord.Attachment | None,
+                     limits: GuildLimits) -> str | None:
+        if (url is None) == (file is None):
+            return "give exactly one of `url` (a link to the song) or `file` (an attachment)."
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return f"`{url[:100]}` is not an http(s) link to an audio file."
+            return None
+        assert file is not None
+        kind = file.content_type or "unknown type"
+        if not kind.startswith(("audio/", "video/")):
+            return f"`{file.filename}` is not an audio file ({kind})."
+        if limits.max_mib and file.size > limits.max_mib * MIB:
+            return (f"`{file.filename}` is {file.size / MIB:.1f} MiB; this server allows at"
+                    f" most {limits.max_mib} MiB.")
+        return None
+
+    async def _open_thread(self, interaction: discord.Interaction,
+                           record: JobRecord) -> JobRecord:
+        """Show the first status and open the delivery thread on the reply message."""
+        message = await interaction.edit_original_response(content=status_text(record))
+        thread_id: int | None = None
+        try:
+            thread = await message.create_thread(name=f"stems: {record.track_name}"[:100])
+            thread_id = thread.id
+        except (discord.HTTPException, ValueError) as error:
+            # No thread (missing permission, or already in a thread): deliver in the channel.
+            log.info("job %s: no thread (%s); delivering in the channel", record.id, error)
+        return await self.bot.jobs.update(record.id, message_id=message.id, thread_id=thread_id)
+
+    async def _submit(self, record: JobRecord, limits: GuildLimits) -> None:
+        tracker = self.bot.tracker
+        try:
+            await probe(self.bot.session, record.input_url, limits, self.bot.settings.work_dir)
+        except InputRefusedError as error:
+            await tracker.fail(record, str(error))
+            return
+        try:
+            record = await tracker.submit(record)
+        except ApiError:
+            return  # the tracker has recorded and shown the error
+        await self.bot.statuses.show(record)
+        tracker.follow(record.id)
+
+
+async def setup(bot: StemBot) -> None:
+    await bot.add_cog(Separate(bot))

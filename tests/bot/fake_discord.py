@@ -1,0 +1,391 @@
+"""A fake Discord for tests: the REST routes the bot calls and a gateway websocket.
+
+It speaks just enough of Discord's API v10 for discord.py 2.x: login, HELLO / IDENTIFY /
+READY / GUILD_CREATE, interactions (callback, original response, followups), threads and
+channel messages with attachments. Everything the bot posts is kept for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+import yarl
+from aiohttp import BodyPartReader, web
+
+Json = dict[str, Any]
+APP_ID = 900_000_000_000_000_001
+BOT_ID = APP_ID
+GUILD_ID = 900_000_000_000_000_010
+CHANNEL_ID = 900_000_000_000_000_020
+MOD_ROLE_ID = 900_000_000_000_000_030
+OWNER_ID = 900_000_000_000_000_040
+MANAGE_GUILD = 1 << 5
+# What a plain member may do in the channel: view, send, threads, attach, history, use commands.
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 15) | (1 << 16) | (1 << 31)
+
+
+def user_payload(user_id: int, name: str, bot: bool = False) -> Json:
+    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name,
+            "avatar": None, "bot": bot, "flags": 0, "public_flags": 0}
+
+
+def _json(data: Json, status: int = 200) -> web.Response:
+    # discord.py parses JSON only when the type is exactly `application/json` (no charset).
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        content_type="application/json")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Attachment:
+    filename: str
+    data: bytes
+    content_type: str
+
+
+@dataclass
+class Message:
+    id: int
+    channel_id: int
+    content: str
+    attachments: list[Attachment] = field(default_factory=list)
+    edits: list[str] = field(default_factory=list)
+
+    def payload(self, base: str) -> Json:
+        return {
+            "id": str(self.id), "channel_id": str(self.channel_id), "guild_id": str(GUILD_ID),
+            "author": user_payload(BOT_ID, "stembot", bot=True), "content": self.content,
+            "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
+            "pinned": False, "type": 0, "flags": 0, "components": [],
+            "attachments": [
+                {"id": str(self.id * 10 + i), "filename": a.filename, "size": len(a.data),
+                 "url": f"{base}/attachments/{self.id}/{i}/{a.filename}",
+                 "proxy_url": f"{base}/attachments/{self.id}/{i}/{a.filename}",
+                 "content_type": a.content_type}
+                for i, a in enumerate(self.attachments)
+            ],
+        }
+
+
+@dataclass
+class InteractionLog:
+    """What one interaction's user saw: the callback, the original reply, followups."""
+
+    id: int
+    token: str
+    callback: Json | None = None
+    original: Message | None = None
+    followups: list[str] = field(default_factory=list)
+
+
+class FakeDiscord:
+    """Run with `async with FakeDiscord() as fake:`, then `fake.install()` points discord.py."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(int(time.time() * 1000) << 22)
+        self.messages: dict[int, Message] = {}
+        self.threads: dict[int, Json] = {}
+        self.interactions: dict[str, InteractionLog] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.upload_limit = 10 * 1024 * 1024
+        self.fail_thread_creation = False
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._identified = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.base = ""
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self.gateway)
+        app.router.add_get("/files/{name}", self.serve_file)
+        app.router.add_get("/attachments/{mid}/{index}/{name}", self.serve_attachment)
+        api = "/api/v10"
+        app.router.add_get(api + "/users/@me", self.me)
+        app.router.add_get(api + "/oauth2/applications/@me", self.application)
+        app.router.add_get(api + "/gateway/bot", self.gateway_bot)
+        app.router.add_post(api + "/interactions/{id}/{token}/callback", self.callback)
+        app.router.add_route("*", api + "/webhooks/{app}/{token}/messages/@original",
+                             self.original)
+        app.router.add_post(api + "/webhooks/{app}/{token}", self.followup)
+        app.router.add_post(api + "/channels/{cid}/messages/{mid}/threads", self.thread)
+        app.router.add_post(api + "/channels/{cid}/messages", self.create_message)
+        app.router.add_patch(api + "/channels/{cid}/messages/{mid}", self.edit_message)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Point discord.py's REST base and gateway at this fake for the duration."""
+        old_base = discord.http.Route.BASE
+        old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.base + "/api/v10"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
+            self.base.replace("http", "ws", 1) + "/gateway")
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = old_base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+    # --- what tests call -----------------------------------------------------------------
+
+    def serve(self, name: str, data: bytes, content_type: str) -> str:
+        """Host a file (a song, a web page) at a URL the bot can download."""
+        self.files[name] = (data, content_type)
+        return f"{self.base}/files/{name}"
+
+    async def ready(self) -> None:
+        await asyncio.wait_for(self._identified.wait(), 30)
+
+    async def interact(self, name: str, options: list[Json], *, user_id: int,
+                       roles: tuple[int, ...] = (), resolved: Json | None = None) -> InteractionLog:
+        """Send INTERACTION_CREATE for a slash command, as a member in the test channel."""
+        interaction_id = next(self._ids)
+        token = f"interaction-token-{interaction_id}"
+        log = self.interactions[token] = InteractionLog(interaction_id, token)
+        permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if user_id == OWNER_ID else 0)
+        data: Json = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options,
+                      "guild_id": str(GUILD_ID)}
+        if resolved:
+            data["resolved"] = resolved
+        await self.dispatch("INTERACTION_CREATE", {
+            "id": str(interaction_id), "application_id": str(APP_ID), "type": 2,
+            "token": token, "version": 1, "guild_id": str(GUILD_ID),
+            "channel_id": str(CHANNEL_ID), "channel": self.channel_payload(),
+            "member": {"user": user_payload(user_id, f"member{user_id % 1000}"),
+                       "roles": [str(r) for r in roles], "joined_at": now_iso(),
+                       "deaf": False, "mute": False, "flags": 0,
+                       "permissions": str(permissions)},
+            "app_permissions": str(MEMBER_PERMISSIONS), "locale": "en-US",
+            "guild_locale": "en-US", "entitlements": [], "context": 0,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "attachment_size_limit": self.upload_limit, "data": data,
+        })
+        return log
+
+    async def wait_until(self, check: Callable[[], bool], seconds: float = 60) -> None:
+        """Wait until `check()` holds after some request; fail the test on timeout."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(check), seconds)
+
+    def in_channel(self, channel_id: int) -> list[Message]:
+        return [m for m in self.messages.values() if m.channel_id == channel_id]
+
+    def channel_payload(self) -> Json:
+        return {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "music",
+                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None,
+                "rate_limit_per_user": 0, "topic": None, "last_message_id": None}
+
+    # --- gateway ---------------------------------------------------------------------------
+
+    async def gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41_250}})
+        async for raw in ws:
+            message = json.loads(raw.data)
+            if message["op"] == 1:
+                await ws.send_json({"op": 11})
+            elif message["op"] == 2:
+                await self._identify(ws)
+        return ws
+
+    async def _identify(self, ws: web.WebSocketResponse) -> None:
+        await self._send(ws, "READY", {
+            "v": 10, "user": user_payload(BOT_ID, "stembot", bot=True), "guilds": [
+                {"id": str(GUILD_ID), "unavailable": True}],
+            "session_id": "fake-session", "resume_gateway_url": self.base + "/gateway",
+            "application": {"id": str(APP_ID), "flags": 0},
+        })
+        await self._send(ws, "GUILD_CREATE", self.guild_payload())
+        self._identified.set()
+
+    def guild_payload(self) -> Json:
+        tier = {10: 0, 50: 2, 100: 3}.get(self.upload_limit // (1024 * 1024), 0)
+        return {
+            "id": str(GUILD_ID), "name": "Stem Sharers", "icon": None, "owner_id": str(OWNER_ID),
+            "roles": [
+                {"id": str(GUILD_ID), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
+                 "position": 0, "color": 0, "hoist": False, "managed": False,
+                 "mentionable": False, "flags": 0},
+                {"id": str(MOD_ROLE_ID), "name": "stem mods", "permissions": "0",
+                 "position": 1, "color": 0, "hoist": False, "managed": False,
+                 "mentionable": False, "flags": 0},
+            ],
+            "emojis": [], "stickers": [], "features": [], "channels": [
+                {k: v for k, v in self.channel_payload().items() if k != "guild_id"}],
+            "threads": [], "members": [], "member_count": 3, "premium_tier": tier,
+            "large": False, "unavailable": False, "verification_level": 0,
+            "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+            "system_channel_flags": 0, "preferred_locale": "en-US", "nsfw_level": 0,
+            "premium_progress_bar_enabled": False, "voice_states": [], "presences": [],
+            "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+            "joined_at": now_iso(),
+        }
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        for ws in self._sockets:
+            if not ws.closed:
+                await self._send(ws, event, data)
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: Json) -> None:
+        await ws.send_json({"op": 0, "t": event, "s": next(self._sequence), "d": data})
+
+    # --- REST ------------------------------------------------------------------------------
+
+    async def me(self, request: web.Request) -> web.Response:
+        return _json(user_payload(BOT_ID, "stembot", bot=True))
+
+    async def application(self, request: web.Request) -> web.Response:
+        return _json({
+            "id": str(APP_ID), "name": "stembot", "icon": None, "description": "",
+            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
+            "owner": user_payload(OWNER_ID, "owner"), "flags": 0, "summary": "",
+        })
+
+    async def gateway_bot(self, request: web.Request) -> web.Response:
+        return _json({"url": self.base.replace("http", "ws", 1) + "/gateway",
+                                  "shards": 1, "session_start_limit": {
+                                      "total": 1000, "remaining": 1000, "reset_after": 0,
+                                      "max_concurrency": 1}})
+
+    async def callback(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        log = self.interactions[request.match_info["token"]]
+        log.callback = body
+        resource: Json = {"type": body["type"]}
+        data = body.get("data") or {}
+        if body["type"] == 4:
+            log.original = self._store(CHANNEL_ID, data.get("content", ""), [])
+            resource["message"] = log.original.payload(self.base)
+        await self._notify()
+        return _json({
+            "interaction": {"id": str(log.id), "type": 2,
+                            "response_message_id": str(log.original.id) if log.original else None,
+                            "response_message_loading": body["type"] == 5,
+                            "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
+            "resource": resource,
+        })
+
+    async def original(self, request: web.Request) -> web.Response:
+        log = self.interactions[request.match_info["token"]]
+        if request.method == "PATCH":
+            content, attachments = await self._read_body(request)
+            if log.original is None:
+                log.original = self._store(CHANNEL_ID, content or "", attachments)
+            elif content is not None:
+                log.original.content = content
+                log.original.edits.append(content)
+            await self._notify()
+        if log.original is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        return _json(log.original.payload(self.base))
+
+    async def followup(self, request: web.Request) -> web.Response:
+        log = self.interactions[request.match_info["token"]]
+        content, attachments = await self._read_body(request)
+        log.followups.append(content or "")
+        message = self._store(CHANNEL_ID, content or "", attachments)
+        await self._notify()
+        return _json(message.payload(self.base))
+
+    async def thread(self, request: web.Request) -> web.Response:
+        if self.fail_thread_creation:
+            return _json({"message": "Missing Permissions", "code": 50013},
+                                     status=403)
+        body = await request.json()
+        thread_id = int(request.match_info["mid"])  # Discord gives the thread the message's id
+        self.threads[thread_id] = {
+            "id": str(thread_id), "guild_id": str(GUILD_ID),
+            "parent_id": request.match_info["cid"], "owner_id": str(BOT_ID),
+            "name": body["name"], "type": 11, "last_message_id": None, "message_count": 0,
+            "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
+            "thread_metadata": {"archived": False, "locked": False,
+                                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                                "archive_timestamp": now_iso()},
+        }
+        await self._notify()
+        return _json(self.threads[thread_id], status=201)
+
+    async def create_message(self, request: web.Request) -> web.Response:
+        content, attachments = await self._read_body(request)
+        message = self._store(int(request.match_info["cid"]), content or "", attachments)
+        await self._notify()
+        return _json(message.payload(self.base))
+
+    async def edit_message(self, request: web.Request) -> web.Response:
+        message = self.messages.get(int(request.match_info["mid"]))
+        if message is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        content, _ = await self._read_body(request)
+        if content is not None:
+            message.content = content
+            message.edits.append(content)
+        await self._notify()
+        return _json(message.payload(self.base))
+
+    async def serve_file(self, request: web.Request) -> web.Response:
+        data, kind = self.files[request.match_info["name"]]
+        return web.Response(body=data, content_type=kind)
+
+    async def serve_attachment(self, request: web.Request) -> web.Response:
+        message = self.messages[int(request.match_info["mid"])]
+        attachment = message.attachments[int(request.match_info["index"])]
+        return web.Response(body=attachment.data, content_type=attachment.content_type)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _store(self, channel_id: int, content: str, attachments: list[Attachment]) -> Message:
+        message = Message(next(self._ids), channel_id, content, attachments)
+        self.messages[message.id] = message
+        return message
+
+    async def _read_body(self, request: web.Request) -> tuple[str | None, list[Attachment]]:
+        """JSON, or multipart with `payload_json` and `files[n]`, as discord.py sends them."""
+        if not request.content_type.startswith("multipart/"):
+            body = await request.json()
+            return body.get("content"), []
+        payload: Json = {}
+        attachments: list[Attachment] = []
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, BodyPartReader)
+            data = await part.read()
+            if part.name == "payload_json":
+                payload = json.loads(data)
+            else:
+                attachments.append(Attachment(part.filename or "file", bytes(data),
+                                              part.headers.get("Content-Type", "")))
+        return payload.get("content"), attachments
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()

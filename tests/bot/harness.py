@@ -1,0 +1,67 @@
+"""Helpers for the bot tests: start the real job service and a bot on the fake Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fake_discord import FakeDiscord
+
+from bot.client import StemBot
+from bot.settings import BotSettings
+from service.app import RunningService, start_service
+from service.settings import ServiceSettings
+from service.state import SERVICE
+from storage import GuildLimits
+
+# Loose limits, so that only the tests about limits meet them.
+TEST_LIMITS = GuildLimits(max_concurrent=5, daily_quota=100, cooldown_seconds=0,
+                          max_seconds=600, max_mib=50)
+
+
+@dataclass
+class Service:
+    running: RunningService
+    url: str
+    secret_id: str
+    secret_key: str
+
+
+async def start_job_service(data_dir: Path, port: int = 0) -> Service:
+    settings = ServiceSettings(port=port, data_dir=data_dir, allow_private_networks=True,
+                               callback_attempts=2, callback_backoff=0.2, sweep_interval=0.2)
+    running = await start_service(settings)
+    key = await running.runner.app[SERVICE].store.create_key("discord bot")
+    return Service(running, running.url, key.secret_id, key.secret_key)
+
+
+def bot_settings(tmp_path: Path, service: Service | None, **changes: object) -> BotSettings:
+    settings = BotSettings(
+        token="fake-token", api_url=(service.url if service else "http://127.0.0.1:9")
+        + "/release/job", secret_id=service.secret_id if service else "id",
+        secret_key=service.secret_key if service else "key", listen_port=0,
+        data_dir=tmp_path / "bot", limits=TEST_LIMITS,
+    )
+    return settings.with_changes(**changes)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(fake: FakeDiscord, settings: BotSettings) -> AsyncIterator[StemBot]:
+    """Start the bot against the fake Discord; close it on the way out."""
+    bot = StemBot(settings)
+    task = asyncio.create_task(bot.start(settings.token))
+    try:
+        await fake.ready()
+        await asyncio.wait_for(bot.wait_until_ready(), 30)
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+BotContext = contextlib.AbstractAsyncContextManager[StemBot]
+BotFactory = Callable[..., BotContext]
