@@ -59,7 +59,8 @@ class Callbacks:
         attempts = job.callback_attempts
         error = ""
         while attempts < self._settings.callback_attempts:
-            if attempts:
+            # The first try in this process is immediate, also after a restart.
+            if attempts > job.callback_attempts:
                 await asyncio.sleep(self._settings.callback_backoff * 2 ** (attempts - 1))
             attempts += 1
             error = await self._post(job.callback, body, headers | {

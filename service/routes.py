@@ -30,14 +30,14 @@ Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]
 MAX_LINK_TTL = 365 * 24 * 3600
 
 routes = web.RouteTableDef()
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def request_id(request: web.Request) -> str:
     """One UUID per request, shared by the answer and any error."""
-    rid: str | None = request.get("request_id")
-    if rid is None:
-        rid = request["request_id"] = str(uuid.uuid4())
-    return rid
+    if REQUEST_ID not in request:
+        request[REQUEST_ID] = str(uuid.uuid4())
+    return request[REQUEST_ID]
 
 
 def answer(request: web.Request, body: dict[str, Any], status: int = 200) -> web.Response:

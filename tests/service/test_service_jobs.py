@@ -1,0 +1,156 @@
+"""Jobs end to end on the real model: results, callbacks, cancel, timeout, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import Origin, Running, basic_header
+
+from separation import decode
+from service.auth import SIGNATURE_HEADER, link_secret, sign_link
+
+
+def signed(body: bytes, headers: dict[str, str], secret_key: str) -> bool:
+    """What a callback receiver does: recompute the HMAC and compare in constant time."""
+    expected = "sha256=" + hmac.new(secret_key.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
+
+
+async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
+                              tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two inputs (a loopback URL and an uploaded file), two outputs, callback, downloads."""
+    caplog.set_level(logging.DEBUG)
+    api, key = running.api, running.api.key
+    clip = await asyncio.to_thread(short_wav.read_bytes)
+    status, stored = await api.raw("PUT", "/content/mine/uploads/clip.wav", data=clip,
+                                   headers=basic_header(key))
+    assert status == 201 and stored["content"]["path"] == "uploads/clip.wav"
+    created = await api.ok("CreateJob", {
+        "customId": "e2e", "callback": origin.url + "/callback", "timeout": 300,
+        "inputs": [{"url": origin.url + "/files/clip.wav"},
+                   {"source": {"contentId": "mine", "path": "/uploads/clip.wav"}}],
+        "outputs": [
+            {"inputSelectors": [0], "smartContentDescriptor": {"musicSeperate": {"method": 1}}},
+            {"contentId": "mine", "destination": "/stems/four", "inputSelectors": [1],
+             "smartContentDescriptor": {"musicSeperate": {"method": 2}}},
+        ],
+    })
+    job_id = created["job"]["id"]
+    seen = await api.wait(job_id, states=(2, 3, 4))
+    assert seen["state"] in (2, 3)
+    if seen["state"] == 2:
+        assert 0 <= seen["progress"] <= 100
+    job = await api.wait(job_id)
+    assert job["state"] == 3, job
+    assert job["progress"] == 100
+    two, four = job["outputs"]
+    assert two["contentId"] == key.default_content
+    assert [r["tone"] for r in two["smartContentResult"]["musicSeperate"]] == [1, 5]
+    assert [r["tone"] for r in four["smartContentResult"]["musicSeperate"]] == [1, 2, 3, 5]
+
+    body, headers = await origin.wait_callback(job_id)
+    assert signed(body, headers, key.secret_key)
+    assert not signed(body + b" ", headers, key.secret_key)
+    assert json.loads(body)["state"] == 3
+    assert json.loads(body)["outputs"] == job["outputs"]
+
+    for output in job["outputs"]:
+        for result in output["smartContentResult"]["musicSeperate"]:
+            path = f"{output['destination'].strip('/')}/{result['fileName']}".lstrip("/")
+            status, data = await api.raw("GET", f"/content/{output['contentId']}/{path}",
+                                         headers=basic_header(key))
+            assert status == 200
+            target = tmp_path / result["fileName"]
+            target.write_bytes(data)
+            stem = decode(target)
+            assert stem.shape[0] == 2 and stem.shape[1] > 4 * 44_100
+
+    # a signed link works without credentials; a tampered or expired one does not
+    vocals = four["smartContentResult"]["musicSeperate"][0]["fileName"]
+    link = await api.ok("CreateLink", {"contentId": "mine", "path": f"stems/four/{vocals}",
+                                       "expiresIn": 60})
+    parts = urlsplit(link["url"])
+    status, data = await api.raw("GET", f"{parts.path}?{parts.query}")
+    assert status == 200 and data[:4] == b"RIFF"
+    tampered = parts.query.replace("signature=", "signature=0")
+    status, body = await api.raw("GET", f"{parts.path}?{tampered}")
+    assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
+    secret = link_secret(running.settings.data_dir)
+    expired, _ = sign_link(secret, "", "mine", f"stems/four/{vocals}", -1)
+    status, body = await api.raw("GET", expired)
+    assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
+    status, body = await api.raw("GET", parts.path)
+    assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
+
+    listed = await api.ok("ListJobs", {"customId": "e2e"})
+    assert listed["total"] == 1 and listed["jobs"][0]["id"] == job_id
+    assert key.secret_key not in caplog.text
+    assert running.other.secret_key not in caplog.text
+
+
+async def test_cancel_submitted_and_processing(running: Running, origin: Origin) -> None:
+    api = running.api
+    hook = origin.url + "/callback"
+    first = await api.create([{"url": origin.url + "/slow?s=20"}], callback=hook)
+    await api.wait(first["id"], states=(2,))
+    queued = await api.create([{"url": origin.url + "/files/clip.wav"}], callback=hook)
+    assert (await api.job(queued["id"]))["state"] == 1
+    canceled = (await api.ok("CancelJob", {"id": queued["id"]}))["job"]
+    assert canceled["state"] == 5 and canceled["timing"]["completedAt"] != "0"
+    running_job = (await api.ok("CancelJob", {"id": first["id"]}))["job"]
+    assert running_job["state"] == 5
+    # cancelling a final job changes nothing
+    again = (await api.ok("CancelJob", {"id": first["id"]}))["job"]
+    assert again["state"] == 5 and again["timing"] == running_job["timing"]
+    for job_id in (first["id"], queued["id"]):
+        body, headers = await origin.wait_callback(job_id)
+        assert json.loads(body)["state"] == 5 and signed(body, headers, api.key.secret_key)
+    await asyncio.sleep(0.3)
+    assert (await api.job(queued["id"]))["state"] == 5  # never ran afterwards
+
+
+async def test_timeout_ends_in_error(running: Running, origin: Origin) -> None:
+    api = running.api
+    job = await api.create([{"url": origin.url + "/slow?s=20"}], timeout=1,
+                           callback=origin.url + "/callback")
+    done = await api.wait(job["id"], within=10)
+    assert done["state"] == 4 and done["errorCode"] == "TIMEOUT"
+    elapsed = int(done["timing"]["completedAt"]) - int(done["timing"]["createdAt"])
+    assert 1000 <= elapsed < 5000
+    body, _ = await origin.wait_callback(job["id"])
+    assert json.loads(body)["errorCode"] == "TIMEOUT"
+    # the runner is free again: the next job starts at once
+    following = await api.create([{"url": origin.url + "/files/missing.wav"}])
+    assert (await api.wait(following["id"], within=10))["errorCode"] == "DOWNLOAD_FAILED"
+
+
+async def test_failures_say_why(running: Running, origin: Origin) -> None:
+    """Bad audio, and five stems while the piano model is missing: ERROR with the reason."""
+    api = running.api
+    bad = await api.create([{"url": origin.url + "/files/notaudio.wav"}])
+    five = await api.create([{"url": origin.url + "/files/clip.wav"}], method=3)
+    done = await api.wait(bad["id"])
+    assert done["state"] == 4 and done["errorCode"] == "INVALID_AUDIO", done
+    assert "/" not in done["errorMessage"].removeprefix("inputs[0]: ")  # no server paths
+    done = await api.wait(five["id"])
+    assert done["state"] == 4 and done["errorCode"] == "MODEL_NOT_INSTALLED"
+    assert "piano" in done["errorMessage"]
+
+
+async def test_callback_retries_and_records(running: Running, origin: Origin) -> None:
+    origin.refuse_callbacks = True
+    job = await running.api.create([{"url": origin.url + "/files/missing.wav"}],
+                                   callback=origin.url + "/callback")
+    async with asyncio.timeout(10):
+        while (state := await running.api.job(job["id"]))[  # noqa: ASYNC110 (polling the API)
+                "callbackStatus"]["state"] != "FAILED":
+            await asyncio.sleep(0.1)
+    assert state["callbackStatus"]["attempts"] == running.settings.callback_attempts
+    assert "503" in state["callbackStatus"]["lastError"]

@@ -1,0 +1,120 @@
+"""Kill -9 the real `stembot serve` in the middle of a job, start it again: nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import Api, Origin
+from test_service_jobs import signed
+
+from service.store import NewKey
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return os.environ | {
+        "STEMBOT_DATA_DIR": str(tmp_path / "data"), "STEMBOT_ALLOW_PRIVATE_NETWORKS": "true",
+        "STEMBOT_CALLBACK_BACKOFF": "0.2", "STEMBOT_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Started servers; each in its own process group, so its workers go with it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def stembot(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "stembot", *args], env=env, check=True,
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout
+
+
+def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "stembot", "serve"], env=env,
+                                stdout=out, stderr=out, start_new_session=True)
+
+
+async def serve(env: dict[str, str], log: Path, servers: list[subprocess.Popen[bytes]]) -> str:
+    servers.append(await asyncio.to_thread(start_server, env, log))
+    url = f"http://127.0.0.1:{env['STEMBOT_PORT']}"
+    async with aiohttp.ClientSession() as client, asyncio.timeout(30):
+        while True:
+            try:
+                async with client.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return url
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+
+
+def state_in_db(env: dict[str, str], job_id: str) -> int:
+    path = Path(env["STEMBOT_DATA_DIR"]) / "service.sqlite3"
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+    return int(row[0])
+
+
+async def test_restart_in_the_middle_of_a_job(
+    env: dict[str, str], origin: Origin, tmp_path: Path,
+    servers: list[subprocess.Popen[bytes]],
+) -> None:
+    created = json.loads(stembot(env, "keys", "create", "--name", "restart"))
+    key = NewKey(created["secretId"], created["secretKey"], created["contentId"])
+    log = tmp_path / "server.log"
+    url = await serve(env, log, servers)
+    hook = origin.url + "/callback"
+    async with aiohttp.ClientSession() as client:
+        api = Api(client, url, key)
+        running = await api.create([{"url": origin.url + "/files/clip.wav"}], callback=hook,
+                                   customId="restart")
+        queued = await api.create([{"url": origin.url + "/files/clip.wav"}], method=3,
+                                  callback=hook, customId="restart")
+        await api.wait(running["id"], states=(2,))
+        await asyncio.sleep(3)  # into the worker: model loading or separating
+        os.kill(servers[0].pid, signal.SIGKILL)
+        servers[0].wait()
+        assert state_in_db(env, running["id"]) == 2
+        assert state_in_db(env, queued["id"]) == 1
+        assert not origin.callbacks
+
+        await serve(env, log, servers)
+        done = await api.wait(running["id"], within=120)
+        assert done["state"] == 3, done
+        assert len(done["outputs"][0]["smartContentResult"]["musicSeperate"]) == 2
+        failed = await api.wait(queued["id"])
+        assert failed["state"] == 4 and failed["errorCode"] == "MODEL_NOT_INSTALLED"
+        for job_id in (running["id"], queued["id"]):
+            body, headers = await origin.wait_callback(job_id)
+            assert signed(body, headers, key.secret_key)
+        listed = await api.ok("ListJobs", {"customId": "restart"})
+        assert [j["state"] for j in listed["jobs"]] == [3, 4]
+
+    # a clean stop on SIGINT (Ctrl-C)
+    servers[1].send_signal(signal.SIGINT)
+    assert servers[1].wait(timeout=30) in (0, 130)
+    assert key.secret_key not in log.read_text()
