@@ -138,9 +138,9 @@ class JobApi:
 
     async def download(self, stem: StemFile, target: Path, max_bytes: int) -> Path:
         """Stream one result file to `target`, refusing more than `max_bytes`."""
-        auth = aiohttp.BasicAuth(self._secret_id, self.secret_key)
+        auth = {"Authorization": aiohttp.encode_basic_auth(self._secret_id, self.secret_key)}
         try:
-            async with self._session.get(self.content_url(stem), auth=auth) as response:
+            async with self._session.get(self.content_url(stem), headers=auth) as response:
                 if response.status != 200:
                     raise ApiError(
                         f"the service did not hand over {stem.file_name}"

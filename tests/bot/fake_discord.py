@@ -300,8 +300,9 @@ class FakeDiscord:
         if request.method == "PATCH":
             content, attachments = await self._read_body(request)
             if log.original is None:
-                log.original = self._store(CHANNEL_ID, content or "", attachments)
-            elif content is not None:
+                # The deferred "thinking…" reply becomes a message at its first edit.
+                log.original = self._store(CHANNEL_ID, "", attachments)
+            if content is not None:
                 log.original.content = content
                 log.original.edits.append(content)
             await self._notify()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,26 @@ from fake_discord import FakeDiscord
 
 from bot.client import StemBot
 from bot.settings import BotSettings
+from separation import decode
+from separation.audio import SAMPLE_RATE
 from service.app import RunningService, start_service
 from service.settings import ServiceSettings
 from service.state import SERVICE
+from service.store import Store
 from storage import GuildLimits
+
+
+def read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def decoded_seconds(data: bytes, suffix: str, folder: Path) -> tuple[int, float]:
+    """Decode an attachment as the member's player would: (channels, seconds)."""
+    with tempfile.NamedTemporaryFile(suffix=suffix, dir=folder) as handle:
+        Path(handle.name).write_bytes(data)
+        audio = decode(Path(handle.name))
+    return audio.shape[0], audio.shape[1] / SAMPLE_RATE
+
 
 # Loose limits, so that only the tests about limits meet them.
 TEST_LIMITS = GuildLimits(max_concurrent=5, daily_quota=100, cooldown_seconds=0,
@@ -28,6 +45,10 @@ class Service:
     url: str
     secret_id: str
     secret_key: str
+
+    @property
+    def store(self) -> Store:
+        return self.running.runner.app[SERVICE].store
 
 
 async def start_job_service(data_dir: Path, port: int = 0) -> Service:

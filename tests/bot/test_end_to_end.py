@@ -1,0 +1,80 @@
+"""The whole path a member sees: the real discord.py client on a fake Discord, the real job
+service and engine on a short rendered clip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+from fake_discord import CHANNEL_ID, FakeDiscord, Message
+from harness import BotFactory, Service, decoded_seconds, read_bytes
+
+from service.auth import SIGNATURE_HEADER, callback_signature
+from storage import JobState
+
+MEMBER = 900_000_000_000_000_101
+STEMS = ("vocals", "drums", "bass", "other")
+
+
+def stem_messages(fake: FakeDiscord, thread_id: int) -> list[Message]:
+    return [m for m in fake.in_channel(thread_id) if m.attachments]
+
+
+async def test_separate_delivers_stems_in_a_thread(
+    fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
+    tmp_path: Path,
+) -> None:
+    song = fake.serve("demo-mix.wav", read_bytes(demo_wav), "audio/wav")
+    async with bot_factory(service) as bot:
+        log = await fake.interact("separate", [
+            {"name": "url", "type": 3, "value": song},
+            {"name": "stems", "type": 4, "value": 4},
+            {"name": "format", "type": 3, "value": "mp3"},
+        ], user_id=MEMBER)
+        await fake.wait_until(lambda: log.original is not None
+                              and "done" in log.original.content, seconds=150)
+        record = await bot.jobs.require(1)
+        assert record.service_job_id is not None
+        job = await service.store.job(record.service_job_id)
+        # The service's signed callback reached the listener and was accepted.
+        assert job is not None and job.callback_state == "DELIVERED"
+        # The same callback again (a retry, or a replay) is accepted and changes nothing.
+        posted_before = len(fake.messages)
+        body = json.dumps(job.wire()).encode()
+        async with aiohttp.ClientSession() as session, session.post(
+            bot.tracker.callback_base + record.callback_token, data=body,
+            headers={SIGNATURE_HEADER: callback_signature(service.secret_key, body)},
+        ) as answer:
+            assert answer.status == 204
+        await asyncio.sleep(1.0)
+        assert len(fake.messages) == posted_before
+
+    # Deferred at once, then edited through every state, in order.
+    assert log.callback is not None and log.callback["type"] == 5
+    assert log.original is not None and log.original.channel_id == CHANNEL_ID
+    seen = [line for edit in log.original.edits for line in edit.splitlines()[1:]]
+    words = ("downloading", "queued", "separating", "uploading", "done")
+    assert all(any(word in line for line in seen) for word in words), seen
+    order = [next(i for i, line in enumerate(seen) if word in line) for word in words]
+    assert order == sorted(order), seen
+    assert "4 stems delivered" in log.original.content
+
+    # The thread hangs on the reply; one message per stem with a decodable file, then a summary.
+    assert record.thread_id == log.original.id and record.thread_id in fake.threads
+    posted = stem_messages(fake, record.thread_id)
+    assert [m.content for m in posted] == [f"**{stem}**" for stem in STEMS]
+    for stem, message in zip(STEMS, posted, strict=True):
+        (attachment,) = message.attachments
+        assert attachment.filename == f"demo-mix - {stem}.mp3"
+        channels, seconds = decoded_seconds(attachment.data, ".mp3", tmp_path)
+        assert channels == 2 and abs(seconds - 7.0) < 0.1
+    summary = fake.in_channel(record.thread_id)[-1]
+    assert "your stems are ready" in summary.content and f"<@{MEMBER}>" in summary.content
+
+    # The SQLite record holds the whole story.
+    assert record.state is JobState.DONE and record.service_job_id
+    assert record.message_id == log.original.id and record.user_id == MEMBER
+    assert (record.stems, record.format, record.input_url) == (4, "mp3", song)
+    assert record.finished_at is not None and record.error is None
