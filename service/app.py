@@ -47,7 +47,9 @@ async def open_service(settings: ServiceSettings) -> Service:
         resources.files("service").joinpath("openapi.json").read_text)
     limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
                          settings.fetch_max_redirects, settings.allow_private_networks)
-    service = Service(settings, store, content, callbacks, runner, limits, secret, document)
+    hooks = FetchLimits(0, settings.callback_timeout, 0, settings.allow_private_callbacks)
+    service = Service(settings, store, content, callbacks, runner, limits, hooks, secret,
+                      document)
     await callbacks.start()
     await runner.start()
     return service

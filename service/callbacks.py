@@ -25,7 +25,7 @@ class Callbacks:
         self._settings = settings
         self._store = store
         self._limits = FetchLimits(0, settings.callback_timeout, 0,
-                                   settings.allow_private_networks)
+                                   settings.allow_private_callbacks)
         self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -158,6 +158,9 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         """One attempt at a job; cancellation leaves the DB to whoever cancelled."""
+        current = await self._store.job(job.id)
+        if current is None or current.state is not State.PROCESSING:
+            return  # canceled between its claim and now
         self._progress[job.id] = 0
         work = self._job_dir(job.id) / f"attempt-{job.attempt}"
         await asyncio.to_thread(self._reset_dir, job.id, work)

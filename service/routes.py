@@ -77,6 +77,8 @@ async def create_job(
 ) -> dict[str, Any]:
     """Validate everything first, then claim repositories and store the job."""
     request = parse_create(section(body, "createJobRequest"), service.settings.default_timeout)
+    if request.callback:
+        await check_url(request.callback, service.callback_limits, "callback")
     for index, spec in enumerate(request.inputs):
         if spec.url:
             await check_url(spec.url, service.fetch_limits, f"inputs[{index}].url")

@@ -29,6 +29,7 @@ class ServiceSettings:
     fetch_timeout: float = 120.0
     fetch_max_redirects: int = 5
     allow_private_networks: bool = False
+    allow_private_callbacks: bool = False
     callback_attempts: int = 6
     callback_backoff: float = 2.0
     callback_timeout: float = 10.0
@@ -40,6 +41,7 @@ class ServiceSettings:
     def from_env(cls) -> ServiceSettings:
         model_dir = os.environ.get("STEMBOT_MODEL_DIR")
         threads = env_int("STEMBOT_WORKER_THREADS", 0)
+        private = env_bool("STEMBOT_ALLOW_PRIVATE_NETWORKS", False)
         return cls(
             host=os.environ.get("STEMBOT_HOST") or cls.host,
             port=env_int("STEMBOT_PORT", cls.port),
@@ -55,7 +57,9 @@ class ServiceSettings:
             max_restarts=env_int("STEMBOT_MAX_RESTARTS", cls.max_restarts),
             fetch_timeout=env_float("STEMBOT_FETCH_TIMEOUT", cls.fetch_timeout),
             fetch_max_redirects=env_int("STEMBOT_FETCH_MAX_REDIRECTS", cls.fetch_max_redirects),
-            allow_private_networks=env_bool("STEMBOT_ALLOW_PRIVATE_NETWORKS", False),
+            allow_private_networks=private,
+            # A bot on the same machine receives callbacks on loopback without opening inputs.
+            allow_private_callbacks=env_bool("STEMBOT_ALLOW_PRIVATE_CALLBACKS", private),
             callback_attempts=max(1, env_int("STEMBOT_CALLBACK_ATTEMPTS", cls.callback_attempts)),
             callback_backoff=env_float("STEMBOT_CALLBACK_BACKOFF", cls.callback_backoff),
             callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),

@@ -22,6 +22,7 @@ class Service:
     callbacks: Callbacks
     runner: JobRunner
     fetch_limits: FetchLimits
+    callback_limits: FetchLimits
     link_secret: bytes
     openapi: str
 

@@ -107,7 +107,8 @@ async def origin(short_wav: Path) -> AsyncIterator[Origin]:
 def make_settings(data_dir: Path, **changes: Any) -> ServiceSettings:
     """Small timings so retries, sweeps and timeouts happen within a test."""
     base = ServiceSettings(host="127.0.0.1", port=0, data_dir=data_dir,
-                           allow_private_networks=True, callback_backoff=0.2,
+                           allow_private_networks=True, allow_private_callbacks=True,
+                           callback_backoff=0.2,
                            callback_attempts=3, fetch_timeout=10, sweep_interval=0.1)
     return base.with_changes(**changes)
 

@@ -20,7 +20,8 @@ LIMITS = FetchLimits(max_bytes=10_000_000, timeout=5, max_redirects=2, allow_pri
 @pytest_asyncio.fixture
 async def guarded(tmp_path: Path) -> AsyncIterator[Api]:
     """A service on the default setting: private networks refused."""
-    settings = make_settings(tmp_path / "data", allow_private_networks=False)
+    settings = make_settings(tmp_path / "data", allow_private_networks=False,
+                             allow_private_callbacks=False)
     key = await new_key(settings)
     service = await start_service(settings)
     async with aiohttp.ClientSession() as client:
@@ -38,6 +39,15 @@ async def test_private_addresses_refused(guarded: Api, host: str) -> None:
     status, body = await guarded.call("CreateJob", request)
     assert (status, body["error"]["code"]) == (400, "URL_NOT_ALLOWED"), body
     assert (await guarded.ok("ListJobs", {"customId": ""}))["total"] == 0
+
+
+async def test_private_callback_refused(guarded: Api) -> None:
+    request = {"callback": "http://127.0.0.1:9/hook",
+               "inputs": [{"url": "http://93.184.215.14/clip.wav"}], "outputs": [
+        {"inputSelectors": [0], "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]}
+    status, body = await guarded.call("CreateJob", request)
+    assert (status, body["error"]["code"]) == (400, "URL_NOT_ALLOWED"), body
+    assert "callback" in body["error"]["message"]
 
 
 async def test_download_guard_refuses_at_connect(origin: Origin, tmp_path: Path) -> None:
