@@ -24,7 +24,8 @@ def triangle_weight(segment: int) -> Float:
     """Demucs' cross-fade weight: rises 1..segment/2, falls back, peak 1."""
     half = segment // 2
     weight = np.concatenate([np.arange(1, half + 1), np.arange(segment - half, 0, -1)])
-    return (weight / weight.max()).astype(np.float32)
+    out: Float = (weight / weight.max()).astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

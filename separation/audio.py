@@ -138,16 +138,22 @@ def _decode_stream(
     try:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                buffer.append(out.to_ndarray())
+                buffer.append(_planar(out))
             if buffer.length > max_samples:
                 limits.check_seconds(name, buffer.length / SAMPLE_RATE)
         for out in resampler.resample(None):
-            buffer.append(out.to_ndarray())
+            buffer.append(_planar(out))
     except av.error.FFmpegError:
         raise AudioDecodeError(f"{name}: corrupt or truncated audio data") from None
     limits.check_seconds(name, buffer.length / SAMPLE_RATE)
     audio = buffer.array()
     return np.repeat(audio, 2, axis=0) if mono else audio
+
+
+def _planar(frame: av.AudioFrame) -> Float:
+    """A resampled fltp frame as [channels, n] float32."""
+    samples: Float = frame.to_ndarray().astype(np.float32, copy=False)
+    return samples
 
 
 def _riff_truncated(path: Path) -> bool:
@@ -198,7 +204,9 @@ class AudioWriter:
         codec = _CODECS[fmt]
         self.path = path
         self._container = av.open(str(path), "w", format=codec.container)
-        self._stream = self._container.add_stream(codec.codec, rate=codec.rate, layout="stereo")
+        stream = self._container.add_stream(codec.codec, rate=codec.rate, layout="stereo")
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        self._stream = stream
         if codec.lossy:
             self._stream.bit_rate = bitrate
         self._written = 0

@@ -33,7 +33,7 @@ class Separator:
 
     def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
         self._folder = folder or model_files.model_dir()
-        self._demucs = HTDemucs(model_files.verified_path(model_files.HTDEMUCS, self._folder), threads)
+        self._demucs = HTDemucs(model_files.htdemucs_parts(self._folder), threads)
 
     def check(self, preset: StemPreset) -> None:
         """Raise a clear error now if the preset needs a model that is not installed."""

@@ -11,7 +11,7 @@ class AudioDecodeError(SeparationError):
     """The input is not audio, or is truncated or corrupt."""
 
 
-class EmptyAudioError(SeparationError):
+class EmptyAudioError(AudioDecodeError):
     """The input decodes to no samples at all."""
 
 

