@@ -57,29 +57,42 @@ def run(args: argparse.Namespace) -> int:
     settings = EngineSettings.from_env()
     limits = Limits(max_seconds=settings.max_seconds, max_bytes=settings.max_bytes)
     preset = StemPreset.from_count(args.stems)
+    bar = _ProgressBar()
     try:
         separator = Separator(settings.model_dir, threads=args.threads)
         separator.check(preset)
-        with tqdm(total=1, unit="chunk", desc="separating", leave=False) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            paths = separator.separate_file(
-                args.input,
-                args.out,
-                preset,
-                OutputFormat(args.fmt),
-                bitrate=args.bitrate * 1000,
-                limits=limits,
-                progress=progress,
-            )
+        paths = separator.separate_file(
+            args.input,
+            args.out,
+            preset,
+            OutputFormat(args.fmt),
+            bitrate=args.bitrate * 1000,
+            limits=limits,
+            progress=bar.update,
+        )
     except SeparationError as error:
+        bar.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
+    bar.close()
     print(f"{len(paths)} stems written to {args.out}/")
     for path in paths.values():
         print(f"  {path}")
     return 0
+
+
+class _ProgressBar:
+    """A chunk progress bar that appears only once decoding has succeeded."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[None] | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="chunk", desc="separating", leave=False)
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,57 @@
+"""`stembot separate` as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from separation import decode
+from separation.dsp import Float
+
+
+def stembot(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "stembot", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_separate_writes_one_file_per_stem(demo_wav: Path, demo_mix: Float, tmp_path: Path) -> None:
+    out = tmp_path / "stems"
+    result = stembot(
+        "separate", str(demo_wav), "--stems", "2", "--out", str(out), "--format", "flac"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"2 stems written to {out}/" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["other.flac", "vocals.flac"]
+    for path in out.iterdir():
+        assert decode(path).shape == demo_mix.shape
+
+
+def test_bad_input_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    bad = tmp_path / "track.wav"
+    bad.write_text("not audio")
+    result = stembot("separate", str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: track.wav: not an audio file (FFmpeg cannot read it)"
+    assert "Traceback" not in result.stderr
+
+
+def test_too_long_input_names_the_limit(demo_wav: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stembot", "separate", str(demo_wav), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "STEMBOT_MAX_SECONDS": "5"},
+    )
+    assert result.returncode == 1
+    assert "longer than the 0:05 limit" in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    result = stembot("--help")
+    assert result.returncode == 0
+    for command in ("separate", "models", "up"):
+        assert command in result.stdout
+    assert "--stems" in stembot("separate", "--help").stdout
