@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 
 from separation import Tone
 from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SCHEMA_VERSION = 1
 
@@ -86,11 +91,26 @@ class SchemaError(RuntimeError):
     """The database was written by a newer, unknown schema."""
 
 
+def serialized(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run the method under the store's lock: one connection, so one statement-and-commit
+    at a time (an open cursor in one coroutine would make another's commit fail)."""
+
+    @functools.wraps(method)
+    async def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, Store)
+        async with store._lock:
+            return await method(*args, **kwargs)
+
+    return locked
+
+
 class Store:
     """One aiosqlite connection; every method is one short statement or transaction."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -103,7 +123,11 @@ class Store:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db)
-        await store._migrate()
+        try:
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
         return store
 
     async def close(self) -> None:
@@ -122,6 +146,7 @@ class Store:
 
     # --- keys ----------------------------------------------------------------------------
 
+    @serialized
     async def create_key(self, name: str) -> NewKey:
         key = NewKey(secret_id="AKID" + secrets.token_hex(16),
                      secret_key=secrets.token_urlsafe(32),
@@ -134,10 +159,12 @@ class Store:
         await self._db.commit()
         return key
 
+    @serialized
     async def keys(self) -> list[Key]:
         async with self._db.execute("SELECT * FROM keys ORDER BY created_at") as cur:
             return [Key(**dict(row)) for row in await cur.fetchall()]
 
+    @serialized
     async def key(self, secret_id: str) -> Key | None:
         """The active (not revoked) key with this id."""
         async with self._db.execute(
@@ -146,6 +173,7 @@ class Store:
             row = await cur.fetchone()
         return Key(**dict(row)) if row else None
 
+    @serialized
     async def signing_key(self, secret_id: str) -> str | None:
         """The secretKey that signs this key's callbacks, revoked or not."""
         async with self._db.execute(
@@ -154,6 +182,7 @@ class Store:
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
+    @serialized
     async def revoke_key(self, secret_id: str) -> bool:
         cur = await self._db.execute(
             "UPDATE keys SET revoked_at=? WHERE secret_id=? AND revoked_at=0",
@@ -163,6 +192,7 @@ class Store:
 
     # --- content repositories ----------------------------------------------------------
 
+    @serialized
     async def repo_owner(self, content_id: str) -> str | None:
         async with self._db.execute(
             "SELECT owner FROM repos WHERE content_id=?", (content_id,)
@@ -170,15 +200,21 @@ class Store:
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
+    @serialized
     async def claim_repo(self, content_id: str, owner: str) -> bool:
         """Create the repository for `owner` if it is free; True if `owner` now owns it."""
         await self._db.execute("INSERT OR IGNORE INTO repos VALUES (?, ?, ?)",
                                (content_id, owner, now_ms()))
         await self._db.commit()
-        return await self.repo_owner(content_id) == owner
+        async with self._db.execute(
+            "SELECT owner FROM repos WHERE content_id=?", (content_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return row is not None and row[0] == owner
 
     # --- jobs ----------------------------------------------------------------------------
 
+    @serialized
     async def insert_job(self, job: Job) -> None:
         await self._db.execute(
             "INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs,"
@@ -188,6 +224,7 @@ class Store:
              job.deadline, job.callback_state))
         await self._db.commit()
 
+    @serialized
     async def job(self, job_id: str, owner: str | None = None) -> Job | None:
         """The job; with `owner`, only if that key owns it."""
         sql, args = "SELECT * FROM jobs WHERE id=?", [job_id]
@@ -197,12 +234,14 @@ class Store:
             row = await cur.fetchone()
         return _job(row) if row else None
 
+    @serialized
     async def jobs_by_custom_id(self, owner: str, custom_id: str) -> list[Job]:
         async with self._db.execute(
             "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq", (owner, custom_id)
         ) as cur:
             return [_job(row) for row in await cur.fetchall()]
 
+    @serialized
     async def claim_next(self) -> Job | None:
         """Move the oldest SUBMITTED job to PROCESSING in one statement, and return it."""
         async with self._db.execute(
@@ -214,6 +253,7 @@ class Store:
         await self._db.commit()
         return _job(row) if row else None
 
+    @serialized
     async def finish(
         self, job_id: str, state: State, *, outputs: Iterable[OutputSpec] | None = None,
         error_code: str = "", error_message: str = "", only_from: Iterable[State] = (),
@@ -237,16 +277,8 @@ class Store:
 
     async def recover(self, max_restarts: int) -> list[Job]:
         """After a restart: PROCESSING jobs run again; those restarted too often end in ERROR."""
-        async with self._db.execute(
-            "UPDATE jobs SET state=1, started_at=0, restarts=restarts+1"
-            " WHERE state=2 AND restarts<? RETURNING *", (max_restarts,)
-        ) as cur:
-            await cur.fetchall()
         failed = []
-        async with self._db.execute("SELECT id FROM jobs WHERE state=2") as cur:
-            stuck = [str(row[0]) for row in await cur.fetchall()]
-        await self._db.commit()
-        for job_id in stuck:
+        for job_id in await self._requeue(max_restarts):
             job = await self.finish(
                 job_id, State.ERROR, error_code="RESTART_LIMIT",
                 error_message=f"the service restarted {max_restarts} times during this job")
@@ -254,22 +286,37 @@ class Store:
                 failed.append(job)
         return failed
 
+    @serialized
+    async def _requeue(self, max_restarts: int) -> list[str]:
+        """Back to SUBMITTED, keeping their place in the queue; returns those over the limit."""
+        await self._db.execute(
+            "UPDATE jobs SET state=1, started_at=0, restarts=restarts+1"
+            " WHERE state=2 AND restarts<?", (max_restarts,))
+        async with self._db.execute("SELECT id FROM jobs WHERE state=2") as cur:
+            stuck = [str(row[0]) for row in await cur.fetchall()]
+        await self._db.commit()
+        return stuck
+
+    @serialized
     async def overdue(self, at: int) -> list[str]:
         async with self._db.execute(
             "SELECT id FROM jobs WHERE state IN (1, 2) AND deadline<=?", (at,)
         ) as cur:
             return [str(row[0]) for row in await cur.fetchall()]
 
+    @serialized
     async def open_job_ids(self) -> set[str]:
         async with self._db.execute("SELECT id FROM jobs WHERE state IN (1, 2)") as cur:
             return {str(row[0]) for row in await cur.fetchall()}
 
+    @serialized
     async def pending_callbacks(self) -> list[Job]:
         async with self._db.execute(
             "SELECT * FROM jobs WHERE callback_state='PENDING' ORDER BY seq"
         ) as cur:
             return [_job(row) for row in await cur.fetchall()]
 
+    @serialized
     async def record_callback(self, job_id: str, state: str, attempts: int, error: str) -> None:
         await self._db.execute(
             "UPDATE jobs SET callback_state=?, callback_attempts=?, callback_error=? WHERE id=?",

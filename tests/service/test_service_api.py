@@ -198,3 +198,16 @@ def test_openapi_file_matches_package(tmp_path: Path) -> None:
 
     packaged = json.loads(resources.files("service").joinpath("openapi.json").read_text())
     assert packaged == DOCUMENT
+
+
+async def test_concurrent_requests(running: Running, origin: Origin) -> None:
+    """Many clients at once on one SQLite connection: every answer is right."""
+    api = running.api
+    creates = [api.create([{"url": origin.url + "/files/missing.wav"}], customId="many")
+               for _ in range(30)]
+    jobs = await asyncio.gather(*creates)
+    reads = [api.job(job["id"]) for job in jobs] + [
+        api.ok("ListJobs", {"customId": "many"}) for _ in range(30)]
+    answers = await asyncio.gather(*reads)
+    assert [a["id"] for a in answers[:30]] == [j["id"] for j in jobs]
+    assert all(a["total"] == 30 for a in answers[30:])

@@ -47,7 +47,7 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
     seen = await api.wait(job_id, states=(2, 3, 4))
     assert seen["state"] in (2, 3)
     # the API stays responsive while a worker separates
-    latencies = []
+    latencies: list[float] = []
     while seen["state"] == 2 and len(latencies) < 20:
         assert 0 <= seen["progress"] <= 100
         started = time.perf_counter()
