@@ -7,6 +7,7 @@ import logging
 
 import aiohttp
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.delivery import Delivery
@@ -20,6 +21,24 @@ from storage import Database, JobStore, LimitStore
 log = logging.getLogger(__name__)
 
 COGS = ("cogs.separate", "cogs.job", "cogs.jobs")
+
+
+class StemTree(app_commands.CommandTree[commands.Bot]):
+    """Turns every command error into an ephemeral answer, so no member waits forever."""
+
+    async def on_error(self, interaction: discord.Interaction,
+                       error: app_commands.AppCommandError) -> None:
+        """Refusals from checks go to the member; anything else is logged and admitted."""
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error)
+        else:
+            log.error("command %s failed", interaction.command and interaction.command.name,
+                      exc_info=error)
+            text = "something went wrong inside the bot; the error is in its log."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
 
 
 class StemBot(commands.Bot):
@@ -38,7 +57,8 @@ class StemBot(commands.Bot):
     def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
         # No privileged intents: slash commands need only the guilds intent.
         super().__init__(command_prefix=commands.when_mentioned,
-                         intents=discord.Intents.default(), help_command=None)
+                         intents=discord.Intents.default(), help_command=None,
+                         tree_cls=StemTree)
         self.settings = settings
         self._services = services
         self._reconcile_task: asyncio.Task[None] | None = None
@@ -62,8 +82,9 @@ class StemBot(commands.Bot):
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
                                   settings.callback_base, settings.job_timeout)
         self.listener = CallbackListener(self.jobs, settings.secret_key, self.tracker.on_callback)
-        await self.listener.start(settings.listen_host, settings.listen_port)
-        if not settings.public_url and settings.listen_port == 0:
+        if settings.callbacks:
+            await self.listener.start(settings.listen_host, settings.listen_port)
+        if settings.callbacks and not settings.public_url and settings.listen_port == 0:
             # Port 0 (tests) picks a free port: the callback URLs must name the real one.
             self.tracker.callback_base = (
                 f"http://{settings.listen_host}:{self.listener.port}/callbacks/")

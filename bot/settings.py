@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stembot.settings import env_int
+from stembot.settings import env_bool, env_int
 from storage import GuildLimits
 
 
@@ -27,6 +27,7 @@ class BotSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8081
     public_url: str = ""
+    callbacks: bool = True
     data_dir: Path = Path("data")
     job_timeout: int = 3600
     limits: GuildLimits = field(default_factory=GuildLimits)
@@ -43,6 +44,7 @@ class BotSettings:
             listen_host=os.environ.get("BOT_LISTEN_HOST") or defaults.listen_host,
             listen_port=env_int("BOT_LISTEN_PORT", defaults.listen_port),
             public_url=os.environ.get("BOT_PUBLIC_URL", "").strip(),
+            callbacks=env_bool("BOT_CALLBACKS", True),
             data_dir=Path(
                 os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
             ),
@@ -62,7 +64,12 @@ class BotSettings:
 
     @property
     def callback_base(self) -> str:
-        """Where the job service reaches the listener; the per-job token is appended."""
+        """Where the job service reaches the listener; the per-job token is appended.
+
+        Empty when callbacks are off: the bot then only polls.
+        """
+        if not self.callbacks:
+            return ""
         base = self.public_url or f"http://{self.listen_host}:{self.listen_port}"
         return base.rstrip("/") + "/callbacks/"
 

@@ -41,10 +41,11 @@ class JobTracker:
 
     async def submit(self, record: JobRecord) -> JobRecord:
         """CreateJob for the record; on refusal the record fails and the error is raised."""
+        callback = self.callback_base + record.callback_token if self.callback_base else ""
         try:
             job = await self._api.create_job(
                 record.input_url, _method(record.stems), custom_id=record.custom_id,
-                callback=self.callback_base + record.callback_token,
+                callback=callback,
                 timeout_s=self._job_timeout,
             )
         except ApiError as error:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.client import StemBot
 
 
+@app_commands.guild_only()
 class Job(commands.GroupCog, group_name="job", group_description="Your separation jobs"):
     """Look at or cancel one job."""
 
@@ -35,7 +36,6 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         return [c for c in choices if current.lower() in c.name.lower()][:25]
 
     @app_commands.command(name="status", description="Show where one of your jobs is")
-    @app_commands.guild_only()
     @app_commands.describe(id="The job number")
     @app_commands.autocomplete(id=own_jobs)
     async def status(self, interaction: discord.Interaction, id: int) -> None:
@@ -46,7 +46,6 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         await interaction.response.send_message(status_text(record) + where, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs")
-    @app_commands.guild_only()
     @app_commands.describe(id="The job number")
     @app_commands.autocomplete(id=own_jobs)
     async def cancel(self, interaction: discord.Interaction, id: int) -> None:

@@ -85,6 +85,10 @@ class HistoryPages(discord.ui.View):
         await interaction.response.edit_message(content=await self.render(), view=self)
 
 
+# Hidden from members without Manage Server by default; `moderator_only` enforces it anyway,
+# since server admins can change who sees a command.
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
 class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate separation jobs"):
     """Job history and per-server limits."""
 
@@ -92,16 +96,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
         self.bot = bot
         super().__init__()
 
-    async def cog_app_command_error(self, interaction: discord.Interaction,
-                                    error: app_commands.AppCommandError) -> None:
-        if isinstance(error, NotModeratorError):
-            await interaction.response.send_message(str(error), ephemeral=True)
-            return
-        raise error
-
     @app_commands.command(name="history", description="Jobs in this server (moderators)")
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
     @app_commands.check(moderator_only)
     @app_commands.describe(user="Only this member", status="Only this state",
                            since="Only since: 24h, 7d, 2w or YYYY-MM-DD")
@@ -124,8 +119,6 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
                                                 allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="limits", description="Show or change this server's limits")
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
     @app_commands.check(moderator_only)
     @app_commands.describe(
         max_concurrent="Jobs one member may run at once (0: no limit)",

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "stembot.commands.keys",
     "stembot.commands.link",
     "stembot.commands.up",
+    "stembot.commands.sync",
 )
 
 

@@ -102,6 +102,8 @@ class FakeDiscord:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.upload_limit = 10 * 1024 * 1024
         self.fail_thread_creation = False
+        # Registered application commands: guild id (None: global) to the payloads.
+        self.commands: dict[int | None, list[Json]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -120,6 +122,8 @@ class FakeDiscord:
         app.router.add_get(api + "/users/@me", self.me)
         app.router.add_get(api + "/oauth2/applications/@me", self.application)
         app.router.add_get(api + "/gateway/bot", self.gateway_bot)
+        app.router.add_put(api + "/applications/{app}/commands", self.put_commands)
+        app.router.add_put(api + "/applications/{app}/guilds/{gid}/commands", self.put_commands)
         app.router.add_post(api + "/interactions/{id}/{token}/callback", self.callback)
         app.router.add_route("*", api + "/webhooks/{app}/{token}/messages/@original",
                              self.original)
@@ -167,16 +171,32 @@ class FakeDiscord:
     async def interact(self, name: str, options: list[Json], *, user_id: int,
                        roles: tuple[int, ...] = (), resolved: Json | None = None) -> InteractionLog:
         """Send INTERACTION_CREATE for a slash command, as a member in the test channel."""
-        interaction_id = next(self._ids)
-        token = f"interaction-token-{interaction_id}"
-        log = self.interactions[token] = InteractionLog(interaction_id, token)
-        permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if user_id == OWNER_ID else 0)
         data: Json = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options,
                       "guild_id": str(GUILD_ID)}
         if resolved:
             data["resolved"] = resolved
+        return await self._interaction(2, data, user_id, roles)
+
+    async def click(self, log: InteractionLog, label: str, *, user_id: int) -> InteractionLog:
+        """Press the button labelled `label` on the message a command answered with."""
+        assert log.callback is not None and log.original is not None
+        buttons = [c for row in log.callback["data"]["components"] for c in row["components"]]
+        custom_id = next(b["custom_id"] for b in buttons if b.get("label") == label)
+        clicked = await self._interaction(
+            3, {"custom_id": custom_id, "component_type": 2}, user_id, (),
+            message=log.original.payload(self.base))
+        await self.wait_until(lambda: clicked.callback is not None, seconds=10)
+        return clicked
+
+    async def _interaction(self, kind: int, data: Json, user_id: int, roles: tuple[int, ...],
+                           message: Json | None = None) -> InteractionLog:
+        interaction_id = next(self._ids)
+        token = f"interaction-token-{interaction_id}"
+        log = self.interactions[token] = InteractionLog(interaction_id, token)
+        permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if user_id == OWNER_ID else 0)
+        extra = {"message": message} if message else {}
         await self.dispatch("INTERACTION_CREATE", {
-            "id": str(interaction_id), "application_id": str(APP_ID), "type": 2,
+            **extra, "id": str(interaction_id), "application_id": str(APP_ID), "type": kind,
             "token": token, "version": 1, "guild_id": str(GUILD_ID),
             "channel_id": str(CHANNEL_ID), "channel": self.channel_payload(),
             "member": {"user": user_payload(user_id, f"member{user_id % 1000}"),
@@ -277,6 +297,14 @@ class FakeDiscord:
                                       "total": 1000, "remaining": 1000, "reset_after": 0,
                                       "max_concurrency": 1}})
 
+    async def put_commands(self, request: web.Request) -> web.Response:
+        guild = request.match_info.get("gid")
+        registered = [{**command, "id": str(next(self._ids)), "application_id": str(APP_ID),
+                       "version": "1", **({"guild_id": guild} if guild else {})}
+                      for command in await request.json()]
+        self.commands[int(guild) if guild else None] = registered
+        return _json(registered)  # type: ignore[arg-type]
+
     async def callback(self, request: web.Request) -> web.Response:
         body = await request.json()
         log = self.interactions[request.match_info["token"]]
@@ -286,6 +314,8 @@ class FakeDiscord:
         if body["type"] == 4:
             log.original = self._store(CHANNEL_ID, data.get("content", ""), [])
             resource["message"] = log.original.payload(self.base)
+        elif body["type"] == 7 and log.original is None:
+            log.original = self._store(CHANNEL_ID, data.get("content", ""), [])
         await self._notify()
         return _json({
             "interaction": {"id": str(log.id), "type": 2,

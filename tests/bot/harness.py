@@ -53,6 +53,7 @@ class Service:
 
 async def start_job_service(data_dir: Path, port: int = 0) -> Service:
     settings = ServiceSettings(port=port, data_dir=data_dir, allow_private_networks=True,
+                               allow_private_callbacks=True,
                                callback_attempts=2, callback_backoff=0.2, sweep_interval=0.2)
     running = await start_service(settings)
     key = await running.runner.app[SERVICE].store.create_key("discord bot")

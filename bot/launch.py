@@ -1,0 +1,112 @@
+"""`stembot up`: the job service and the Discord bot together, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+from pathlib import Path
+
+from bot.client import StemBot
+from bot.settings import BotSettings
+from service.app import RunningService, start_service
+from service.settings import ServiceSettings
+from service.state import SERVICE
+from service.store import Store
+
+log = logging.getLogger("stembot.bot")
+
+# View Channels, Send Messages, Attach Files, Read Message History, Create Public Threads,
+# Send Messages in Threads.
+INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 15) | (1 << 16) | (1 << 35) | (1 << 38)
+
+INVITE_URL = ("https://discord.com/oauth2/authorize?client_id=<APPLICATION ID>"
+              f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}")
+
+NO_TOKEN_HELP = f"""\
+Discord bot: not started, because DISCORD_TOKEN is not set. The job API runs without it.
+To run the bot as well:
+  1. Open https://discord.com/developers/applications, press "New Application", name it.
+  2. Bot: press "Reset Token", copy the token, and put it in .env:  DISCORD_TOKEN=<token>
+     (no privileged intents are needed: leave Presence, Server Members and Message Content off)
+  3. Invite it: OAuth2 -> URL Generator, scopes "bot" and "applications.commands", or open
+     {INVITE_URL}
+     (the APPLICATION ID is on the app's General Information page)
+  4. Register the commands once:  stembot sync --guild <SERVER ID>   (or: stembot sync --global)
+  5. Run `stembot up` again, then type /separate in your server."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plan(service: ServiceSettings, bot: BotSettings) -> tuple[ServiceSettings, BotSettings]:
+    """Point the bot at the embedded service; decide how callbacks reach it."""
+    bot = bot.with_changes(api_url=f"http://{_client_host(service.host)}:{service.port}"
+                                   "/release/job")
+    if bot.public_url:
+        return service, bot
+    if is_loopback(service.host):
+        # Only this machine can reach the service, so loopback callbacks cannot be abused.
+        return service.with_changes(allow_private_callbacks=True), bot
+    if not service.allow_private_callbacks:
+        log.warning("BOT_PUBLIC_URL is not set and the service refuses loopback callbacks:"
+                    " the bot will poll for results instead")
+        return service, bot.with_changes(callbacks=False)
+    return service, bot
+
+
+async def bot_key(store: Store, path: Path) -> tuple[str, str]:
+    """The bot's credentials for the embedded service: made once, kept in the data folder."""
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+        saved = json.loads(await asyncio.to_thread(path.read_text))
+        if await store.key(saved["secretId"]) is not None:
+            return str(saved["secretId"]), str(saved["secretKey"])
+    key = await store.create_key("discord bot (stembot up)")
+    await asyncio.to_thread(_write_private, path, json.dumps(
+        {"secretId": key.secret_id, "secretKey": key.secret_key}))
+    return key.secret_id, key.secret_key
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
+    """Serve the job API; run the bot beside it when there is a token. Until cancelled."""
+    if not bot.token:
+        print(NO_TOKEN_HELP, flush=True)
+    service, bot = plan(service, bot)
+    running = await start_service(service)
+    log.info("job service listening on %s", running.url)
+    try:
+        if bot.token:
+            await _run_bot(running, bot)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        await running.stop()
+
+
+async def _run_bot(running: RunningService, settings: BotSettings) -> None:
+    if not (settings.secret_id and settings.secret_key):
+        store = running.runner.app[SERVICE].store
+        secret_id, secret_key = await bot_key(store, settings.data_dir / "bot-key.json")
+        settings = settings.with_changes(secret_id=secret_id, secret_key=secret_key)
+    async with StemBot(settings) as client:
+        await client.start(settings.token)
