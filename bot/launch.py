@@ -8,7 +8,10 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 from pathlib import Path
+
+import discord
 
 from bot.client import StemBot
 from bot.settings import BotSettings
@@ -49,10 +52,8 @@ def is_loopback(host: str) -> bool:
 
 
 def plan(service: ServiceSettings, bot: BotSettings) -> tuple[ServiceSettings, BotSettings]:
-    """Point the bot at the embedded service; decide how callbacks reach it."""
-    bot = bot.with_changes(api_url=f"http://{_client_host(service.host)}:{service.port}"
-                                   "/release/job")
-    if bot.public_url:
+    """Decide how the embedded service's callbacks reach the bot."""
+    if bot.public_url or not bot.callbacks:
         return service, bot
     if is_loopback(service.host):
         # Only this machine can reach the service, so loopback callbacks cannot be abused.
@@ -83,12 +84,18 @@ def _write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+def _client_url(url: str) -> str:
+    """The service URL a local client uses (a wildcard bind address is not one to connect to)."""
+    for wildcard in ("0.0.0.0", "[::]"):
+        url = url.replace(f"//{wildcard}:", "//127.0.0.1:")
+    return url
 
 
 async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
-    """Serve the job API; run the bot beside it when there is a token. Until cancelled."""
+    """Serve the job API, with the bot beside it when there is a token; stop on SIGTERM."""
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     if not bot.token:
         print(NO_TOKEN_HELP, flush=True)
     service, bot = plan(service, bot)
@@ -96,17 +103,36 @@ async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
     log.info("job service listening on %s", running.url)
     try:
         if bot.token:
-            await _run_bot(running, bot)
-        else:
-            await asyncio.Event().wait()
+            bot = bot.with_changes(api_url=_client_url(running.url) + "/release/job")
+            await _run_bot(running, bot, stop)
+        await stop.wait()
     finally:
         await running.stop()
 
 
-async def _run_bot(running: RunningService, settings: BotSettings) -> None:
+async def _run_bot(running: RunningService, settings: BotSettings, stop: asyncio.Event) -> None:
+    """Run the bot until `stop`; if Discord refuses it, say why and leave the API serving."""
     if not (settings.secret_id and settings.secret_key):
         store = running.runner.app[SERVICE].store
         secret_id, secret_key = await bot_key(store, settings.data_dir / "bot-key.json")
         settings = settings.with_changes(secret_id=secret_id, secret_key=secret_key)
     async with StemBot(settings) as client:
-        await client.start(settings.token)
+        task = asyncio.create_task(client.start(settings.token))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task.done() and task.exception() is not None:
+            print(f"Discord bot stopped: {_explain(task.exception())}; the job API keeps"
+                  " running.", flush=True)
+            return
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _explain(error: BaseException | None) -> str:
+    if isinstance(error, discord.LoginFailure):
+        return ("Discord refused DISCORD_TOKEN; copy it again from the Developer Portal"
+                " (Bot -> Reset Token)")
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return "Discord asks for privileged intents, which this bot does not use"
+    return f"{type(error).__name__}: {error}"
