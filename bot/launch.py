@@ -53,7 +53,7 @@ def is_loopback(host: str) -> bool:
 
 def plan(service: ServiceSettings, bot: BotSettings) -> tuple[ServiceSettings, BotSettings]:
     """Decide how the embedded service's callbacks reach the bot."""
-    if bot.public_url or not bot.callbacks:
+    if bot.api_url or bot.public_url or not bot.callbacks:
         return service, bot
     if is_loopback(service.host):
         # Only this machine can reach the service, so loopback callbacks cannot be abused.
@@ -103,7 +103,6 @@ async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
     log.info("job service listening on %s", running.url)
     try:
         if bot.token:
-            bot = bot.with_changes(api_url=_client_url(running.url) + "/release/job")
             await _run_bot(running, bot, stop)
         await stop.wait()
     finally:
@@ -112,10 +111,16 @@ async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
 
 async def _run_bot(running: RunningService, settings: BotSettings, stop: asyncio.Event) -> None:
     """Run the bot until `stop`; if Discord refuses it, say why and leave the API serving."""
-    if not (settings.secret_id and settings.secret_key):
+    if settings.api_url and not (settings.secret_id and settings.secret_key):
+        print(f"Discord bot: not started: BOT_API_URL is {settings.api_url}; set BOT_SECRET_ID"
+              " and BOT_SECRET_KEY to the key that service issued you.", flush=True)
+        return
+    if not settings.api_url:
         store = running.runner.app[SERVICE].store
         secret_id, secret_key = await bot_key(store, settings.data_dir / "bot-key.json")
-        settings = settings.with_changes(secret_id=secret_id, secret_key=secret_key)
+        settings = settings.with_changes(api_url=_client_url(running.url) + "/release/job",
+                                         secret_id=secret_id, secret_key=secret_key)
+    log.info("the bot submits jobs to %s", settings.api_url)
     async with StemBot(settings) as client:
         task = asyncio.create_task(client.start(settings.token))
         stopping = asyncio.create_task(stop.wait())

@@ -21,7 +21,8 @@ class BotSettings:
 
     token: str = ""
     dev_guild_id: int | None = None
-    api_url: str = "http://127.0.0.1:8080/release/job"
+    # Empty: the job service that `stembot up` starts beside the bot.
+    api_url: str = ""
     secret_id: str = ""
     secret_key: str = ""
     listen_host: str = "127.0.0.1"
@@ -38,7 +39,7 @@ class BotSettings:
         return cls(
             token=os.environ.get("DISCORD_TOKEN", "").strip(),
             dev_guild_id=_optional_id("DISCORD_DEV_GUILD_ID"),
-            api_url=os.environ.get("BOT_API_URL") or defaults.api_url,
+            api_url=os.environ.get("BOT_API_URL", "").strip(),
             secret_id=os.environ.get("BOT_SECRET_ID", "").strip(),
             secret_key=os.environ.get("BOT_SECRET_KEY", "").strip(),
             listen_host=os.environ.get("BOT_LISTEN_HOST") or defaults.listen_host,
