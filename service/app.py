@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
@@ -95,11 +96,18 @@ async def start_service(settings: ServiceSettings) -> RunningService:
     return RunningService(runner, f"http://{host}:{port}")
 
 
-async def run_service(settings: ServiceSettings) -> None:
-    """Run until cancelled (Ctrl-C); for `stembot serve` and `stembot up`."""
+async def run_service(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or the task is cancelled (Ctrl-C), then shut down cleanly."""
     service = await start_service(settings)
     log.info("job service listening on %s", service.url)
     try:
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
     finally:
         await service.stop()
+
+
+async def run_until_signal(settings: ServiceSettings) -> None:
+    """`run_service` that also stops on SIGTERM (systemd, docker stop), for the CLI."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await run_service(settings, stop)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from service.app import run_service
+from service.app import run_until_signal
 from service.settings import ServiceSettings
 
 
@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     print(f"job service on http://{settings.host}:{settings.port}, data in {settings.data_dir}/",
           flush=True)
-    asyncio.run(run_service(settings))
+    asyncio.run(run_until_signal(settings))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from service.app import run_service
+from service.app import run_until_signal
 from stembot.commands.serve import settings_from
 
 
@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
           f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
           f"  create a key: stembot keys create --name NAME\n"
           f"  Ctrl-C stops it; queued and running jobs resume at the next start.", flush=True)
-    asyncio.run(run_service(settings))
+    asyncio.run(run_until_signal(settings))
     return 0
