@@ -169,13 +169,14 @@ class FakeDiscord:
         await asyncio.wait_for(self._identified.wait(), 30)
 
     async def interact(self, name: str, options: list[Json], *, user_id: int,
-                       roles: tuple[int, ...] = (), resolved: Json | None = None) -> InteractionLog:
-        """Send INTERACTION_CREATE for a slash command, as a member in the test channel."""
+                       roles: tuple[int, ...] = (), resolved: Json | None = None,
+                       autocomplete: bool = False) -> InteractionLog:
+        """Send INTERACTION_CREATE for a slash command (or its autocomplete), as a member."""
         data: Json = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options,
                       "guild_id": str(GUILD_ID)}
         if resolved:
             data["resolved"] = resolved
-        return await self._interaction(2, data, user_id, roles)
+        return await self._interaction(4 if autocomplete else 2, data, user_id, roles)
 
     async def click(self, log: InteractionLog, label: str, *, user_id: int) -> InteractionLog:
         """Press the button labelled `label` on the message a command answered with."""

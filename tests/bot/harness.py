@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fake_discord import FakeDiscord
+from fake_discord import FakeDiscord, InteractionLog
 
 from bot.client import StemBot
 from bot.settings import BotSettings
@@ -32,6 +32,21 @@ def decoded_seconds(data: bytes, suffix: str, folder: Path) -> tuple[int, float]
         Path(handle.name).write_bytes(data)
         audio = decode(Path(handle.name))
     return audio.shape[0], audio.shape[1] / SAMPLE_RATE
+
+
+EPHEMERAL = 64
+
+
+def refusal(log: InteractionLog) -> str:
+    """The text of an ephemeral refusal sent as the interaction's response."""
+    assert log.callback is not None and log.callback["type"] == 4, log.callback
+    data = log.callback["data"]
+    assert data["flags"] & EPHEMERAL
+    return str(data["content"])
+
+
+async def answered(fake: FakeDiscord, log: InteractionLog) -> None:
+    await fake.wait_until(lambda: log.callback is not None, seconds=10)
 
 
 # Loose limits, so that only the tests about limits meet them.

@@ -5,26 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fake_discord import GUILD_ID, MOD_ROLE_ID, OWNER_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service, read_bytes
+from harness import BotFactory, Service, answered, read_bytes, refusal
 
 from bot.client import StemBot
 from storage import JobState, NewJob
 
 MEMBER = 900_000_000_000_000_100
 OTHER = 900_000_000_000_000_103
-EPHEMERAL = 64
-
-
-def refusal(log: InteractionLog) -> str:
-    """The text of an ephemeral refusal sent as the interaction's response."""
-    assert log.callback is not None and log.callback["type"] == 4, log.callback
-    data = log.callback["data"]
-    assert data["flags"] & EPHEMERAL
-    return str(data["content"])
-
-
-async def answered(fake: FakeDiscord, log: InteractionLog) -> None:
-    await fake.wait_until(lambda: log.callback is not None, seconds=10)
 
 
 async def separate(fake: FakeDiscord, url: str, user_id: int = MEMBER,
