@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import logging
 
-from service.app import run_until_signal
+from bot.launch import run_up
+from bot.settings import BotSettings
 from stembot.commands.serve import settings_from
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "up", help="run stembot on the embedded defaults",
-        description="Start the job service on SQLite and the local file store; Ctrl-C stops it.",
+        description="Start the job service on SQLite and the local file store, and the Discord"
+                    " bot beside it when DISCORD_TOKEN is set; Ctrl-C stops them.",
     )
     parser.add_argument("--host", help="address to listen on (default: STEMBOT_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: STEMBOT_PORT or 8080)")
@@ -28,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
           f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
           f"  create a key: stembot keys create --name NAME\n"
           f"  Ctrl-C stops it; queued and running jobs resume at the next start.", flush=True)
-    asyncio.run(run_until_signal(settings))
+    # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
+    asyncio.run(run_up(settings, BotSettings.from_env()))
     return 0
