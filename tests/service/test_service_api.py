@@ -211,3 +211,9 @@ async def test_concurrent_requests(running: Running, origin: Origin) -> None:
     answers = await asyncio.gather(*reads)
     assert [a["id"] for a in answers[:30]] == [j["id"] for j in jobs]
     assert all(a["total"] == 30 for a in answers[30:])
+
+
+async def test_oversized_body_and_wrong_method(running: Running) -> None:
+    await error_of(running, 413, "PAYLOAD_TOO_LARGE", data=b"{" + b" " * (2 << 20) + b"}")
+    status, body = await running.api.raw("GET", "/release/job")
+    assert (status, body["error"]["code"]) == (405, "METHOD_NOT_ALLOWED")
