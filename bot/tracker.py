@@ -100,7 +100,7 @@ class JobTracker:
                 log.info("job %s: %s; retrying in %.0f s", record_id, error, delay)
                 delay = min(delay * 2, RETRY_MAX)
             except ApiError as error:
-                await self.fail(record, f"the separation service lost the job: {error}")
+                await self.fail(record, f"the separation service answered: {error}")
                 return
             else:
                 if job is None:
@@ -127,10 +127,12 @@ class JobTracker:
     async def _progress(self, record: JobRecord, job: Job, delay: float) -> float:
         """Show SUBMITTED/PROCESSING; poll faster while the progress moves."""
         state = JobState.SEPARATING if job.state is State.PROCESSING else JobState.QUEUED
-        moved = state is not record.state or job.progress != record.progress
+        same_state = state is record.state
+        moved = not same_state or job.progress != record.progress
         if moved:
             record = await self._jobs.update(record.id, state=state, progress=job.progress)
-            await self._status.show(record, progress_only=state is JobState.SEPARATING)
+            # A new state shows at once; a new percentage waits out the edit throttle.
+            await self._status.show(record, progress_only=same_state)
         return POLL_MIN if moved else min(delay * 1.5, POLL_MAX)
 
     async def _sleep(self, record_id: int, delay: float) -> None:

@@ -216,6 +216,10 @@ class FakeDiscord:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(check), seconds)
 
+    def add_message(self, channel_id: int, content: str = "") -> Message:
+        """A message that exists in Discord already (e.g. a reply from a previous run)."""
+        return self._store(channel_id, content, [])
+
     def in_channel(self, channel_id: int) -> list[Message]:
         return [m for m in self.messages.values() if m.channel_id == channel_id]
 
