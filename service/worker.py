@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import multiprocessing
 import multiprocessing.queues
+import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -67,9 +71,25 @@ _separator: Separator | None = None
 _progress: ProgressQueue | None = None
 
 
-def _init(model_dir: Path, threads: int | None, progress: ProgressQueue) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this worker when the server dies, even by SIGKILL.
+
+    The pool's queues keep a writer open in every worker, so an orphaned worker would
+    otherwise wait forever, holding a loaded model.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the check below remains
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init(model_dir: Path, threads: int | None, progress: ProgressQueue, parent: int) -> None:
     """Runs once in each worker process: load the model, keep the progress queue."""
     global _separator, _progress
+    _die_with_parent(parent)
     _separator = Separator(model_dir, threads)
     _progress = progress
 
@@ -107,7 +127,7 @@ class WorkerPool:
                  on_progress: Callable[[ProgressMessage], None]) -> None:
         self._context = multiprocessing.get_context("spawn")  # no forked event-loop state
         self._queue: ProgressQueue = self._context.Queue()
-        self._args = (model_dir, threads, self._queue)
+        self._args = (model_dir, threads, self._queue, os.getpid())
         self._workers = workers
         self._on_progress = on_progress
         self._pool = self._new_pool()

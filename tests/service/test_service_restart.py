@@ -72,6 +72,36 @@ async def serve(env: dict[str, str], log: Path, servers: list[subprocess.Popen[b
                 await asyncio.sleep(0.1)
 
 
+def children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (the server's pool workers)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def all_gone(pids: set[int], within: float = 10) -> bool:
+    """Poll /proc until every pid has exited (there is no event to wait on for that)."""
+    for _ in range(int(within * 10)):
+        if not any(map(alive, pids)):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 def state_in_db(env: dict[str, str], job_id: str) -> int:
     path = Path(env["STEMBOT_DATA_DIR"]) / "service.sqlite3"
     with sqlite3.connect(path) as db:
@@ -96,8 +126,12 @@ async def test_restart_in_the_middle_of_a_job(
                                   callback=hook, customId="restart")
         await api.wait(running["id"], states=(2,))
         await asyncio.sleep(3)  # into the worker: model loading or separating
+        workers = children(servers[0].pid)
+        assert workers, "the server runs separations in worker processes"
         os.kill(servers[0].pid, signal.SIGKILL)
         servers[0].wait()
+        # killed with the server, not left holding a loaded model
+        assert await all_gone(workers)
         assert state_in_db(env, running["id"]) == 2
         assert state_in_db(env, queued["id"]) == 1
         assert not origin.callbacks
