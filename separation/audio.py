@@ -112,7 +112,7 @@ def decode(path: Path, limits: Limits | None = None) -> Float:
             raise AudioDecodeError(f"{path.name}: truncated: the WAV header promises more data")
         if declared is not None:
             limits.check_seconds(path.name, declared)
-        audio = _decode_stream(container, stream, path.name, limits)
+        audio = _decode_stream(container, stream, path.name, limits, declared)
     if audio.shape[1] == 0:
         raise EmptyAudioError(f"{path.name}: contains no audio samples")
     if declared and audio.shape[1] < _TRUNCATION_RATIO * declared * SAMPLE_RATE - SAMPLE_RATE:
@@ -128,12 +128,15 @@ def _decode_stream(
     stream: av.audio.stream.AudioStream,
     name: str,
     limits: Limits,
+    declared: float | None,
 ) -> Float:
     mono = stream.codec_context.channels == 1
+    # a second of slack covers resampler rounding and durations estimated from bitrate
+    expected = round(((declared or 30.0) + 1.0) * SAMPLE_RATE)
     resampler = av.AudioResampler(
         format="fltp", layout="mono" if mono else "stereo", rate=SAMPLE_RATE
     )
-    buffer = _Growable(1 if mono else 2)
+    buffer = _Growable(1 if mono else 2, expected)
     max_samples = int(limits.max_seconds * SAMPLE_RATE)
     try:
         for frame in container.decode(stream):
@@ -178,23 +181,28 @@ def _riff_truncated(path: Path) -> bool:
 
 
 class _Growable:
-    """An append-only [channels, n] float32 buffer that doubles instead of concatenating."""
+    """An append-only [channels, n] float32 buffer, sized from the declared duration.
 
-    def __init__(self, channels: int) -> None:
-        self._data = np.zeros((channels, SAMPLE_RATE * 8), dtype=np.float32)
+    A long track decodes into one allocation; `array` is a view, not a copy, so the
+    decoded audio is in memory once.
+    """
+
+    def __init__(self, channels: int, expected_samples: int) -> None:
+        self._data = np.empty((channels, max(expected_samples, SAMPLE_RATE)), dtype=np.float32)
         self.length = 0
 
     def append(self, block: Float) -> None:
         end = self.length + block.shape[1]
         if end > self._data.shape[1]:
-            grown = np.zeros((self._data.shape[0], max(end, 2 * self._data.shape[1])), np.float32)
+            capacity = max(end, self._data.shape[1] * 3 // 2)
+            grown = np.empty((self._data.shape[0], capacity), np.float32)
             grown[:, : self.length] = self._data[:, : self.length]
             self._data = grown
         self._data[:, self.length : end] = block
         self.length = end
 
     def array(self) -> Float:
-        return np.ascontiguousarray(self._data[:, : self.length])
+        return self._data[:, : self.length]
 
 
 class AudioWriter:
