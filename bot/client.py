@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.delivery import Delivery
 from bot.jobapi import JobApi
+from bot.probe import InputFetcher
 from bot.settings import BotSettings
 from bot.status import StatusMessages
 from bot.tracker import JobTracker
@@ -48,6 +49,7 @@ class StemBot(commands.Bot):
     jobs: JobStore
     limits: LimitStore
     session: aiohttp.ClientSession
+    inputs: InputFetcher
     api: JobApi
     delivery: Delivery
     statuses: StatusMessages
@@ -76,6 +78,7 @@ class StemBot(commands.Bot):
         self.jobs = JobStore(self.db)
         self.limits = LimitStore(self.db, settings.limits)
         self.session = aiohttp.ClientSession()
+        self.inputs = InputFetcher(settings.allow_private_networks)
         self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key)
         self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)
         self.statuses = StatusMessages(self)
@@ -104,5 +107,6 @@ class StemBot(commands.Bot):
             await self.listener.stop()
             await self.tracker.close()
             await self.session.close()
+            await self.inputs.close()
             await self.db.close()
         await super().close()

@@ -7,15 +7,20 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import aiohttp
 import av
 import av.error
 
+from service import fetch
+from service.errors import UrlNotAllowed
+from service.fetch import FetchLimits, guard_hop
 from storage import GuildLimits
 
 MIB = 1024 * 1024
+DOWNLOAD_SECONDS = 120.0
+MAX_REDIRECTS = 5
 _UNSAFE = re.compile(r"[^\w\-. ()\[\]]+")
 
 
@@ -36,47 +41,79 @@ def track_name(url: str, filename: str | None = None) -> str:
     return _UNSAFE.sub("_", stem).strip(" ._")[:80] or "track"
 
 
-async def probe(session: aiohttp.ClientSession, url: str, limits: GuildLimits,
-                work_dir: Path) -> Probe:
-    """Download the input (within the size limit) and read its duration; refuse clearly.
+class InputFetcher:
+    """Fetches members' links with the service's guard: public addresses only, unless allowed.
 
-    `work_dir` must exist; the download is deleted before returning.
+    Without it any member could make the bot request addresses inside its own network.
     """
-    max_bytes = limits.max_mib * MIB if limits.max_mib else None
-    with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".input") as handle:
-        size = await _download(session, url, Path(handle.name), max_bytes)
-        seconds = await asyncio.to_thread(_duration, Path(handle.name))
-    if limits.max_seconds and seconds > limits.max_seconds:
+
+    def __init__(self, allow_private: bool) -> None:
+        self._guard = FetchLimits(max_bytes=0, timeout=DOWNLOAD_SECONDS,
+                                  max_redirects=MAX_REDIRECTS, allow_private=allow_private)
+        self._session = fetch.session(self._guard)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def probe(self, url: str, limits: GuildLimits, work_dir: Path) -> Probe:
+        """Download the input (within the size limit) and read its duration; refuse clearly.
+
+        `work_dir` must exist; the download is deleted before returning.
+        """
+        max_bytes = limits.max_mib * MIB if limits.max_mib else None
+        with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".input") as handle:
+            size = await self._download(url, Path(handle.name), max_bytes)
+            seconds = await asyncio.to_thread(_duration, Path(handle.name))
+        if limits.max_seconds and seconds > limits.max_seconds:
+            raise InputRefusedError(
+                f"the track is {_clock(seconds)} long; this server allows at most"
+                f" {_clock(limits.max_seconds)}"
+            )
+        return Probe(seconds, size)
+
+    async def _download(self, url: str, target: Path, max_bytes: int | None) -> int:
+        try:
+            async with asyncio.timeout(DOWNLOAD_SECONDS):
+                response = await self._follow(url)
+                async with response:
+                    return await _save(response, target, max_bytes)
+        except UrlNotAllowed as error:
+            raise InputRefusedError(
+                f"the link leads to a private network address ({error.message}); only public"
+                " links can be separated") from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise InputRefusedError(
+                f"could not download the link ({error or 'timed out'})") from None
+
+    async def _follow(self, url: str) -> aiohttp.ClientResponse:
+        """GET with every redirect checked, so that none leads inside the network."""
+        for _ in range(MAX_REDIRECTS + 1):
+            guard_hop(url, self._guard)
+            response = await self._session.get(url, allow_redirects=False)
+            if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                response.release()
+                url = urljoin(url, response.headers["Location"])
+                continue
+            return response
+        raise InputRefusedError(f"the link redirects more than {MAX_REDIRECTS} times")
+
+
+async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int | None) -> int:
+    if response.status != 200:
+        raise InputRefusedError(f"the link answered HTTP {response.status}, not a file")
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if kind.startswith("text/"):
         raise InputRefusedError(
-            f"the track is {_clock(seconds)} long; this server allows at most"
-            f" {_clock(limits.max_seconds)}"
+            f"the link is a web page ({kind}), not an audio file: link the file itself"
         )
-    return Probe(seconds, size)
-
-
-async def _download(
-    session: aiohttp.ClientSession, url: str, target: Path, max_bytes: int | None
-) -> int:
-    timeout = aiohttp.ClientTimeout(total=120)
-    try:
-        async with session.get(url, timeout=timeout) as response:
-            if response.status != 200:
-                raise InputRefusedError(f"the link answered HTTP {response.status}, not a file")
-            kind = response.headers.get("Content-Type", "").split(";")[0].strip()
-            if kind.startswith("text/"):
-                raise InputRefusedError(
-                    f"the link is a web page ({kind}), not an audio file: link the file itself"
-                )
-            _check_size(response.content_length, max_bytes)
-            written = 0
-            with target.open("wb") as out:
-                async for chunk in response.content.iter_chunked(1 << 16):
-                    written += len(chunk)
-                    _check_size(written, max_bytes)
-                    out.write(chunk)
-            return written
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise InputRefusedError(f"could not download the link ({error or 'timed out'})") from None
+    _check_size(response.content_length, max_bytes)
+    written = 0
+    with target.open("wb") as out:
+        async for chunk in response.content.iter_chunked(1 << 16):
+            written += len(chunk)
+            _check_size(written, max_bytes)
+            out.write(chunk)
+    return written
 
 
 def _check_size(size: int | None, max_bytes: int | None) -> None:

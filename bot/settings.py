@@ -29,6 +29,7 @@ class BotSettings:
     listen_port: int = 8081
     public_url: str = ""
     callbacks: bool = True
+    allow_private_networks: bool = False
     data_dir: Path = Path("data")
     job_timeout: int = 3600
     limits: GuildLimits = field(default_factory=GuildLimits)
@@ -46,6 +47,7 @@ class BotSettings:
             listen_port=env_int("BOT_LISTEN_PORT", defaults.listen_port),
             public_url=os.environ.get("BOT_PUBLIC_URL", "").strip(),
             callbacks=env_bool("BOT_CALLBACKS", True),
+            allow_private_networks=env_bool("BOT_ALLOW_PRIVATE_NETWORKS", False),
             data_dir=Path(
                 os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
             ),

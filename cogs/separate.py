@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.jobapi import ApiError
 from bot.messages import STEM_CHOICES, status_text
-from bot.probe import MIB, InputRefusedError, probe, track_name
+from bot.probe import MIB, InputRefusedError, track_name
 from bot.quota import refusal
 from separation import OutputFormat
 from storage import GuildLimits, JobRecord, NewJob
@@ -98,7 +98,7 @@ class Separate(commands.Cog):
     async def _submit(self, record: JobRecord, limits: GuildLimits) -> None:
         tracker = self.bot.tracker
         try:
-            await probe(self.bot.session, record.input_url, limits, self.bot.settings.work_dir)
+            await self.bot.inputs.probe(record.input_url, limits, self.bot.settings.work_dir)
         except InputRefusedError as error:
             await tracker.fail(record, str(error))
             return

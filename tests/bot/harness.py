@@ -80,7 +80,7 @@ def bot_settings(tmp_path: Path, service: Service | None, **changes: object) -> 
         token="fake-token", api_url=(service.url if service else "http://127.0.0.1:9")
         + "/release/job", secret_id=service.secret_id if service else "id",
         secret_key=service.secret_key if service else "key", listen_port=0,
-        data_dir=tmp_path / "bot", limits=TEST_LIMITS,
+        data_dir=tmp_path / "bot", limits=TEST_LIMITS, allow_private_networks=True,
     )
     return settings.with_changes(**changes)
 

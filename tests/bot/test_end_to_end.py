@@ -34,7 +34,7 @@ async def test_separate_delivers_stems_in_a_thread(
             {"name": "format", "type": 3, "value": "mp3"},
         ], user_id=MEMBER)
         await fake.wait_until(lambda: log.original is not None
-                              and "done" in log.original.content, seconds=150)
+                              and "done" in log.original.content, seconds=240)
         record = await bot.jobs.require(1)
         assert record.service_job_id is not None
         job = await service.store.job(record.service_job_id)

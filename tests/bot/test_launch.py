@@ -64,7 +64,7 @@ async def test_with_a_token_the_bot_uses_the_embedded_service(
     song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")
     service = ServiceSettings(port=0, data_dir=tmp_path / "data", allow_private_networks=True)
     bot = BotSettings(token="fake-token", listen_port=0, data_dir=tmp_path / "data",
-                      limits=TEST_LIMITS)
+                      limits=TEST_LIMITS, allow_private_networks=True)
     async with background(run_up(service, bot)):
         await fake.ready()
         log = await fake.interact("separate", [

@@ -183,3 +183,15 @@ async def test_cancel_own_job_only(fake: FakeDiscord, service: Service,
         again = await fake.interact("job", cancel, user_id=MEMBER)
         await answered(fake, again)
         assert refusal(again) == "job #1 is already canceled; nothing to cancel."
+
+
+async def test_links_into_the_bots_network_are_refused(fake: FakeDiscord,
+                                                       bot_factory: BotFactory,
+                                                       demo_wav: Path) -> None:
+    song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")
+    async with bot_factory(None, allow_private_networks=False):
+        log = await separate(fake, song)
+        text = await finished(fake, log, "failed")
+        assert ("the link leads to a private network address (127.0.0.1 is not a public"
+                " address); only public links can be separated") in text
+    assert "demo.wav" in song
