@@ -195,3 +195,16 @@ async def test_links_into_the_bots_network_are_refused(fake: FakeDiscord,
         assert ("the link leads to a private network address (127.0.0.1 is not a public"
                 " address); only public links can be separated") in text
     assert "demo.wav" in song
+
+
+async def test_without_thread_permission_the_channel_is_used(fake: FakeDiscord,
+                                                             bot_factory: BotFactory) -> None:
+    fake.fail_thread_creation = True
+    page = fake.serve("page.html", b"<html></html>", "text/html")
+    async with bot_factory(None) as bot:
+        log = await separate(fake, page)
+        assert "web page" in await finished(fake, log, "failed")
+        record = await bot.jobs.require(1)
+        assert record.thread_id is None and record.message_id is not None
+        assert fake.threads == {}
+        assert bot.delivery.destination(record).id == record.channel_id
