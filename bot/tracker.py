@@ -12,6 +12,7 @@ import discord
 from bot.delivery import Delivery
 from bot.jobapi import ApiError, Job, JobApi, Method, ServiceUnreachableError, State
 from bot.status import StatusMessages
+from separation import SeparationError
 from storage import JobRecord, JobState, JobStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class JobTracker:
         task = self._tasks.get(record_id)
         if task is None or task.done():
             self._wake.setdefault(record_id, asyncio.Event())
-            self._tasks[record_id] = asyncio.create_task(self._follow(record_id))
+            self._tasks[record_id] = asyncio.create_task(self._guarded(record_id))
 
     async def on_callback(self, record: JobRecord, job: Job) -> None:
         """A verified callback: wake the follower (or start one, e.g. just after a restart)."""
@@ -84,6 +85,17 @@ class JobTracker:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+
+    async def _guarded(self, record_id: int) -> None:
+        """Follow the job; a bug must end it with a message, not leave it hanging."""
+        try:
+            await self._follow(record_id)
+        except Exception as error:
+            log.exception("job %s: following it failed", record_id)
+            with contextlib.suppress(Exception):
+                record = await self._jobs.require(record_id)
+                await self.fail(record, f"the bot failed internally ({type(error).__name__}:"
+                                f" {error}); please try again")
 
     async def _follow(self, record_id: int) -> None:
         delay = POLL_MIN
@@ -160,7 +172,7 @@ class JobTracker:
         await self._status.show(record)
         try:
             await self._delivery.deliver(record, job)
-        except (ApiError, discord.HTTPException, OSError) as error:
+        except (ApiError, SeparationError, discord.HTTPException, OSError) as error:
             await self.fail(record, f"could not deliver the stems: {error}")
             return
         await self.end(record, JobState.DONE, None)

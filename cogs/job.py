@@ -36,31 +36,34 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         return [c for c in choices if current.lower() in c.name.lower()][:25]
 
     @app_commands.command(name="status", description="Show where one of your jobs is")
-    @app_commands.describe(id="The job number")
-    @app_commands.autocomplete(id=own_jobs)
-    async def status(self, interaction: discord.Interaction, id: int) -> None:
-        record = await self._find(interaction, id)
+    @app_commands.describe(job_id="The job number")
+    @app_commands.rename(job_id="id")
+    @app_commands.autocomplete(job_id=own_jobs)
+    async def status(self, interaction: discord.Interaction, job_id: int) -> None:
+        record = await self._find(interaction, job_id)
         if record is None:
             return
         where = f"\nthread: <#{record.thread_id}>" if record.thread_id else ""
         await interaction.response.send_message(status_text(record) + where, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs")
-    @app_commands.describe(id="The job number")
-    @app_commands.autocomplete(id=own_jobs)
-    async def cancel(self, interaction: discord.Interaction, id: int) -> None:
-        record = await self._find(interaction, id)
+    @app_commands.describe(job_id="The job number")
+    @app_commands.rename(job_id="id")
+    @app_commands.autocomplete(job_id=own_jobs)
+    async def cancel(self, interaction: discord.Interaction, job_id: int) -> None:
+        record = await self._find(interaction, job_id)
         if record is None:
             return
         limits = await self.bot.limits.get(record.guild_id)
         if record.user_id != interaction.user.id and not is_moderator(interaction.user, limits):
             await interaction.response.send_message(
-                f"job #{id} belongs to <@{record.user_id}>; only they or a moderator may"
+                f"job #{job_id} belongs to <@{record.user_id}>; only they or a moderator may"
                 " cancel it.", ephemeral=True)
             return
         if record.state.final:
             await interaction.response.send_message(
-                f"job #{id} is already {record.state.value}; nothing to cancel.", ephemeral=True)
+                f"job #{job_id} is already {record.state.value}; nothing to cancel.",
+                ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True)
         message = await self._cancel(record, interaction.user)

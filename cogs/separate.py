@@ -36,14 +36,15 @@ class Separate(commands.Cog):
     @app_commands.guild_only()
     @app_commands.describe(
         stems="How many stems", url="A link to the audio file",
-        file="Or attach the audio file", format="File format of the stems (default mp3)",
+        file="Or attach the audio file", fmt="File format of the stems (default mp3)",
     )
     @app_commands.choices(
         stems=[Choice(name=name, value=count) for count, name in STEM_CHOICES.items()])
-    @app_commands.choices(format=[Choice(name=f.value, value=f.value) for f in FORMATS])
+    @app_commands.choices(fmt=[Choice(name=f.value, value=f.value) for f in FORMATS])
+    @app_commands.rename(fmt="format")
     async def separate(
         self, interaction: discord.Interaction, stems: Choice[int], url: str | None = None,
-        file: discord.Attachment | None = None, format: Choice[str] | None = None,
+        file: discord.Attachment | None = None, fmt: Choice[str] | None = None,
     ) -> None:
         assert interaction.guild_id is not None and interaction.channel_id is not None
         limits = await self.bot.limits.get(interaction.guild_id)
@@ -58,7 +59,7 @@ class Separate(commands.Cog):
             guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             user_id=interaction.user.id, input_url=source,
             track_name=track_name(source, file.filename if file else None),
-            stems=stems.value, format=format.value if format else OutputFormat.MP3.value,
+            stems=stems.value, format=fmt.value if fmt else OutputFormat.MP3.value,
         ))
         self.bot.statuses.attach(record.id, interaction)
         record = await self._open_thread(interaction, record)

@@ -36,6 +36,7 @@ async def test_separate_delivers_stems_in_a_thread(
         await fake.wait_until(lambda: log.original is not None
                               and "done" in log.original.content, seconds=240)
         record = await bot.jobs.require(1)
+        delivered = await bot.jobs.delivered(record.id)
         assert record.service_job_id is not None
         job = await service.store.job(record.service_job_id)
         # The service's signed callback reached the listener and was accepted.
@@ -78,3 +79,6 @@ async def test_separate_delivers_stems_in_a_thread(
     assert record.message_id == log.original.id and record.user_id == MEMBER
     assert (record.stems, record.format, record.input_url) == (4, "mp3", song)
     assert record.finished_at is not None and record.error is None
+    assert sorted(delivered) == sorted([*STEMS, "summary"])
+    assert {delivered[stem].message_id for stem in STEMS} == {m.id for m in posted}
+    assert all(delivered[stem].link is None for stem in STEMS)
