@@ -17,8 +17,11 @@ from storage import JobRecord, JobState, JobStore
 
 log = logging.getLogger(__name__)
 
+# Polling an answering service: fast while the percentage moves, never slower than the
+# status throttle, so that a short "separating" phase is not missed while a job waits in
+# the queue. An unreachable service is retried with exponential backoff instead.
 POLL_MIN = 2.0
-POLL_MAX = 30.0
+POLL_MAX = 5.0
 RETRY_MAX = 60.0
 
 
