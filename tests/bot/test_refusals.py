@@ -208,3 +208,18 @@ async def test_without_thread_permission_the_channel_is_used(fake: FakeDiscord,
         assert record.thread_id is None and record.message_id is not None
         assert fake.threads == {}
         assert bot.delivery.destination(record).id == record.channel_id
+
+
+async def test_duration_and_size_limits(fake: FakeDiscord, bot_factory: BotFactory,
+                                        demo_wav: Path) -> None:
+    song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")  # 7 s, 1.2 MB
+    async with bot_factory(None) as bot:
+        await bot.limits.set(GUILD_ID, max_seconds=5)
+        log = await separate(fake, song)
+        text = await finished(fake, log, "failed")
+        assert "the track is 0:07 long; this server allows at most 0:05" in text
+        await bot.limits.set(GUILD_ID, max_seconds=600, max_mib=1)
+        log = await separate(fake, song)
+        assert "the file is over this server's 1 MiB limit" in await finished(fake, log, "failed")
+        records = [await bot.jobs.require(i) for i in (1, 2)]
+        assert all(r.service_job_id is None for r in records)  # refused before submission
