@@ -1,0 +1,1 @@
+"""The bot's slash commands, one concern per cog: /separate, /job, /jobs."""
