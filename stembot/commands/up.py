@@ -13,7 +13,7 @@ from stembot.commands.serve import settings_from
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "up", help="run stembot on the embedded defaults",
+        "up", help="start the job service and the Discord bot on the embedded defaults",
         description="Start the job service on SQLite and the local file store, and the Discord"
                     " bot beside it when DISCORD_TOKEN is set; Ctrl-C stops them.",
     )
