@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
-from conftest import Origin, Running, basic_header
+from conftest import Api, Origin, Running, basic_header, make_settings, new_key
 
-from separation import decode
+from separation import decode, model_files
+from service.app import start_service
 from service.auth import SIGNATURE_HEADER, link_secret, sign_link
 
 
@@ -140,16 +142,31 @@ async def test_timeout_ends_in_error(running: Running, origin: Origin) -> None:
 
 
 async def test_failures_say_why(running: Running, origin: Origin) -> None:
-    """Bad audio, and five stems while the piano model is missing: ERROR with the reason."""
+    """Bad audio: ERROR with the reason, and no server path in it."""
     api = running.api
     bad = await api.create([{"url": origin.url + "/files/notaudio.wav"}])
-    five = await api.create([{"url": origin.url + "/files/clip.wav"}], method=3)
     done = await api.wait(bad["id"])
     assert done["state"] == 4 and done["errorCode"] == "INVALID_AUDIO", done
     assert "/" not in done["errorMessage"].removeprefix("inputs[0]: ")  # no server paths
-    done = await api.wait(five["id"])
+
+
+async def test_five_stems_without_the_piano_model_say_so(tmp_path: Path, origin: Origin) -> None:
+    # a model folder holding only the 4-stem network, as before the piano model is installed
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / model_files.HTDEMUCS_PARTS).symlink_to(model_files.htdemucs_parts())
+    settings = make_settings(tmp_path / "data", model_dir=models)
+    service = await start_service(settings)
+    try:
+        async with aiohttp.ClientSession() as client:
+            api = Api(client, service.url, await new_key(settings))
+            five = await api.create([{"url": origin.url + "/files/clip.wav"}], method=3)
+            done = await api.wait(five["id"])
+    finally:
+        await service.stop()
     assert done["state"] == 4 and done["errorCode"] == "MODEL_NOT_INSTALLED"
-    assert "piano" in done["errorMessage"]
+    assert "5 stems: piano model not installed" in done["errorMessage"]
+    assert str(models) not in done["errorMessage"]
 
 
 async def test_callback_retries_and_records(running: Running, origin: Origin) -> None:
