@@ -12,6 +12,7 @@ from service.errors import InvalidParameter
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
 MAX_ITEMS = 16  # inputs and outputs per job; the original sets no bound, a server must
+MAX_TIMEOUT = 7 * 24 * 3600  # seconds; also keeps the deadline (ms) within an SQLite INTEGER
 
 
 class State(enum.IntEnum):
@@ -194,6 +195,36 @@ class Job:
 # --- request parsing: every check names the field it refuses ------------------------------
 
 
+def check_text(body: Any, name: str = "") -> None:
+    """Refuse any string in a parsed JSON body, value or name, that is not valid UTF-8.
+
+    JSON's \\ud800 escapes decode to lone surrogates, which nothing downstream can encode
+    (SQLite, HMACs, file names). Walks without recursion: the parser allows deep nesting.
+    """
+    stack: list[tuple[Any, str]] = [(body, name)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not _utf8(value):
+                raise InvalidParameter(f"{where or 'the body'} is not valid UTF-8 text")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _utf8(key):
+                    raise InvalidParameter(
+                        f"{where or 'the body'} has a field name that is not valid UTF-8 text")
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def obj(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter(f"{name} must be an object")
@@ -280,6 +311,8 @@ def parse_create(raw: Any, default_timeout: int) -> JobRequest:
     timeout = integer(body, "timeout", "timeout", 0)
     if timeout < 0:
         raise InvalidParameter("timeout must not be negative")
+    if timeout > MAX_TIMEOUT:
+        raise InvalidParameter(f"timeout must be at most {MAX_TIMEOUT} seconds (7 days)")
     inputs = tuple(parse_input(r, f"inputs[{i}]")
                    for i, r in enumerate(items(body, "inputs", "inputs")))
     outputs = tuple(parse_output(r, f"outputs[{i}]", len(inputs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,13 +22,14 @@ from service.errors import (
     UnknownAction,
 )
 from service.fetch import check_url
-from service.protocol import OutputSpec, integer, obj, parse_create, string
+from service.protocol import OutputSpec, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
 # (service, caller, body, base URL the caller used) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
 MAX_LINK_TTL = 365 * 24 * 3600
+log = logging.getLogger("stembot.service")
 
 routes = web.RouteTableDef()
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -53,8 +55,11 @@ async def release_job(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson("the body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidJson("the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidJson("the body must be a JSON object")
+    check_text(body)
     action = body.get("action")
     handler = ACTIONS.get(action) if isinstance(action, str) else None
     if handler is None:
@@ -216,7 +221,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def errors(request: web.Request,
                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                  ) -> web.StreamResponse:
-    """Every error, ours or aiohttp's (404, 405, 413), in the one documented shape."""
+    """Every error, ours, aiohttp's (404, 405, 413) or a fault's (500), in the one shape."""
     try:
         return await handler(request)
     except ApiError as error:
@@ -227,6 +232,12 @@ async def errors(request: web.Request,
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                 413: "PAYLOAD_TOO_LARGE"}.get(error.status, "HTTP_ERROR")
         return error_response(request, error.status, code, error.reason)
+    except Exception:
+        # The path, not the query string (link signatures) nor the body (secret keys).
+        log.exception("internal error answering %s %s (requestId %s)", request.method,
+                      request.path, request_id(request))
+        return error_response(request, 500, "INTERNAL_ERROR",
+                              "the server failed to answer; it logged this requestId")
 
 
 def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:

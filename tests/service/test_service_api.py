@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import DOCUMENT, Origin, Running, basic_header
 
+from service.state import SERVICE
 from service.store import NewKey
 from stembot.cli import main
 
@@ -61,6 +63,10 @@ async def test_bad_credentials(running: Running) -> None:
     ({"customId": 7}, "customId"),
     ({"timeout": -1}, "timeout"),
     ({"timeout": "10"}, "timeout"),
+    ({"timeout": 604801}, "timeout"),
+    ({"timeout": 10**16}, "timeout"),  # its deadline would overflow an SQLite INTEGER
+    ({"customId": "a\ud800"}, "customId"),  # a lone surrogate: not UTF-8, SQLite can't bind it
+    ({"inputs": [{"url": "http://127.0.0.1:9/\udfff.wav"}]}, "inputs[0].url"),
     ({"inputs": []}, "inputs"),
     ({"inputs": [{}]}, "inputs[0]"),
     ({"inputs": [{"url": "http://127.0.0.1:9/a", "source": {"contentId": "r", "path": "a"}}]},
@@ -91,6 +97,58 @@ async def test_invalid_fields_create_nothing(running: Running, changes: dict[str
     assert field in body["error"]["message"]
     listed = await running.api.ok("ListJobs", {"customId": "c1"})
     assert listed == {"jobs": [], "total": 0}
+
+
+async def test_longest_timeout_is_accepted(running: Running) -> None:
+    job = (await running.api.ok("CreateJob", create_request(timeout=604800)))["job"]
+    assert job["customId"] == "c1"
+
+
+async def test_strings_that_are_not_utf8_are_refused(running: Running) -> None:
+    key = running.api.key
+    base = {"action": "GetJob", "secretId": key.secret_id, "getJobRequest": {"id": "x"}}
+    message = await error_of(running, 400, "INVALID_PARAMETER",
+                             json={**base, "secretKey": "\ud800"})
+    assert "secretKey" in message
+    message = await error_of(running, 400, "INVALID_PARAMETER", json={
+        **base, "secretKey": key.secret_key, "action": "ListJobs",
+        "listJobsRequest": {"customId": "\udc80"}})
+    assert "listJobsRequest.customId" in message
+    # a bad name is refused as well as a bad value
+    message = await error_of(running, 400, "INVALID_PARAMETER", json={
+        **base, "secretKey": key.secret_key, "getJobRequest": {"id": "x", "\ud800": 1}})
+    assert "getJobRequest" in message
+
+
+async def test_deeply_nested_json_is_invalid_json(running: Running) -> None:
+    await error_of(running, 400, "INVALID_JSON", data=b"[" * 100_000)
+    await error_of(running, 400, "INVALID_JSON", data=b'{"a":' * 100_000)
+    # nesting the parser accepts is still checked without running out of stack
+    key = running.api.key
+    body = json.dumps({"action": "GetJob", "secretId": key.secret_id,
+                       "secretKey": key.secret_key, "getJobRequest": "DEEP"})
+    deep = body.replace('"DEEP"', "[" * 800 + "]" * 800)
+    await error_of(running, 400, "INVALID_PARAMETER", data=deep.encode())
+
+
+async def test_unexpected_errors_keep_the_error_shape(
+        running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    service = running.service.runner.app[SERVICE]
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire at /srv/secret/path")
+
+    service.store.job = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        status, body = await running.api.call("GetJob", {"id": "x"})
+    assert status == 500, body
+    assert body["error"]["code"] == "INTERNAL_ERROR"
+    assert body["requestId"]
+    assert "/srv/secret" not in body["error"]["message"]
+    # the log says what broke, without the caller's secret
+    assert "disk on fire" in caplog.text
+    assert body["requestId"] in caplog.text
+    assert running.api.key.secret_key not in caplog.text
 
 
 async def test_missing_request_sections(running: Running) -> None:
