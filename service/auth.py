@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -52,20 +54,54 @@ def callback_signature(secret_key: str, body: bytes) -> str:
 # --- signed links -----------------------------------------------------------------------
 
 
+MIN_LINK_SECRET = 32  # bytes; a shorter (or empty) key would make links forgeable
+
+
 def link_secret(data_dir: Path, configured: str = "") -> bytes:
-    """The server's link-signing secret: the setting, else a file made once in the data folder."""
+    """The server's link-signing secret: the setting, else a file made once in the data folder.
+
+    The file appears whole or not at all: the secret is written to a temporary file beside
+    it, then linked into place, so a crash or a concurrent start never sees it empty. A file
+    that is too short (left by an older version's crash) is replaced, never used as a key.
+    """
     if configured:
         return configured.encode()
     path = data_dir / "link-secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+    secret = _read_secret(path)
+    if secret is not None and len(secret) >= MIN_LINK_SECRET:
+        return secret
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".link-secret.", dir=data_dir)  # mode 0600
+    try:
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if secret is None:
+            try:
+                os.link(temp, path)  # create-if-absent: the first start wins
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not path.exists():
+                    os.replace(temp, path)
+        else:
+            os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    secret = _read_secret(path)
+    if secret is None or len(secret) < MIN_LINK_SECRET:
+        raise RuntimeError(f"{path} holds fewer than {MIN_LINK_SECRET} bytes: delete it")
+    return secret
+
+
+def _read_secret(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
 
 
 def link_signature(secret: bytes, content_id: str, path: str, expires: int) -> str:
