@@ -14,9 +14,12 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from separation import model_files
+from separation.errors import ModelNotInstalledError
 from service.auth import link_secret
 from service.callbacks import Callbacks
 from service.content import ContentStore
+from service.errors import StartupError
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
 from service.routes import errors, routes
@@ -36,8 +39,20 @@ class AccessLogger(AbstractAccessLogger):
                          time * 1000)
 
 
+def check_models(settings: ServiceSettings) -> None:
+    """Refuse to start without the 4-stem model, which every worker loads as it starts.
+
+    Without it each worker would die at start, failing every job with WORKER_CRASHED.
+    """
+    try:
+        model_files.htdemucs_parts(settings.models)
+    except ModelNotInstalledError as error:
+        raise StartupError(str(error)) from None
+
+
 async def open_service(settings: ServiceSettings) -> Service:
-    """Open the store and start the runner, the deadline sweeper and pending callbacks."""
+    """Check the model, open the store, start the runner, the sweeper and pending callbacks."""
+    await asyncio.to_thread(check_models, settings)
     await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
     store = await Store.open(settings.db_path)
     content = ContentStore(settings.content_dir, store, settings.max_bytes)

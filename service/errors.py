@@ -72,3 +72,7 @@ class JobFailure(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class StartupError(Exception):
+    """The service cannot start as configured; the message says what to do, in one line."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from service.app import run_until_signal
+from service.app import check_models, run_until_signal
+from service.errors import StartupError
 from service.settings import ServiceSettings
 
 
@@ -30,10 +34,21 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
     return settings
 
 
+def start(settings: ServiceSettings, banner: str,
+          main: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Run `main` after the banner; a service that cannot start says why in one line: status 1."""
+    try:
+        check_models(settings)  # before the banner, so the reason is all that is printed
+        print(banner, flush=True)
+        asyncio.run(main())
+    except StartupError as error:
+        print(error, file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = settings_from(args)
-    print(f"job service on http://{settings.host}:{settings.port}, data in {settings.data_dir}/",
-          flush=True)
-    asyncio.run(run_until_signal(settings))
-    return 0
+    return start(settings, f"job service on http://{settings.host}:{settings.port}, data in"
+                           f" {settings.data_dir}/", lambda: run_until_signal(settings))

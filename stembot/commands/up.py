@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from bot.launch import run_up
 from bot.settings import BotSettings
-from stembot.commands.serve import settings_from
+from stembot.commands.serve import settings_from, start
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,11 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = settings_from(args)
-    print(f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
-          f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
-          f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
-          f"  create a key: stembot keys create --name NAME\n"
-          f"  Ctrl-C stops it; queued and running jobs resume at the next start.", flush=True)
+    banner = (f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
+              f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
+              f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
+              f"  create a key: stembot keys create --name NAME\n"
+              f"  Ctrl-C stops it; queued and running jobs resume at the next start.")
     # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
-    asyncio.run(run_up(settings, BotSettings.from_env()))
-    return 0
+    return start(settings, banner, lambda: run_up(settings, BotSettings.from_env()))

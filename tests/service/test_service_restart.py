@@ -15,9 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Api, Origin
+from conftest import Api, Origin, make_settings
 from test_service_jobs import signed
 
+from service.app import start_service
+from service.errors import StartupError
 from service.store import NewKey
 
 
@@ -177,3 +179,26 @@ async def test_up_serves_and_stops_on_sigterm(
     servers[0].send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(servers[0].wait, 30) == 0
     assert "stembot keys create" in log.read_text()
+
+
+@pytest.mark.parametrize("command", ["serve", "up"])
+def test_without_the_model_the_service_does_not_start(
+    env: dict[str, str], tmp_path: Path, command: str,
+) -> None:
+    """One clear line and status 1, not a pool of workers that die at every job."""
+    models = tmp_path / "no-models"
+    models.mkdir()
+    done = subprocess.run([sys.executable, "-m", "stembot", command],
+                          env=env | {"STEMBOT_MODEL_DIR": str(models), "DISCORD_TOKEN": ""},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"the 4-stem model is not installed in {models}: run `stembot models fetch`"]
+
+
+async def test_start_service_refuses_a_folder_without_the_model(tmp_path: Path) -> None:
+    models = tmp_path / "no-models"
+    models.mkdir()
+    with pytest.raises(StartupError, match=r"4-stem model is not installed in .*stembot models"):
+        await start_service(make_settings(tmp_path / "data", model_dir=models))
