@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,12 +148,16 @@ class JobApi:
                         f" (HTTP {response.status})", status=response.status,
                     )
                 written = 0
-                with target.open("wb") as out:
+                # Off the event loop, which `stembot up` shares with the job service.
+                out = await asyncio.to_thread(target.open, "wb")
+                try:
                     async for chunk in response.content.iter_chunked(1 << 16):
                         written += len(chunk)
                         if written > max_bytes:
                             raise ApiError(f"{stem.file_name} is larger than {max_bytes} bytes")
-                        out.write(chunk)
+                        await asyncio.to_thread(out.write, chunk)
+                finally:
+                    await asyncio.to_thread(out.close)
         except aiohttp.ClientError as error:
             raise ServiceUnreachableError(
                 f"the separation service at {self.base_url} is not reachable ({error})"
@@ -193,6 +198,11 @@ def _error_of(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _api_error(status: int, text: str, body: dict[str, Any] | None) -> ApiError:
     error = _error_of(body) if body else None
+    if status >= 500 or status == 429:
+        # A proxy in front of a restarting service, or a passing overload: try again later.
+        detail = error.get("message", "") if error else text[:200]
+        return ServiceUnreachableError(
+            f"the separation service is unavailable (HTTP {status}: {detail})", status=status)
     if error is None:
         return ApiError(f"the separation service answered HTTP {status}: {text[:200]}",
                         status=status)

@@ -53,11 +53,24 @@ def elapsed(record: JobRecord) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
+# Discord refuses message content over 2000 characters (HTTP 400, code 50035).
+MESSAGE_LIMIT = 2000
+# A history line shows at most this much of the link and of the error: then a line is
+# under 390 characters, and a page of five (cogs/jobs.py) fits in one message.
+URL_LIMIT = 150
+ERROR_LIMIT = 100
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters with an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def history_line(record: JobRecord) -> str:
     """One job in `/jobs history`: member, link, stems, state, times, error."""
     created = f"<t:{int(record.created_at)}:f>"
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
-    error = f"\n  error: {record.error}" if record.error else ""
+    error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
-            f" · **{record.state.value}**\n  <{record.input_url}>\n"
+            f" · **{record.state.value}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
             f"  submitted {created}{finished}{error}")

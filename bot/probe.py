@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -61,9 +62,14 @@ class InputFetcher:
         `work_dir` must exist; the download is deleted before returning.
         """
         max_bytes = limits.max_mib * MIB if limits.max_mib else None
-        with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".input") as handle:
-            size = await self._download(url, Path(handle.name), max_bytes)
-            seconds = await asyncio.to_thread(_duration, Path(handle.name))
+        # Files are touched only off the event loop, which `stembot up` shares with the
+        # job service.
+        target = await asyncio.to_thread(_temporary, work_dir)
+        try:
+            size = await self._download(url, target, max_bytes)
+            seconds = await asyncio.to_thread(_duration, target)
+        finally:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
         if limits.max_seconds and seconds > limits.max_seconds:
             raise InputRefusedError(
                 f"the track is {_clock(seconds)} long; this server allows at most"
@@ -84,6 +90,10 @@ class InputFetcher:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise InputRefusedError(
                 f"could not download the link ({error or 'timed out'})") from None
+        except ValueError as error:
+            # E.g. a redirect to `http://[::1/`: urljoin and yarl refuse such addresses.
+            raise InputRefusedError(
+                f"the link leads to an invalid address ({error})") from None
 
     async def _follow(self, url: str) -> aiohttp.ClientResponse:
         """GET with every redirect checked, so that none leads inside the network."""
@@ -108,12 +118,22 @@ async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int |
         )
     _check_size(response.content_length, max_bytes)
     written = 0
-    with target.open("wb") as out:
+    out = await asyncio.to_thread(target.open, "wb")
+    try:
         async for chunk in response.content.iter_chunked(1 << 16):
             written += len(chunk)
             _check_size(written, max_bytes)
-            out.write(chunk)
+            await asyncio.to_thread(out.write, chunk)
+    finally:
+        await asyncio.to_thread(out.close)
     return written
+
+
+def _temporary(work_dir: Path) -> Path:
+    """A new empty file in `work_dir` for the download; the caller deletes it."""
+    handle, name = tempfile.mkstemp(dir=work_dir, suffix=".input")
+    os.close(handle)
+    return Path(name)
 
 
 def _check_size(size: int | None, max_bytes: int | None) -> None:

@@ -43,8 +43,15 @@ class JobTracker:
         self._pushed: dict[int, Job] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    async def submit(self, record: JobRecord) -> JobRecord:
-        """CreateJob for the record; on refusal the record fails and the error is raised."""
+    async def submit(self, record: JobRecord) -> JobRecord | None:
+        """CreateJob for the record; on refusal the record fails and the error is raised.
+
+        None when the record ended meanwhile (a `/job cancel` during the download): then
+        nothing is submitted, or a job created in the meantime is canceled at the service.
+        """
+        current = await self._jobs.require(record.id)
+        if current.state.final:
+            return None
         callback = self.callback_base + record.callback_token if self.callback_base else ""
         try:
             job = await self._api.create_job(
@@ -56,7 +63,20 @@ class JobTracker:
             await self.fail(record, f"the separation service refused the job: {error}"
                              if not isinstance(error, ServiceUnreachableError) else str(error))
             raise
-        return await self._jobs.update(record.id, service_job_id=job.id, state=JobState.QUEUED)
+        queued = await self._jobs.update_active(record.id, service_job_id=job.id,
+                                                state=JobState.QUEUED)
+        if queued is None:
+            # Canceled while CreateJob was on its way: keep the id, stop the service's job.
+            await self._jobs.update(record.id, service_job_id=job.id)
+            await self.cancel_orphan(job.id)
+        return queued
+
+    async def cancel_orphan(self, job_id: str) -> None:
+        """CancelJob for a service job whose record already ended; errors are only logged."""
+        try:
+            await self._api.cancel_job(job_id)
+        except ApiError as error:
+            log.warning("service job %s: could not cancel it: %s", job_id, error)
 
     def follow(self, record_id: int) -> None:
         task = self._tasks.get(record_id)
@@ -84,9 +104,10 @@ class JobTracker:
             await asyncio.shield(task)
 
     async def close(self) -> None:
-        for task in self._tasks.values():
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def _guarded(self, record_id: int) -> None:
@@ -99,6 +120,14 @@ class JobTracker:
                 record = await self._jobs.require(record_id)
                 await self.fail(record, f"the bot failed internally ({type(error).__name__}:"
                                 f" {error}); please try again")
+        finally:
+            # The follower is done with this record: drop its entries, so they do not pile
+            # up one per job. A later callback starts a fresh follower, which ends at once.
+            if self._tasks.get(record_id) is asyncio.current_task():
+                del self._tasks[record_id]
+            self._wake.pop(record_id, None)
+            self._pushed.pop(record_id, None)
+            self._locks.pop(record_id, None)
 
     async def _follow(self, record_id: int) -> None:
         delay = POLL_MIN

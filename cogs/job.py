@@ -74,6 +74,11 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         await self.bot.jobs.update(record.id, error=note)
         if record.service_job_id is None:
             await self.bot.tracker.end(record, JobState.CANCELED, note)
+            # CreateJob may have been answered between reading the record and ending it.
+            current = await self.bot.jobs.require(record.id)
+            if current.service_job_id is not None and current.state is JobState.CANCELED:
+                await self.bot.tracker.cancel_orphan(current.service_job_id)
+                return f"job #{record.id} canceled."
             return f"job #{record.id} canceled before it reached the service."
         try:
             job = await self.bot.api.cancel_job(record.service_job_id)

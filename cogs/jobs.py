@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.messages import history_line
+from bot.messages import MESSAGE_LIMIT, history_line, shorten
 from bot.permissions import NotModeratorError, describe_requirement, is_moderator
 from storage import HistoryFilter, JobState
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 5
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")
 _UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+_LEFT_OUT = "\n… (the rest of this page does not fit in one message)"
 
 
 def parse_since(text: str, now: float | None = None) -> float:
@@ -66,8 +67,15 @@ class HistoryPages(discord.ui.View):
         self.previous.disabled = self.page == 0
         self.next.disabled = self.page >= self.pages - 1
         lines = [history_line(r) for r in records] or ["no jobs match."]
-        return "\n".join([f"**Job history** — page {self.page + 1}/{self.pages}"
-                          f" ({self.total} jobs)", *lines])
+        text = (f"**Job history** — page {self.page + 1}/{self.pages}"
+                f" ({self.total} jobs)")
+        # Discord refuses longer messages: whole jobs only, and say when some are left out.
+        for number, line in enumerate(lines):
+            room = MESSAGE_LIMIT - (0 if number == len(lines) - 1 else len(_LEFT_OUT))
+            if len(text) + 1 + len(line) > room:
+                return shorten(text + _LEFT_OUT, MESSAGE_LIMIT)
+            text += "\n" + line
+        return text
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return interaction.user.id == self.owner_id

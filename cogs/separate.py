@@ -16,7 +16,7 @@ from bot.messages import STEM_CHOICES, status_text
 from bot.probe import MIB, InputRefusedError, track_name
 from bot.quota import refusal
 from separation import OutputFormat
-from storage import GuildLimits, JobRecord, NewJob
+from storage import GuildLimits, JobRecord, JobState, NewJob
 
 if TYPE_CHECKING:
     from bot.client import StemBot
@@ -62,8 +62,21 @@ class Separate(commands.Cog):
             stems=stems.value, format=fmt.value if fmt else OutputFormat.MP3.value,
         ))
         self.bot.statuses.attach(record.id, interaction)
-        record = await self._open_thread(interaction, record)
-        await self._submit(record, limits)
+        try:
+            record = await self._open_thread(interaction, record)
+            await self._submit(record, limits)
+        except Exception as error:
+            # Whatever went wrong, the record must not stay "downloading" forever.
+            log.exception("job %s: submitting it failed", record.id)
+            try:
+                await self.bot.tracker.fail(
+                    record, f"the bot failed internally ({type(error).__name__}: {error});"
+                    " please try again")
+                ended = await self.bot.jobs.require(record.id)
+                if ended.state is JobState.FAILED and ended.service_job_id is not None:
+                    await self.bot.tracker.cancel_orphan(ended.service_job_id)
+            except Exception:
+                log.exception("job %s: could not record the failure", record.id)
 
     def _check_input(self, url: str | None, file: discord.Attachment | None,
                      limits: GuildLimits) -> str | None:
@@ -104,11 +117,13 @@ class Separate(commands.Cog):
             await tracker.fail(record, str(error))
             return
         try:
-            record = await tracker.submit(record)
+            submitted = await tracker.submit(record)
         except ApiError:
             return  # the tracker has recorded and shown the error
-        await self.bot.statuses.show(record)
-        tracker.follow(record.id)
+        if submitted is None:
+            return  # canceled during the download: the cancel has shown it
+        await self.bot.statuses.show(submitted)
+        tracker.follow(submitted.id)
 
 
 async def setup(bot: StemBot) -> None:

@@ -133,6 +133,19 @@ class JobStore:
 
     async def update(self, job_id: int, **fields: Any) -> JobRecord:
         """Set columns; a final state also stamps `finished_at`."""
+        await self._set(job_id, fields, only_active=False)
+        return await self.require(job_id)
+
+    async def update_active(self, job_id: int, **fields: Any) -> JobRecord | None:
+        """Set columns only while the job is not final; None if it already was.
+
+        For writers that may race a cancel: a final state must never be overwritten.
+        """
+        if not await self._set(job_id, fields, only_active=True):
+            return None
+        return await self.require(job_id)
+
+    async def _set(self, job_id: int, fields: dict[str, Any], *, only_active: bool) -> bool:
         if isinstance(fields.get("state"), JobState):
             state: JobState = fields["state"]
             fields["state"] = state.value
@@ -140,11 +153,15 @@ class JobStore:
                 fields.setdefault("finished_at", time.time())
         fields["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        await self._conn.execute(
-            f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id)
-        )
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
+        params: list[Any] = [*fields.values(), job_id]
+        if only_active:
+            active = [s.value for s in JobState.active()]
+            sql += f" AND state IN ({', '.join('?' * len(active))})"
+            params += active
+        cursor = await self._conn.execute(sql, params)
         await self._conn.commit()
-        return await self.require(job_id)
+        return cursor.rowcount == 1
 
     async def finish(self, job_id: int, state: JobState, error: str | None = None) -> bool:
         """Move an active job to a final state; False if it already was final (a duplicate)."""

@@ -44,6 +44,19 @@ def _json(data: Json, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+# Discord's limit on a message's content; longer is refused, as the real API does.
+CONTENT_LIMIT = 2000
+
+
+def _too_long(content: str | None) -> web.Response | None:
+    """The real API's 400 (Invalid Form Body, code 50035) for content over 2000 characters."""
+    if content is None or len(content) <= CONTENT_LIMIT:
+        return None
+    return _json({"message": "Invalid Form Body", "code": 50035, "errors": {"content": {
+        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                     "message": f"Must be {CONTENT_LIMIT} or fewer in length."}]}}}, status=400)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -100,6 +113,7 @@ class FakeDiscord:
         self.threads: dict[int, Json] = {}
         self.interactions: dict[str, InteractionLog] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.redirects: dict[str, str] = {}
         self.upload_limit = 10 * 1024 * 1024
         self.fail_thread_creation = False
         # Registered application commands: guild id (None: global) to the payloads.
@@ -163,6 +177,11 @@ class FakeDiscord:
     def serve(self, name: str, data: bytes, content_type: str) -> str:
         """Host a file (a song, a web page) at a URL the bot can download."""
         self.files[name] = (data, content_type)
+        return f"{self.base}/files/{name}"
+
+    def redirect(self, name: str, location: str) -> str:
+        """A URL that answers 302 with `location` as it is (even a malformed one)."""
+        self.redirects[name] = location
         return f"{self.base}/files/{name}"
 
     async def ready(self) -> None:
@@ -312,6 +331,8 @@ class FakeDiscord:
 
     async def callback(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if (refused := _too_long((body.get("data") or {}).get("content"))) is not None:
+            return refused
         log = self.interactions[request.match_info["token"]]
         log.callback = body
         resource: Json = {"type": body["type"]}
@@ -334,6 +355,8 @@ class FakeDiscord:
         log = self.interactions[request.match_info["token"]]
         if request.method == "PATCH":
             content, attachments = await self._read_body(request)
+            if (refused := _too_long(content)) is not None:
+                return refused
             if log.original is None:
                 # The deferred "thinking…" reply becomes a message at its first edit.
                 log.original = self._store(CHANNEL_ID, "", attachments)
@@ -348,6 +371,8 @@ class FakeDiscord:
     async def followup(self, request: web.Request) -> web.Response:
         log = self.interactions[request.match_info["token"]]
         content, attachments = await self._read_body(request)
+        if (refused := _too_long(content)) is not None:
+            return refused
         log.followups.append(content or "")
         message = self._store(CHANNEL_ID, content or "", attachments)
         await self._notify()
@@ -373,6 +398,8 @@ class FakeDiscord:
 
     async def create_message(self, request: web.Request) -> web.Response:
         content, attachments = await self._read_body(request)
+        if (refused := _too_long(content)) is not None:
+            return refused
         message = self._store(int(request.match_info["cid"]), content or "", attachments)
         await self._notify()
         return _json(message.payload(self.base))
@@ -382,6 +409,8 @@ class FakeDiscord:
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         content, _ = await self._read_body(request)
+        if (refused := _too_long(content)) is not None:
+            return refused
         if content is not None:
             message.content = content
             message.edits.append(content)
@@ -389,6 +418,9 @@ class FakeDiscord:
         return _json(message.payload(self.base))
 
     async def serve_file(self, request: web.Request) -> web.Response:
+        location = self.redirects.get(request.match_info["name"])
+        if location is not None:
+            return web.Response(status=302, headers={"Location": location})
         data, kind = self.files[request.match_info["name"]]
         return web.Response(body=data, content_type=kind)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fake_discord import GUILD_ID, OWNER_ID, FakeDiscord
+import discord
+import pytest
+from fake_discord import CHANNEL_ID, GUILD_ID, OWNER_ID, FakeDiscord
 from harness import BotFactory, answered, refusal
 
 from storage import JobState, NewJob
@@ -52,3 +54,32 @@ async def test_moderators_change_limits(fake: FakeDiscord, bot_factory: BotFacto
         await answered(fake, log)
         assert refusal(log) == "this needs the Manage Server permission."
         assert (await bot.limits.get(GUILD_ID)).daily_quota == 3
+
+
+async def test_history_of_very_long_links_fits_a_message(fake: FakeDiscord,
+                                                         bot_factory: BotFactory) -> None:
+    """Discord refuses content over 2000 characters; long links and errors are cut."""
+    url = "https://example.com/" + "a" * 3000 + ".mp3"
+    async with bot_factory(None) as bot:
+        # The fake refuses what Discord refuses: 400, Invalid Form Body (50035).
+        with pytest.raises(discord.HTTPException) as refused:
+            await bot.get_partial_messageable(CHANNEL_ID).send("x" * 2001)
+        assert refused.value.status == 400 and refused.value.code == 50035
+
+        for _ in range(7):
+            record = await bot.jobs.create(NewJob(GUILD_ID, 1, MEMBER, url, "a", 2, "mp3"))
+            await bot.jobs.finish(record.id, JobState.FAILED, "could not download " + url)
+        log = await fake.interact("jobs", [{"name": "history", "type": 1, "options": []}],
+                                  user_id=OWNER_ID)
+        await answered(fake, log)
+        first = refusal(log)
+        assert len(first) <= 2000 and "page 1/2 (7 jobs)" in first
+        # All five jobs of the page, each with the start of its link.
+        assert all(f"**#{n}**" in first for n in (7, 6, 5, 4, 3)) and first.count("…>") == 5
+        assert "https://example.com/aaa" in first and "does not fit" not in first
+        assert "error: could not download https://example.com/aaa" in first
+        assert url not in first
+        page = await fake.click(log, "Next", user_id=OWNER_ID)
+        assert page.callback is not None and page.callback["type"] == 7
+        second = page.callback["data"]["content"]
+        assert len(second) <= 2000 and "page 2/2" in second and "**#2**" in second

@@ -180,6 +180,11 @@ async def test_cancel_own_job_only(fake: FakeDiscord, service: Service,
         assert record.state is JobState.CANCELED
         job = await service.store.job(record.service_job_id or "")
         assert job is not None and job.state.name == "CANCELED"
+        # The ended follower leaves nothing behind: no entries pile up, one per job.
+        await bot.tracker.wait(1)
+        tracker = bot.tracker
+        assert all(1 not in entries for entries in (
+            tracker._tasks, tracker._wake, tracker._pushed, tracker._locks))
         again = await fake.interact("job", cancel, user_id=MEMBER)
         await answered(fake, again)
         assert refusal(again) == "job #1 is already canceled; nothing to cancel."

@@ -66,6 +66,19 @@ async def test_job_lifecycle_and_finish_once(tmp_path: Path) -> None:
         assert await jobs.unfinished() == []
 
 
+async def test_update_active_never_overwrites_a_final_state(tmp_path: Path) -> None:
+    """The submission's QUEUED must lose to a cancel that came first."""
+    async with await Database.open(tmp_path / "bot.db") as db:
+        jobs = JobStore(db)
+        record = await jobs.create(REQUEST)
+        queued = await jobs.update_active(record.id, state=JobState.QUEUED, service_job_id="a")
+        assert queued is not None and queued.state is JobState.QUEUED
+        assert await jobs.finish(record.id, JobState.CANCELED, "by them")
+        assert await jobs.update_active(record.id, state=JobState.QUEUED) is None
+        canceled = await jobs.require(record.id)
+        assert canceled.state is JobState.CANCELED and canceled.error == "by them"
+
+
 async def test_counts_for_limits(tmp_path: Path) -> None:
     async with await Database.open(tmp_path / "bot.db") as db:
         jobs = JobStore(db)
