@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from separation import audio, model_files
+from separation import audio, model_files, piano
 from separation.apply import Progress, separate_all, stream_chunks
 from separation.audio import AudioWriter, Limits, OutputFormat
 from separation.dsp import Float
@@ -33,25 +33,45 @@ class Separator:
 
     def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
         self._folder = folder or model_files.model_dir()
+        self._threads = threads
         self._demucs = HTDemucs(model_files.htdemucs_parts(self._folder), threads)
+        self._piano: piano.PianoModel | None = None
 
     def check(self, preset: StemPreset) -> None:
         """Raise a clear error now if the preset needs a model that is not installed."""
         if preset is StemPreset.FIVE_STEMS:
-            raise ModelNotInstalledError("5 stems: piano model not installed")
+            self._piano_model()
+
+    def _piano_model(self) -> piano.PianoModel:
+        """The piano model, loaded on first use; 5 stems need it, 2 and 4 never load it."""
+        if self._piano is None:
+            path = self._folder / model_files.PIANO_MODEL_NAME
+            if not path.is_file():
+                raise ModelNotInstalledError("5 stems: piano model not installed")
+            self._piano = piano.PianoModel(path, self._threads)
+        return self._piano
 
     def stream(
         self, mix: Float, preset: StemPreset, progress: Progress | None = None
     ) -> Iterator[Stems]:
         """Yield consecutive blocks of every stem; memory stays flat whatever the length."""
         self.check(preset)
-        for block in stream_chunks(self._demucs, mix, SEGMENT, len(SOURCES), progress):
-            yield to_preset(block, preset)
+        blocks: Iterator[Stems] = (
+            to_preset(block, preset)
+            for block in stream_chunks(self._demucs, mix, SEGMENT, len(SOURCES), progress)
+        )
+        if preset is StemPreset.FIVE_STEMS:
+            # the piano step holds back ~6 s plus its context, then keeps pace with the blocks
+            blocks = piano.five_stems(blocks, self._piano_model())
+        yield from blocks
 
     def separate(self, mix: Float, preset: StemPreset, progress: Progress | None = None) -> Stems:
         """Separate a whole [2, n] array at once; for short audio and tests."""
         self.check(preset)
-        return to_preset(separate_all(self._demucs, mix, SEGMENT, len(SOURCES), progress), preset)
+        stems = to_preset(separate_all(self._demucs, mix, SEGMENT, len(SOURCES), progress), preset)
+        if preset is StemPreset.FIVE_STEMS:
+            return piano.split(stems, self._piano_model().piano(stems["other"]))
+        return stems
 
     def separate_file(
         self,

@@ -1,0 +1,5 @@
+"""`python -m training` runs the piano recipe."""
+
+from training.piano import main
+
+main()

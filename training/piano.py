@@ -1,0 +1,57 @@
+"""One command from nothing to models/piano.onnx: `python -m training.piano all`.
+
+Steps: `generate` (render the data set into datasets/piano), `train` (resumable, checkpoints
+in training/runs/piano), `export` (ONNX into models/piano.onnx, checked against PyTorch).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from separation.model_files import PIANO_MODEL_NAME, REPO_ROOT
+
+DATA_ROOT = REPO_ROOT / "datasets" / "piano"
+RUN_DIR = REPO_ROOT / "training" / "runs" / "piano"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.piano", description=__doc__)
+    parser.add_argument("step", choices=("generate", "train", "export", "all"))
+    parser.add_argument("--data", type=Path, default=DATA_ROOT)
+    parser.add_argument("--run", type=Path, default=RUN_DIR)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / PIANO_MODEL_NAME)
+    parser.add_argument("--workers", type=int, default=2, help="rendering processes")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps in all")
+    parser.add_argument("--batch", type=int, default=8, help="crops per step")
+    parser.add_argument("--crop-frames", type=int, default=96, help="STFT frames per crop")
+    parser.add_argument("--minutes", type=float, default=None, help="stop training after this")
+    args = parser.parse_args(argv)
+    if args.step in ("generate", "all"):
+        from training import data
+
+        for recipe in (data.TRAIN, data.VALID):
+            data.generate(args.data, recipe, args.workers)
+    if args.step in ("train", "all"):
+        from training import train
+
+        train.train(
+            args.data,
+            args.run,
+            train.Config(
+                steps=args.steps,
+                batch=args.batch,
+                crop_frames=args.crop_frames,
+                threads=args.threads,
+                minutes=args.minutes,
+            ),
+        )
+    if args.step in ("export", "all"):
+        from training import export
+
+        export.export(args.run / "last.pt", args.out)
+
+
+if __name__ == "__main__":
+    main()
