@@ -33,7 +33,7 @@ def stft(x: Float, n_fft: int = N_FFT, hop: int = HOP) -> Complex:
     padded = np.pad(x, pad, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[..., ::hop, :]
     windowed = frames * (hann(n_fft) / np.float32(math.sqrt(n_fft)))
-    z = np.fft.rfft(windowed, axis=-1).astype(np.complex64)
+    z = np.fft.rfft(windowed, axis=-1).astype(np.complex64, copy=False)
     return np.swapaxes(z, -1, -2)
 
 
@@ -43,7 +43,7 @@ def istft(z: Complex, length: int, hop: int = HOP) -> Float:
     if n_fft % hop:
         raise ValueError("n_fft must be a multiple of hop")
     window = hann(n_fft)
-    frames = np.fft.irfft(np.swapaxes(z, -1, -2), n=n_fft, axis=-1).astype(np.float32)
+    frames = np.fft.irfft(np.swapaxes(z, -1, -2), n=n_fft, axis=-1).astype(np.float32, copy=False)
     frames *= window * np.float32(math.sqrt(n_fft))
     signal = _overlap_add(frames, hop)
     envelope = _overlap_add(np.broadcast_to(window * window, frames.shape[-2:]), hop)
@@ -97,4 +97,7 @@ def unpack_complex(m: Float) -> Complex:
     """Real [..., C*2, F, T] -> complex [..., C, F, T]; the inverse of `pack_complex`."""
     *lead, channels2, freqs, frames = m.shape
     pairs = m.reshape(*lead, channels2 // 2, 2, freqs, frames)
-    return (pairs[..., 0, :, :] + 1j * pairs[..., 1, :, :]).astype(np.complex64)
+    z = np.empty((*pairs.shape[:-3], freqs, frames), dtype=np.complex64)
+    z.real = pairs[..., 0, :, :]
+    z.imag = pairs[..., 1, :, :]
+    return z

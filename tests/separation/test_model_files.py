@@ -23,7 +23,7 @@ def test_parts_give_the_same_outputs_as_the_whole_graph() -> None:
     wave = (0.1 * rng.standard_normal((1, 2, SEGMENT))).astype(np.float32)
     spec = rng.standard_normal((1, 4, 2048, 336)).astype(np.float32)
     whole = ort.InferenceSession(
-        str(model_files.verified_path(model_files.HTDEMUCS)), session_options()
+        str(model_files.verified_path(model_files.HTDEMUCS)), session_options(shared_arena=False)
     )
     names = [i.name for i in whole.get_inputs()]
     expected = whole.run(None, dict(zip(names, [wave, spec], strict=True)))
