@@ -100,6 +100,9 @@ def render(midi: Path, out: Path, soundfont: Path | None = None, gain: float = 0
         "0",
         "-C",
         "0",
+        # load samples on demand: a compressed .sf3 would otherwise be decoded whole each call
+        "-o",
+        "synth.dynamic-sample-loading=1",
         "-F",
         str(out),
         str(soundfont or find_soundfont()),

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from separation import synth
-from separation.audio import SAMPLE_RATE, decode
+from separation.audio import SAMPLE_RATE
 from separation.dsp import Float
 from separation.synth import Part
 from training import augment, compose
@@ -53,37 +51,8 @@ def rng_for(recipe: Recipe, index: int) -> Rng:
 
 
 def render_part(part: Part, length: int, bpm: float, soundfont: Path) -> Float:
-    """One instrument alone through FluidSynth: reverb, chorus off; float output, no dither.
-
-    Same command as `synth.render`, plus dynamic sample loading: MuseScore's .sf3 would
-    otherwise decode every sample (~8 s) on each call.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        midi = synth.write_midi(Path(tmp) / "part.mid", [part], bpm)
-        wav = Path(tmp) / "part.wav"
-        command = [
-            "fluidsynth",
-            "-ni",
-            "-q",
-            "-g",
-            "0.5",
-            "-r",
-            str(SAMPLE_RATE),
-            "-O",
-            "float",
-            "-R",
-            "0",
-            "-C",
-            "0",
-            "-o",
-            "synth.dynamic-sample-loading=1",
-            "-F",
-            str(wav),
-            str(soundfont),
-            str(midi),
-        ]
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
-        return synth.fit(decode(wav), length)
+    """One instrument alone through FluidSynth: reverb, chorus off; float output, no dither."""
+    return synth.render_part(part, length, bpm, soundfont)
 
 
 def pick_soundfont(rng: Rng, recipe: Recipe) -> Path:
