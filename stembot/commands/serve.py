@@ -20,9 +20,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve POST /release/job (CreateJob, GetJob, ListJobs, CancelJob) and the"
                     " content endpoints, running separations in a worker pool.",
     )
+    add_listen_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """--host and --port, which `serve` and `up` share."""
     parser.add_argument("--host", help="address to listen on (default: STEMBOT_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: STEMBOT_PORT or 8080)")
-    parser.set_defaults(handler=run)
 
 
 def settings_from(args: argparse.Namespace) -> ServiceSettings:

@@ -7,7 +7,7 @@ import logging
 
 from bot.launch import run_up
 from bot.settings import BotSettings
-from stembot.commands.serve import settings_from, start
+from stembot.commands.serve import add_listen_arguments, settings_from, start
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,8 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start the job service on SQLite and the local file store, and the Discord"
                     " bot beside it when DISCORD_TOKEN is set; Ctrl-C stops them.",
     )
-    parser.add_argument("--host", help="address to listen on (default: STEMBOT_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: STEMBOT_PORT or 8080)")
+    add_listen_arguments(parser)
     parser.set_defaults(handler=run)
 
 
