@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import aiohttp
 from separation import Tone
 
 # The wire types and enums are the service's own, so client and server cannot drift apart.
+from service.fetch import BodyTooLarge, stream_to_file
 from service.protocol import JobWire, Method, State
 
 __all__ = ["ApiError", "Job", "JobApi", "JobWire", "Method", "ServiceUnreachableError",
@@ -147,17 +147,11 @@ class JobApi:
                         f"the service did not hand over {stem.file_name}"
                         f" (HTTP {response.status})", status=response.status,
                     )
-                written = 0
                 # Off the event loop, which `stembot up` shares with the job service.
-                out = await asyncio.to_thread(target.open, "wb")
                 try:
-                    async for chunk in response.content.iter_chunked(1 << 16):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise ApiError(f"{stem.file_name} is larger than {max_bytes} bytes")
-                        await asyncio.to_thread(out.write, chunk)
-                finally:
-                    await asyncio.to_thread(out.close)
+                    await stream_to_file(response, target, max_bytes)
+                except BodyTooLarge:
+                    raise ApiError(f"{stem.file_name} is larger than {max_bytes} bytes") from None
         except aiohttp.ClientError as error:
             raise ServiceUnreachableError(
                 f"the separation service at {self.base_url} is not reachable ({error})"

@@ -117,16 +117,10 @@ async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int |
             f"the link is a web page ({kind}), not an audio file: link the file itself"
         )
     _check_size(response.content_length, max_bytes)
-    written = 0
-    out = await asyncio.to_thread(target.open, "wb")
     try:
-        async for chunk in response.content.iter_chunked(1 << 16):
-            written += len(chunk)
-            _check_size(written, max_bytes)
-            await asyncio.to_thread(out.write, chunk)
-    finally:
-        await asyncio.to_thread(out.close)
-    return written
+        return await fetch.stream_to_file(response, target, max_bytes)
+    except fetch.BodyTooLarge:
+        raise _too_large(max_bytes or 0) from None  # only raised when there is a limit
 
 
 def _temporary(work_dir: Path) -> Path:
@@ -138,9 +132,11 @@ def _temporary(work_dir: Path) -> Path:
 
 def _check_size(size: int | None, max_bytes: int | None) -> None:
     if size is not None and max_bytes is not None and size > max_bytes:
-        raise InputRefusedError(
-            f"the file is over this server's {max_bytes // MIB} MiB limit"
-        )
+        raise _too_large(max_bytes)
+
+
+def _too_large(max_bytes: int) -> InputRefusedError:
+    return InputRefusedError(f"the file is over this server's {max_bytes // MIB} MiB limit")
 
 
 def _duration(path: Path) -> float:

@@ -132,15 +132,30 @@ async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
 
 
 async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int) -> int:
+    too_large = JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
     if (response.content_length or 0) > max_bytes:
-        raise JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
+        raise too_large
+    try:
+        return await stream_to_file(response, target, max_bytes)
+    except BodyTooLarge:
+        raise too_large from None
+
+
+class BodyTooLarge(Exception):
+    """A streamed body went past its byte limit."""
+
+
+async def stream_to_file(
+    response: aiohttp.ClientResponse, target: Path, max_bytes: int | None
+) -> int:
+    """Write a response body to `target` off the event loop; BodyTooLarge past `max_bytes`."""
     size = 0
     file = await asyncio.to_thread(target.open, "wb")
     try:
         async for chunk in response.content.iter_chunked(1 << 16):
             size += len(chunk)
-            if size > max_bytes:
-                raise JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
+            if max_bytes is not None and size > max_bytes:
+                raise BodyTooLarge
             await asyncio.to_thread(file.write, chunk)
     finally:
         await asyncio.to_thread(file.close)
