@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOCUMENT, Origin, Running, basic_header
+from service_harness import DOCUMENT, Origin, Running, basic_header
 
 from service.state import SERVICE
 from service.store import NewKey

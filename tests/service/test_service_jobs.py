@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from conftest import Api, Origin, Running, basic_header, make_settings, new_key
+from service_harness import Api, Origin, Running, basic_header, make_settings, new_key
 
 from separation import decode, model_files
 from service.app import start_service

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import Api, Origin, Running, basic_header, make_settings, new_key
+from service_harness import Api, Origin, Running, basic_header, make_settings, new_key
 
 from service.app import start_service
 from service.errors import JobFailure

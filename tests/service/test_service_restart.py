@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Api, Origin, make_settings
+from service_harness import Api, Origin, make_settings
 from test_service_jobs import signed
 
 from service.app import start_service

@@ -1,0 +1,170 @@
+"""Helpers for the job service's tests: a loopback origin, settings, a checking API client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yarl
+from aiohttp import web
+from openapi_check import check, response_schema
+
+from service.app import RunningService
+from service.settings import ServiceSettings
+from service.store import NewKey, Store
+
+DOCUMENT = json.loads((Path(__file__).parents[2] / "service" / "openapi.json").read_text())
+
+
+@dataclass
+class Origin:
+    """A loopback web server: files to fetch, slow and redirecting URLs, a callback receiver."""
+
+    url: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    callbacks: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    refuse_callbacks: bool = False
+    received: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def callbacks_for(self, job_id: str) -> list[tuple[bytes, dict[str, str]]]:
+        return [(body, headers) for jid, body, headers in self.callbacks if jid == job_id]
+
+    async def wait_callback(self, job_id: str, within: float = 60
+                            ) -> tuple[bytes, dict[str, str]]:
+        async with asyncio.timeout(within):
+            while not self.callbacks_for(job_id):
+                self.received.clear()
+                await self.received.wait()
+        return self.callbacks_for(job_id)[-1]
+
+
+async def start_origin() -> tuple[Origin, web.AppRunner]:
+    origin = Origin(url="")
+
+    async def file(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in origin.files:
+            raise web.HTTPNotFound()
+        return web.Response(body=origin.files[name])
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("s", "5")))
+        return web.Response(body=b"late")
+
+    async def redirect(request: web.Request) -> web.Response:
+        left = int(request.match_info["n"])
+        target = "/files/clip.wav" if left <= 0 else f"/redirect/{left - 1}"
+        raise web.HTTPFound(target)
+
+    async def callback(request: web.Request) -> web.Response:
+        body = await request.read()
+        if origin.refuse_callbacks:
+            return web.Response(status=503)
+        job_id = json.loads(body)["id"]
+        origin.callbacks.append((job_id, body, dict(request.headers)))
+        origin.received.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/files/{name}", file)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/redirect/{n}", redirect)
+    app.router.add_post("/callback", callback)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    origin.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return origin, runner
+
+
+def make_settings(data_dir: Path, **changes: Any) -> ServiceSettings:
+    """Small timings so retries, sweeps and timeouts happen within a test."""
+    base = ServiceSettings(host="127.0.0.1", port=0, data_dir=data_dir,
+                           allow_private_networks=True, allow_private_callbacks=True,
+                           callback_backoff=0.2,
+                           callback_attempts=3, fetch_timeout=10, sweep_interval=0.1)
+    return base.with_changes(**changes)
+
+
+async def new_key(settings: ServiceSettings, name: str = "test") -> NewKey:
+    store = await Store.open(settings.db_path)
+    try:
+        return await store.create_key(name)
+    finally:
+        await store.close()
+
+
+def basic_header(key: NewKey) -> dict[str, str]:
+    token = base64.b64encode(f"{key.secret_id}:{key.secret_key}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class Api:
+    """A protocol client that checks every answer against the OpenAPI document."""
+
+    def __init__(self, client: aiohttp.ClientSession, url: str, key: NewKey) -> None:
+        self.client = client
+        self.url = url
+        self.key = key
+
+    async def raw(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        # encoded=True: the path goes out as written, '..' and '%2e' included
+        url = yarl.URL(self.url + path, encoded=True)
+        async with self.client.request(method, url, **kwargs) as response:
+            data = await response.read()
+            schema = response_schema(DOCUMENT, path.split("?")[0], method, response.status)
+            if schema is None:
+                return response.status, data
+            body = json.loads(data)
+            check(DOCUMENT, schema, body)
+            return response.status, body
+
+    async def call(self, action: str, request: dict[str, Any] | None = None,
+                   key: NewKey | None = None, section: str | None = None) -> tuple[int, Any]:
+        key = key or self.key
+        body: dict[str, Any] = {"action": action, "secretId": key.secret_id,
+                                "secretKey": key.secret_key}
+        if request is not None:
+            body[section or action[0].lower() + action[1:] + "Request"] = request
+        return await self.raw("POST", "/release/job", json=body)
+
+    async def ok(self, action: str, request: dict[str, Any], key: NewKey | None = None
+                 ) -> dict[str, Any]:
+        status, body = await self.call(action, request, key)
+        assert status == 200, body
+        result: dict[str, Any] = body[action[0].lower() + action[1:] + "Response"]
+        return result
+
+    async def create(self, inputs: list[dict[str, Any]], method: int = 1,
+                     key: NewKey | None = None, **fields: Any) -> dict[str, Any]:
+        request = {"inputs": inputs, "outputs": [{
+            "inputSelectors": [0], "smartContentDescriptor": {"musicSeperate": {"method": method}},
+        }], **fields}
+        job: dict[str, Any] = (await self.ok("CreateJob", request, key))["job"]
+        return job
+
+    async def job(self, job_id: str, key: NewKey | None = None) -> dict[str, Any]:
+        job: dict[str, Any] = (await self.ok("GetJob", {"id": job_id}, key))["job"]
+        return job
+
+    async def wait(self, job_id: str, states: tuple[int, ...] = (3, 4, 5),
+                   within: float = 90) -> dict[str, Any]:
+        """Poll GetJob, as a client of the protocol without a callback does."""
+        async with asyncio.timeout(within):
+            while (job := await self.job(job_id))["state"] not in states:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        return job
+
+
+@dataclass
+class Running:
+    service: RunningService
+    settings: ServiceSettings
+    api: Api
+    other: NewKey
