@@ -5,8 +5,8 @@
 Each clip is a generated song (vocals from espeak-ng, drums, bass, piano, 1-3 other
 instruments) rendered only with the held-out soundfont. Mixture -> HT-Demucs -> piano
 model. Piano and the rest of `other` are set to equal energy. Global SDR of piano and of
-the new other against the baselines `other as piano`
-(the 4-stem `other`, unsplit) and silence (0 dB), and the time the piano step adds.
+the new other against the baselines `other as piano` (the 4-stem `other`, unsplit) and
+silence (0 dB); the ceiling of any mask on that `other`; and the time the piano step adds.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from separation import Separator, StemPreset, decode, model_files, synth
+from separation import Separator, StemPreset, decode, dsp, model_files, synth
 from separation.dsp import Float
-from separation.piano import PianoModel
+from separation.piano import HOP, N_FFT, PianoModel
 from training import compose, data
 from training.instruments import HELD_OUT_SOUNDFONT
 
@@ -36,6 +36,7 @@ class ClipResult:
     other_sdr: float
     other_sdr_unsplit: float
     piano_sdr_oracle_other: float  # the piano model on the true `other`: HT-Demucs left out
+    piano_sdr_best_mask: float  # the ceiling: the best [0, 1] mask on the 4-stem `other`
     four_stem_seconds: float
     piano_seconds: float
 
@@ -76,6 +77,18 @@ def clip(index: int, seconds: float) -> dict[str, Float]:
     return stems
 
 
+def best_mask_piano(piano: Float, other: Float) -> Float:
+    """What the best mask in [0, 1] on `other`'s STFT gives, knowing the true piano.
+
+    Per bin, the real gain that brings `other` closest to the piano is the projection
+    Re(P·conj(Z)) / |Z|², clipped to the mask's range. No mask model can beat this on SDR
+    (up to STFT consistency): piano that HT-Demucs put into another stem is out of reach.
+    """
+    z, target = dsp.stft(other, N_FFT, HOP), dsp.stft(piano, N_FFT, HOP)
+    gain = np.clip(np.real(target * np.conj(z)) / (np.abs(z) ** 2 + 1e-12), 0.0, 1.0)
+    return dsp.istft((z * gain).astype(np.complex64), other.shape[-1], HOP)
+
+
 def measure(separator: Separator, model: PianoModel, stems: dict[str, Float]) -> ClipResult:
     mix: Float = np.sum(list(stems.values()), axis=0)
     started = time.perf_counter()
@@ -92,6 +105,9 @@ def measure(separator: Separator, model: PianoModel, stems: dict[str, Float]) ->
         other_sdr=synth.sdr(stems["rest"], new_other),
         other_sdr_unsplit=synth.sdr(stems["rest"], four["other"]),
         piano_sdr_oracle_other=synth.sdr(stems["piano"], model.piano(true_other)),
+        piano_sdr_best_mask=synth.sdr(
+            stems["piano"], best_mask_piano(stems["piano"], four["other"])
+        ),
         four_stem_seconds=four_seconds,
         piano_seconds=piano_seconds,
     )
