@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -76,7 +77,9 @@ class Delivery:
             linked=tuple(s for s in stems_of(record) if done[s].link is not None),
         )
         if SUMMARY not in done:
-            message = await target.send(summary(record, result, done))
+            message = await target.send(
+                summary(record, result, done), nonce=post_nonce(record, SUMMARY)
+            )
             await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
         return result
 
@@ -89,16 +92,32 @@ class Delivery:
         name = f"{record.track_name} - {stem}.{fmt.extension}"
         fitted = await asyncio.to_thread(encode_to_fit, raw, folder / name, fmt, limit)
         if fitted is not None:
-            message = await target.send(f"**{stem}**", file=discord.File(fitted, filename=name))
+            message = await target.send(
+                f"**{stem}**",
+                file=discord.File(fitted, filename=name),
+                nonce=post_nonce(record, stem),
+            )
             await self._jobs.mark_delivered(record.id, stem, message.id, None)
             return DeliveredStem(stem, message.id, None)
         link, expires = await self._api.share_link(source)
         message = await target.send(
             f"**{stem}**: too large for this server's {limit // MIB} MiB upload limit even"
-            f" after encoding; download it here (link valid until <t:{expires}:f>): {link}"
+            f" after encoding; download it here (link valid until <t:{expires}:f>): {link}",
+            nonce=post_nonce(record, stem),
         )
         await self._jobs.mark_delivered(record.id, stem, message.id, link)
         return DeliveredStem(stem, message.id, link)
+
+
+def post_nonce(record: JobRecord, part: str) -> str:
+    """The same 24 characters every time this job posts this part.
+
+    discord.py sends a nonce with `enforce_nonce`, so Discord answers a repeat within a few
+    minutes with the message it already made: a bot killed between posting a stem and
+    recording it does not post the stem twice when it comes back.
+    """
+    key = f"{record.id}:{record.created_at!r}:{part}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
 def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:

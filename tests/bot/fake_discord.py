@@ -110,6 +110,7 @@ class FakeDiscord:
     def __init__(self) -> None:
         self._ids = itertools.count(int(time.time() * 1000) << 22)
         self.messages: dict[int, Message] = {}
+        self.nonces: dict[str, int] = {}  # enforced nonce -> the message it made
         self.threads: dict[int, Json] = {}
         self.interactions: dict[str, InteractionLog] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -397,10 +398,17 @@ class FakeDiscord:
         return _json(self.threads[thread_id], status=201)
 
     async def create_message(self, request: web.Request) -> web.Response:
-        content, attachments = await self._read_body(request)
+        payload, attachments = await self._read_payload(request)
+        content = payload.get("content")
         if (refused := _too_long(content)) is not None:
             return refused
+        nonce = payload.get("nonce") if payload.get("enforce_nonce") else None
+        if nonce is not None and nonce in self.nonces:
+            # Discord's enforce_nonce: a repeat gets the message the first request made
+            return _json(self.messages[self.nonces[nonce]].payload(self.base))
         message = self._store(int(request.match_info["cid"]), content or "", attachments)
+        if nonce is not None:
+            self.nonces[nonce] = message.id
         await self._notify()
         return _json(message.payload(self.base))
 
@@ -437,10 +445,13 @@ class FakeDiscord:
         return message
 
     async def _read_body(self, request: web.Request) -> tuple[str | None, list[Attachment]]:
+        payload, attachments = await self._read_payload(request)
+        return payload.get("content"), attachments
+
+    async def _read_payload(self, request: web.Request) -> tuple[Json, list[Attachment]]:
         """JSON, or multipart with `payload_json` and `files[n]`, as discord.py sends them."""
         if not request.content_type.startswith("multipart/"):
-            body = await request.json()
-            return body.get("content"), []
+            return await request.json(), []
         payload: Json = {}
         attachments: list[Attachment] = []
         reader = await request.multipart()
@@ -452,7 +463,7 @@ class FakeDiscord:
             else:
                 attachments.append(Attachment(part.filename or "file", bytes(data),
                                               part.headers.get("Content-Type", "")))
-        return payload.get("content"), attachments
+        return payload, attachments
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -73,3 +73,35 @@ async def test_restart_reconciles_and_delivers_links_once(
         await asyncio.sleep(1.0)
         assert await bot.jobs.unfinished() == []
     assert len(fake.messages) == count
+
+
+async def test_a_kill_between_posting_and_recording_posts_each_stem_once(
+    fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Discord took the vocals message, then the bot died before SQLite recorded it."""
+    song = fake.serve("demo-mix.wav", read_bytes(demo_wav), "audio/wav")
+    async with bot_factory(service) as bot:
+        never = asyncio.Event()
+
+        async def killed_before_recording(*args: object) -> None:
+            await never.wait()
+
+        monkeypatch.setattr(bot.jobs, "mark_delivered", killed_before_recording)
+        log = await fake.interact("separate", [
+            {"name": "url", "type": 3, "value": song}, {"name": "stems", "type": 4, "value": 2},
+        ], user_id=MEMBER)
+        await fake.wait_until(
+            lambda: any(m.content == "**vocals**" for m in fake.messages.values()), seconds=90)
+        record = await bot.jobs.require(1)
+        assert record.state is JobState.UPLOADING and await bot.jobs.delivered(1) == {}
+
+    async with bot_factory(service) as bot:
+        await fake.wait_until(lambda: log.original is not None
+                              and "done" in log.original.content, seconds=60)
+        record = await bot.jobs.require(1)
+    assert record.thread_id is not None
+    posted = [m.content.split("\n")[0] for m in fake.in_channel(record.thread_id)]
+    assert posted[:2] == ["**vocals**", "**other**"] and len(posted) == 3, posted
+    assert "your stems are ready" in fake.in_channel(record.thread_id)[2].content
+
