@@ -55,14 +55,16 @@ def stembot(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "stembot", "serve"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "stembot", command], env=env,
                                 stdout=out, stderr=out, start_new_session=True)
 
 
-async def serve(env: dict[str, str], log: Path, servers: list[subprocess.Popen[bytes]]) -> str:
-    servers.append(await asyncio.to_thread(start_server, env, log))
+async def serve(env: dict[str, str], log: Path, servers: list[subprocess.Popen[bytes]],
+                command: str = "serve") -> str:
+    """Start `stembot <command>` in its own session; return its URL once it answers."""
+    servers.append(await asyncio.to_thread(start, command, env, log))
     url = f"http://127.0.0.1:{env['STEMBOT_PORT']}"
     async with aiohttp.ClientSession() as client, asyncio.timeout(30):
         while True:
@@ -158,26 +160,13 @@ async def test_restart_in_the_middle_of_a_job(
     assert key.secret_key not in log.read_text()
 
 
-def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "stembot", "up"], env=env,
-                                stdout=out, stderr=out, start_new_session=True)
-
-
 async def test_up_serves_and_stops_on_sigterm(
     env: dict[str, str], tmp_path: Path, servers: list[subprocess.Popen[bytes]],
 ) -> None:
     log = tmp_path / "up.log"
-    servers.append(await asyncio.to_thread(start_up, env, log))
-    url = f"http://127.0.0.1:{env['STEMBOT_PORT']}"
-    async with aiohttp.ClientSession() as client, asyncio.timeout(30):
-        while True:
-            try:
-                async with client.get(url + "/openapi.json") as response:
-                    assert response.status == 200
-                    break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
+    url = await serve(env, log, servers, "up")
+    async with aiohttp.ClientSession() as client, client.get(url + "/openapi.json") as response:
+        assert response.status == 200
     servers[0].send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(servers[0].wait, 30) == 0
     assert "stembot keys create" in log.read_text()
