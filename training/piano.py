@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps in all")
     parser.add_argument("--batch", type=int, default=8, help="crops per step")
     parser.add_argument("--crop-frames", type=int, default=96, help="STFT frames per crop")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--init", type=Path, default=None, help="a new run from these weights")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this")
     args = parser.parse_args(argv)
     if args.step in ("generate", "all"):
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                 crop_frames=args.crop_frames,
                 threads=args.threads,
                 minutes=args.minutes,
+                lr=args.lr,
+                init=str(args.init) if args.init else None,
             ),
         )
     if args.step in ("export", "all"):
@@ -54,4 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the checkpoint is saved; no traceback for a deliberate stop
+        raise SystemExit(130) from None

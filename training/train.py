@@ -35,6 +35,7 @@ class Config:
     minutes: float | None = None  # wall-clock cap for this invocation
     checkpoint_seconds: float = 180.0
     validate_every: int = 100
+    init: str | None = None  # a new run starts from this checkpoint's weights (fine-tuning)
 
 
 def spectrogram(x: Tensor) -> Tensor:
@@ -183,6 +184,9 @@ def train(data: Path, run: Path, config: Config) -> Path:
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
         log(run, f"resumed at step {step}")
+    elif config.init:
+        model.load_state_dict(torch.load(config.init, weights_only=False)["model"])
+        log(run, f"fine-tuning the weights of {config.init}, {asdict(config)}")
     else:
         log(run, f"new model, {parameter_count(model)} parameters, {asdict(config)}")
     crops = Crops(examples(data, "train"), (config.crop_frames - 1) * HOP, rng)
@@ -203,33 +207,39 @@ def train(data: Path, run: Path, config: Config) -> Path:
             },
         )
 
-    while step < config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        piano, rest = crops.batch(config.batch)
-        loss = loss_of(model, piano, rest)
-        optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        step += 1
-        running.append(float(loss.detach()))
-        if step % 20 == 0:
-            log(
-                run, f"step {step} loss {np.mean(running):.5f} lr {learning_rate(config, step):.2e}"
+    try:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            piano, rest = crops.batch(config.batch)
+            loss = loss_of(model, piano, rest)
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            step += 1
+            running.append(float(loss.detach()))
+            if step % 20 == 0:
+                log(
+                    run,
+                    f"step {step} loss {np.mean(running):.5f} lr {learning_rate(config, step):.2e}",
+                )
+                running.clear()
+            if step % config.validate_every == 0 and valid:
+                log(run, f"step {step} held-out {validate(model, valid)}")
+            out_of_time = (
+                config.minutes is not None and time.monotonic() - started > 60 * config.minutes
             )
-            running.clear()
-        if step % config.validate_every == 0 and valid:
-            log(run, f"step {step} held-out {validate(model, valid)}")
-        out_of_time = (
-            config.minutes is not None and time.monotonic() - started > 60 * config.minutes
-        )
-        if time.monotonic() - last_save > config.checkpoint_seconds or out_of_time:
-            snapshot()
-            last_save = time.monotonic()
-        if out_of_time:
-            log(run, f"stopping at step {step}: {config.minutes} minutes spent")
-            return checkpoint
+            if time.monotonic() - last_save > config.checkpoint_seconds or out_of_time:
+                snapshot()
+                last_save = time.monotonic()
+            if out_of_time:
+                log(run, f"stopping at step {step}: {config.minutes} minutes spent")
+                return checkpoint
+    except KeyboardInterrupt:  # Ctrl-C keeps the steps since the last checkpoint
+        snapshot()
+        log(run, f"interrupted at step {step}; run again to continue")
+        raise
     snapshot()
     log(run, f"done at step {step}")
     return checkpoint
