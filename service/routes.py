@@ -22,7 +22,7 @@ from service.errors import (
     UnknownAction,
 )
 from service.fetch import check_url
-from service.protocol import OutputSpec, check_text, integer, obj, parse_create, string
+from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -107,13 +107,19 @@ async def create_job(
     return {"createJobResponse": {"job": job.wire()}}
 
 
-async def get_job(
-    service: Service, key: Key, body: dict[str, Any], base: str
-) -> dict[str, Any]:
-    job_id = string(section(body, "getJobRequest"), "id", "getJobRequest.id")
+async def owned_job(service: Service, key: Key, body: dict[str, Any], request: str) -> Job:
+    """The job named by `<request>.id`, if this key owns it; another key's job is not found."""
+    job_id = string(section(body, request), "id", f"{request}.id")
     job = await service.store.job(job_id, key.secret_id)
     if job is None:
         raise JobNotFound(f"no job {job_id!r}")
+    return job
+
+
+async def get_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    job = await owned_job(service, key, body, "getJobRequest")
     return {"getJobResponse": {"job": service.runner.with_progress(job).wire()}}
 
 
@@ -129,11 +135,7 @@ async def list_jobs(
 async def cancel_job(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    job_id = string(section(body, "cancelJobRequest"), "id", "cancelJobRequest.id")
-    job = await service.store.job(job_id, key.secret_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r}")
-    job = await service.runner.cancel(job)
+    job = await service.runner.cancel(await owned_job(service, key, body, "cancelJobRequest"))
     return {"cancelJobResponse": {"job": service.runner.with_progress(job).wire()}}
 
 
