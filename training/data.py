@@ -50,11 +50,6 @@ def rng_for(recipe: Recipe, index: int) -> Rng:
     return np.random.default_rng([recipe.seed, zlib.crc32(recipe.split.encode()), index])
 
 
-def render_part(part: Part, length: int, bpm: float, soundfont: Path) -> Float:
-    """One instrument alone through FluidSynth: reverb, chorus off; float output, no dither."""
-    return synth.render_part(part, length, bpm, soundfont)
-
-
 def pick_soundfont(rng: Rng, recipe: Recipe) -> Path:
     if recipe.held_out:
         return soundfont_path(HELD_OUT_SOUNDFONT)
@@ -68,7 +63,7 @@ def render_group(rng: Rng, recipe: Recipe, parts: list[Part], length: int, bpm: 
     for part in parts:
         if not part.notes:
             continue
-        audio = render_part(part, length, bpm, pick_soundfont(rng, recipe))
+        audio = synth.render_part(part, length, bpm, pick_soundfont(rng, recipe))
         total += augment.instrument(rng, audio) if recipe.effects else audio
     return total
 

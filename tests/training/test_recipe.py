@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from separation import synth
 from separation.audio import SAMPLE_RATE
 from separation.synth import Part
 from training import compose, data
@@ -34,7 +35,7 @@ def soundfonts_drawn(recipe: data.Recipe, monkeypatch: pytest.MonkeyPatch) -> se
         used.add(soundfont.name)
         return np.zeros((2, length), dtype=np.float32)
 
-    monkeypatch.setattr(data, "render_part", record)
+    monkeypatch.setattr(synth, "render_part", record)
     monkeypatch.setattr(data, "soundfont_path", Path)  # training fonts need not be installed
     for index in range(recipe.count):
         data.example(recipe, index)
