@@ -55,15 +55,14 @@ def song_with_piano(index: int, seconds: float) -> tuple[compose.Arrangement, np
 def clip(index: int, seconds: float) -> dict[str, Float]:
     """Known stems of one clip: vocals, drums, bass, piano, rest (the non-piano `other`)."""
     song, rng = song_with_piano(index, seconds)
-    recipe = data.Recipe(EVAL.split, 0, seconds, EVAL.seed, held_out=True, effects=False)
     length = round(seconds * 44_100)
     drums = song.drums or synth.Part(0, channel=synth.DRUM_CHANNEL)
     bass = song.bass or synth.Part(33)
     stems = {
-        "drums": data.render_group(rng, recipe, [drums], length, song.bpm),
-        "bass": data.render_group(rng, recipe, [bass], length, song.bpm),
-        "piano": data.render_group(rng, recipe, song.piano, length, song.bpm),
-        "rest": data.render_group(rng, recipe, song.others, length, song.bpm),
+        "drums": data.render_group(rng, EVAL, [drums], length, song.bpm),
+        "bass": data.render_group(rng, EVAL, [bass], length, song.bpm),
+        "piano": data.render_group(rng, EVAL, song.piano, length, song.bpm),
+        "rest": data.render_group(rng, EVAL, song.others, length, song.bpm),
     }
     # piano and the rest of `other` at equal energy: neither baseline is favoured by the mix
     energy = np.sum(stems["piano"].astype(np.float64) ** 2) / np.sum(stems["rest"] ** 2.0)
