@@ -116,3 +116,92 @@ def separate_all(
         out[..., position : position + block.shape[-1]] = block
         position += block.shape[-1]
     return out
+
+
+def shift_offsets(shifts: int, max_shift: int, seed: int = 0) -> list[int]:
+    """Demucs' random shifts, from a fixed seed so that a result is reproducible."""
+    rng = np.random.default_rng(seed)
+    return [int(rng.integers(0, max_shift)) for _ in range(shifts)]
+
+
+def stream_shifted(
+    model: ChunkModel,
+    mix: Float,
+    segment: int,
+    sources: int,
+    offsets: list[int],
+    max_shift: int,
+    progress: Progress | None = None,
+) -> Iterator[Float]:
+    """Demucs' shift trick, streamed: the mean of separations of the mix delayed by each offset.
+
+    The mix is padded by `max_shift` on both sides; separation k starts `offsets[k]` into the
+    padding, so its first `max_shift - offsets[k]` samples precede the mix and are dropped.
+    The network is not shift-invariant, and averaging over shifts smooths its chunk edges.
+    """
+    if len(offsets) <= 1 and not any(offsets):
+        yield from stream_chunks(model, mix, segment, sources, progress)
+        return
+    length = mix.shape[-1]
+    padded = np.pad(mix, ((0, 0), (max_shift, max_shift)))
+    plans = [ChunkPlan(length + max_shift - offset, segment).total for offset in offsets]
+    counter = _ProgressSum(plans, progress)
+    streams = [
+        _drop(stream_chunks(model, padded[..., offset : length + max_shift], segment, sources,
+                            counter.part(k)), max_shift - offset)
+        for k, offset in enumerate(offsets)
+    ]
+    yield from _mean_of_streams(streams, sources, mix.shape[0], length)
+
+
+class _ProgressSum:
+    """Adds the chunk counts of several separations into one (done, total) report."""
+
+    def __init__(self, totals: list[int], progress: Progress | None) -> None:
+        self._done = [0] * len(totals)
+        self._total = sum(totals)
+        self._progress = progress
+
+    def part(self, index: int) -> Progress:
+        def report(done: int, _total: int) -> None:
+            self._done[index] = done
+            if self._progress:
+                self._progress(sum(self._done), self._total)
+
+        return report
+
+
+def _drop(blocks: Iterator[Float], count: int) -> Iterator[Float]:
+    """The same stream without its first `count` samples."""
+    for block in blocks:
+        if count >= block.shape[-1]:
+            count -= block.shape[-1]
+            continue
+        yield block[..., count:]
+        count = 0
+
+
+def _mean_of_streams(
+    streams: list[Iterator[Float]], sources: int, channels: int, length: int
+) -> Iterator[Float]:
+    """Advance every stream in turn and yield the mean of the samples all of them have given."""
+    pending = [np.zeros((sources, channels, 0), dtype=np.float32) for _ in streams]
+    emitted = 0
+    while emitted < length:
+        shortest = min(range(len(streams)), key=lambda k: pending[k].shape[-1])
+        block = next(streams[shortest], None)
+        if block is None:  # that stream is done: it holds the rest of the signal
+            block = np.zeros((sources, channels, 0), dtype=np.float32)
+        pending[shortest] = np.concatenate([pending[shortest], block], axis=-1)
+        ready = min(min(p.shape[-1] for p in pending), length - emitted)
+        if ready == 0:
+            if block.shape[-1] == 0:
+                raise RuntimeError("a shifted separation ended before the end of the mix")
+            continue
+        mean: Float = np.mean([p[..., :ready] for p in pending], axis=0, dtype=np.float32)
+        yield mean
+        pending = [p[..., ready:] for p in pending]
+        emitted += ready
+    for stream in streams:  # let each finish, which reports its last chunk
+        for _ in stream:
+            pass

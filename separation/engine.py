@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from separation import audio, model_files, piano
-from separation.apply import Progress, separate_all, stream_chunks
+from separation.apply import Progress, shift_offsets, stream_shifted
 from separation.audio import AudioWriter, Limits, OutputFormat
 from separation.dsp import Float
 from separation.errors import ModelNotInstalledError
-from separation.htdemucs import SEGMENT, SOURCES, HTDemucs
+from separation.htdemucs import SAMPLE_RATE, SEGMENT, SOURCES, HTDemucs
 from separation.presets import StemPreset
+from separation.runtime import RuntimeConfig
+
+MAX_SHIFT = SAMPLE_RATE // 2  # Demucs' shifts: random delays of up to half a second
+MAX_SHIFTS = 8
 
 Stems = dict[str, Float]
 
@@ -31,11 +35,20 @@ def to_preset(sources: Float, preset: StemPreset) -> Stems:
 class Separator:
     """Loads the models once; separates arrays or files into the stems of a preset."""
 
-    def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, folder: Path | None = None, config: RuntimeConfig | None = None) -> None:
         self._folder = folder or model_files.model_dir()
-        self._threads = threads
-        self._demucs = HTDemucs(model_files.htdemucs_parts(self._folder), threads)
+        self._config = config or RuntimeConfig()
+        self._demucs = HTDemucs(
+            model_files.verified_path(model_files.HTDEMUCS, self._folder),
+            model_files.htdemucs_parts(self._folder),
+            self._config,
+        )
         self._piano: piano.PianoModel | None = None
+
+    @property
+    def description(self) -> str:
+        """The runtime and precision the 4-stem network runs on, e.g. `openvino bf16`."""
+        return self._demucs.description
 
     def check(self, preset: StemPreset) -> None:
         """Raise a clear error now if the preset needs a model that is not installed."""
@@ -48,30 +61,36 @@ class Separator:
             path = self._folder / model_files.PIANO_MODEL_NAME
             if not path.is_file():
                 raise ModelNotInstalledError("5 stems: piano model not installed")
-            self._piano = piano.PianoModel(path, self._threads)
+            self._piano = piano.PianoModel(path, self._config)
         return self._piano
 
     def stream(
-        self, mix: Float, preset: StemPreset, progress: Progress | None = None
+        self, mix: Float, preset: StemPreset, progress: Progress | None = None, shifts: int = 1
     ) -> Iterator[Stems]:
-        """Yield consecutive blocks of every stem; memory stays flat whatever the length."""
+        """Yield consecutive blocks of every stem; memory stays flat whatever the length.
+
+        `shifts` > 1 averages that many separations of randomly delayed copies (Demucs' shifts).
+        """
         self.check(preset)
-        blocks: Iterator[Stems] = (
-            to_preset(block, preset)
-            for block in stream_chunks(self._demucs, mix, SEGMENT, len(SOURCES), progress)
+        check_shifts(shifts)
+        offsets = shift_offsets(shifts, MAX_SHIFT) if shifts > 1 else [0]
+        sources = stream_shifted(
+            self._demucs, mix, SEGMENT, len(SOURCES), offsets, MAX_SHIFT, progress
         )
+        blocks: Iterator[Stems] = (to_preset(block, preset) for block in sources)
         if preset is StemPreset.FIVE_STEMS:
             # the piano step holds back ~6 s plus its context, then keeps pace with the blocks
             blocks = piano.five_stems(blocks, self._piano_model())
         yield from blocks
 
-    def separate(self, mix: Float, preset: StemPreset, progress: Progress | None = None) -> Stems:
+    def separate(
+        self, mix: Float, preset: StemPreset, progress: Progress | None = None, shifts: int = 1
+    ) -> Stems:
         """Separate a whole [2, n] array at once; for short audio and tests."""
-        self.check(preset)
-        stems = to_preset(separate_all(self._demucs, mix, SEGMENT, len(SOURCES), progress), preset)
-        if preset is StemPreset.FIVE_STEMS:
-            return piano.split(stems, self._piano_model().piano(stems["other"]))
-        return stems
+        blocks = list(self.stream(mix, preset, progress, shifts))
+        if not blocks:
+            return {stem: np.zeros_like(mix) for stem in preset.stems}
+        return {stem: np.concatenate([b[stem] for b in blocks], axis=-1) for stem in preset.stems}
 
     def separate_file(
         self,
@@ -83,6 +102,7 @@ class Separator:
         bitrate: int = 320_000,
         limits: Limits | None = None,
         progress: Progress | None = None,
+        shifts: int = 1,
     ) -> dict[str, Path]:
         """Decode `source` and write `out_dir/<stem>.<ext>`; nothing is left behind on failure."""
         self.check(preset)
@@ -96,7 +116,7 @@ class Separator:
                 for stem, path in partial.items()
             }
             try:
-                for block in self.stream(mix, preset, progress):
+                for block in self.stream(mix, preset, progress, shifts):
                     for stem, samples in block.items():
                         writers[stem].write(samples)
             except BaseException:
@@ -107,6 +127,12 @@ class Separator:
         for stem, path in partial.items():
             os.replace(path, final[stem])
         return final
+
+
+def check_shifts(shifts: int) -> None:
+    """Shifts multiply the separation time: 1 (off) up to MAX_SHIFTS."""
+    if not 1 <= shifts <= MAX_SHIFTS:
+        raise ValueError(f"shifts must be between 1 and {MAX_SHIFTS}, not {shifts}")
 
 
 def peak(stems: Stems) -> float:

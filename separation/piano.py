@@ -1,4 +1,4 @@
-"""The piano model on ONNX Runtime: splits the 4-stem `other` into piano and the rest.
+"""The piano model: splits the 4-stem `other` into piano and the rest.
 
 The network predicts a mask in [0, 1] on the STFT magnitude of `other`; piano is the
 masked STFT inverted, and the new `other` is `other - piano`, so the two always sum back
@@ -12,11 +12,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from separation import dsp
 from separation.dsp import Float
-from separation.htdemucs import session_options
+from separation.runtime import RuntimeConfig, onnx_metadata, open_graph
 
 N_FFT = 2048
 HOP = 512
@@ -29,21 +28,18 @@ Stems = dict[str, Float]
 class PianoModel:
     """One loaded piano network; `piano(other)` gives the piano part of a [2, n] `other`."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        self._session = ort.InferenceSession(
-            str(path), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        meta = self._session.get_modelmeta().custom_metadata_map
+    def __init__(self, path: Path, config: RuntimeConfig | None = None) -> None:
+        meta = onnx_metadata(path)
         if int(meta.get("n_fft", N_FFT)) != N_FFT or int(meta.get("hop", HOP)) != HOP:
             raise ValueError(f"{path.name}: STFT settings differ from n_fft {N_FFT}, hop {HOP}")
         receptive = int(meta["receptive_frames"])
         # frames whose STFT window reaches the window edge, plus the network's reach
         self.context = (receptive + N_FFT // HOP + 1) * HOP
-        self._input = self._session.get_inputs()[0].name
+        self._graph = open_graph(path, config or RuntimeConfig())
 
     def mask(self, magnitude: Float) -> Float:
         """[2, BINS, T] magnitude -> [2, BINS, T] piano mask."""
-        (out,) = self._session.run(None, {self._input: magnitude[None]})
+        (out,) = self._graph.run([magnitude[None]])
         mask: Float = out[0]
         return mask
 

@@ -45,6 +45,7 @@ def check_models(settings: ServiceSettings) -> None:
     Without it each worker would die at start, failing every job with WORKER_CRASHED.
     """
     try:
+        model_files.verified_path(model_files.HTDEMUCS, settings.models)
         model_files.htdemucs_parts(settings.models)
     except ModelNotInstalledError as error:
         raise StartupError(str(error)) from None

@@ -39,7 +39,7 @@ class JobRunner:
         self._progress: dict[str, int] = {}
         # per running job: the progress (0-100) where the current separation starts, its width
         self._shares: dict[str, tuple[float, float]] = {}
-        self._pool = WorkerPool(settings.models, settings.workers, settings.worker_threads,
+        self._pool = WorkerPool(settings.models, settings.workers, settings.runtime,
                                 self._on_progress)
         self._limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
                                    settings.fetch_max_redirects, settings.allow_private_networks)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from separation import OutputFormat, model_files, parse_format
+from separation.runtime import RuntimeConfig
 from stembot.settings import env_bool, env_float, env_int
 
 
@@ -20,7 +21,7 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     model_dir: Path | None = None
     workers: int = 1
-    worker_threads: int | None = None
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # threads: per worker
     max_seconds: float = 15 * 60
     max_bytes: int = 500 * 1024 * 1024
     output_format: OutputFormat = OutputFormat.WAV
@@ -49,7 +50,7 @@ class ServiceSettings:
             data_dir=Path(os.environ.get("STEMBOT_DATA_DIR") or "data"),
             model_dir=Path(model_dir) if model_dir else None,
             workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
-            worker_threads=threads or None,
+            runtime=RuntimeConfig.from_env().with_threads(threads or None),
             max_seconds=env_float("STEMBOT_MAX_SECONDS", cls.max_seconds),
             max_bytes=env_int("STEMBOT_MAX_BYTES", cls.max_bytes),
             output_format=parse_format(os.environ.get("STEMBOT_OUTPUT_FORMAT") or "wav"),

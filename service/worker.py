@@ -25,10 +25,12 @@ from separation.errors import (
     EmptyAudioError,
     ModelNotInstalledError,
 )
+from separation.runtime import RuntimeConfig, available_cores
 
 # (job id, attempt, chunks done, chunks total) from a worker to the server
 ProgressMessage = tuple[str, int, int, int]
 ProgressQueue: TypeAlias = "multiprocessing.queues.Queue[ProgressMessage | None]"
+CoreQueue: TypeAlias = "multiprocessing.queues.Queue[list[int]]"
 
 _ERROR_CODES: dict[type[SeparationError], str] = {
     AudioDecodeError: "INVALID_AUDIO",
@@ -52,6 +54,7 @@ class Task:
     max_seconds: float
     max_bytes: int
     abort_file: Path
+    shifts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +89,28 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init(model_dir: Path, threads: int | None, progress: ProgressQueue, parent: int) -> None:
-    """Runs once in each worker process: load the model, keep the progress queue."""
+def core_shares(cores: list[int], workers: int) -> list[list[int]]:
+    """Split the cores into `workers` disjoint shares as even as they go; share fewer if short."""
+    if workers >= len(cores):
+        return [[cores[n % len(cores)]] for n in range(workers)]
+    size, extra = divmod(len(cores), workers)
+    shares, start = [], 0
+    for n in range(workers):
+        end = start + size + (1 if n < extra else 0)
+        shares.append(cores[start:end])
+        start = end
+    return shares
+
+
+def _init(model_dir: Path, config: RuntimeConfig, shares: CoreQueue, progress: ProgressQueue,
+          parent: int) -> None:
+    """Runs once in each worker process: take a share of the cores, load the model."""
     global _separator, _progress
     _die_with_parent(parent)
-    _separator = Separator(model_dir, threads)
+    share = shares.get()
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: threads still follow share
+        os.sched_setaffinity(0, share)
+    _separator = Separator(model_dir, config.with_threads(config.threads or len(share)))
     _progress = progress
 
 
@@ -108,7 +128,7 @@ def run_task(task: Task) -> Outcome:
         stems = _separator.separate_file(
             task.source, task.out_dir, StemPreset(task.method), OutputFormat(task.fmt),
             limits=Limits(max_seconds=task.max_seconds, max_bytes=task.max_bytes),
-            progress=progress,
+            progress=progress, shifts=task.shifts,
         )
     except Aborted:
         return Outcome({}, "ABORTED", "the job was stopped")
@@ -120,14 +140,26 @@ def run_task(task: Task) -> Outcome:
     return Outcome(stems)
 
 
-class WorkerPool:
-    """The process pool and the thread that relays worker progress into the event loop."""
+def _cores() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        return set(range(available_cores()))
 
-    def __init__(self, model_dir: Path, workers: int, threads: int | None,
+
+class WorkerPool:
+    """The process pool and the thread that relays worker progress into the event loop.
+
+    Each worker process runs on its own share of the cores (affinity and thread count), so
+    that several workers on one machine do not fight over them.
+    """
+
+    def __init__(self, model_dir: Path, workers: int, config: RuntimeConfig,
                  on_progress: Callable[[ProgressMessage], None]) -> None:
         self._context = multiprocessing.get_context("spawn")  # no forked event-loop state
         self._queue: ProgressQueue = self._context.Queue()
-        self._args = (model_dir, threads, self._queue, os.getpid())
+        self._model_dir = model_dir
+        self._config = config
         self._workers = workers
         self._on_progress = on_progress
         self._pool = self._new_pool()
@@ -135,8 +167,12 @@ class WorkerPool:
         self._relay: threading.Thread | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self._workers, mp_context=self._context,
-                                   initializer=_init, initargs=self._args)
+        shares: CoreQueue = self._context.Queue()
+        for share in core_shares(sorted(_cores()), self._workers):
+            shares.put(share)
+        return ProcessPoolExecutor(
+            self._workers, mp_context=self._context, initializer=_init,
+            initargs=(self._model_dir, self._config, shares, self._queue, os.getpid()))
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()

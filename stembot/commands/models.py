@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from separation import model_files
 from separation.errors import ModelNotInstalledError
+from separation.runtime import RuntimeConfig, RuntimeName, open_graph
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +29,25 @@ def run_fetch(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"4-stem model ready: {path}")
+    try:
+        config = RuntimeConfig.from_env()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if config.runtime is RuntimeName.OPENVINO:
+        warm_compiled_cache(config)
     return 0
+
+
+def warm_compiled_cache(config: RuntimeConfig) -> None:
+    """Compile both networks once now, so that the first start loads them from the cache."""
+    started = time.monotonic()
+    folder = model_files.model_dir()
+    models = [model_files.verified_path(model_files.HTDEMUCS, folder)]
+    if (folder / model_files.PIANO_MODEL_NAME).is_file():
+        models.append(folder / model_files.PIANO_MODEL_NAME)
+    descriptions = {open_graph(model, config).description for model in models}
+    print(f"compiled for {', '.join(sorted(descriptions))} in {time.monotonic() - started:.1f} s")
 
 
 def run_verify(args: argparse.Namespace) -> int:

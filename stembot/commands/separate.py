@@ -9,6 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
+from separation.engine import MAX_SHIFTS
+from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
 
 
@@ -50,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--threads", type=int, default=None, help="inference threads (default: all available cores)"
     )
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        choices=range(1, MAX_SHIFTS + 1),
+        default=1,
+        metavar="N",
+        help=f"average N randomly shifted separations: better, N times slower (1-{MAX_SHIFTS},"
+        " default: 1)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -59,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
     preset = StemPreset.from_count(args.stems)
     bar = _ProgressBar()
     try:
-        separator = Separator(settings.model_dir, threads=args.threads)
+        config = RuntimeConfig.from_env().with_threads(args.threads)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        separator = Separator(settings.model_dir, config)
         separator.check(preset)
         paths = separator.separate_file(
             args.input,
@@ -69,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             bitrate=args.bitrate * 1000,
             limits=limits,
             progress=bar.update,
+            shifts=args.shifts,
         )
     except SeparationError as error:
         bar.close()

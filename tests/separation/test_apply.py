@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from separation.apply import ChunkPlan, padded_chunk, separate_all, stream_chunks, triangle_weight
+from separation.apply import (
+    ChunkPlan,
+    padded_chunk,
+    separate_all,
+    shift_offsets,
+    stream_chunks,
+    stream_shifted,
+    triangle_weight,
+)
 
 SEGMENT = 1000
 
@@ -55,3 +63,45 @@ def test_triangle_weight_matches_demucs() -> None:
     weight = triangle_weight(8)
     assert np.allclose(weight, np.array([1, 2, 3, 4, 4, 3, 2, 1]) / 4)
     assert triangle_weight(343_980).shape == (343_980,)
+
+
+def position_model(chunk: np.ndarray) -> np.ndarray:
+    """Not shift-invariant: the second 'source' depends on where a sample falls in the chunk."""
+    ramp = np.linspace(0.5, 1.5, chunk.shape[-1], dtype=np.float32)
+    return np.stack([chunk, chunk * ramp])
+
+
+@pytest.mark.parametrize("length", [1, 999, 4321])
+def test_shifted_streams_stay_aligned_with_the_mix(length: int) -> None:
+    mix = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
+    offsets = shift_offsets(3, max_shift=300)
+    blocks = list(stream_shifted(scale_model, mix, SEGMENT, 2, offsets, 300))
+    out = np.concatenate(blocks, axis=-1)
+    assert out.shape == (2, 2, length)
+    assert np.allclose(out[1], 2 * mix, atol=1e-5)
+
+
+def test_shifts_average_separations_of_the_delayed_mix_as_demucs_does() -> None:
+    mix = np.random.default_rng(7).standard_normal((2, 3210)).astype(np.float32)
+    max_shift, offsets = 300, [17, 250, 0]
+    padded = np.pad(mix, ((0, 0), (max_shift, max_shift)))
+    expected = np.zeros((2, *mix.shape), dtype=np.float32)
+    for offset in offsets:
+        shifted = separate_all(position_model, padded[..., offset : 3210 + max_shift], SEGMENT, 2)
+        expected += shifted[..., max_shift - offset :][..., :3210]
+    expected /= len(offsets)
+    calls: list[tuple[int, int]] = []
+    blocks = stream_shifted(position_model, mix, SEGMENT, 2, offsets, max_shift,
+                            progress=lambda d, t: calls.append((d, t)))
+    got = np.concatenate(list(blocks), axis=-1)
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, separate_all(position_model, mix, SEGMENT, 2), atol=1e-3)
+    total = sum(ChunkPlan(3210 + max_shift - o, SEGMENT).total for o in offsets)
+    assert calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_shift_offsets_are_reproducible_and_within_range() -> None:
+    first = shift_offsets(4, max_shift=22_050)
+    assert first == shift_offsets(4, max_shift=22_050)
+    assert len(set(first)) == 4 and all(0 <= o < 22_050 for o in first)

@@ -154,7 +154,8 @@ async def test_five_stems_without_the_piano_model_say_so(tmp_path: Path, origin:
     # a model folder holding only the 4-stem network, as before the piano model is installed
     models = tmp_path / "models"
     models.mkdir()
-    (models / model_files.HTDEMUCS_PARTS).symlink_to(model_files.htdemucs_parts())
+    for name in (model_files.HTDEMUCS.name, model_files.HTDEMUCS_PARTS):
+        (models / name).symlink_to(model_files.model_dir() / name)
     settings = make_settings(tmp_path / "data", model_dir=models)
     service = await start_service(settings)
     try:
