@@ -15,11 +15,10 @@ from separation.audio import AudioWriter, Limits, OutputFormat
 from separation.dsp import Float
 from separation.errors import ModelNotInstalledError
 from separation.htdemucs import SAMPLE_RATE, SEGMENT, SOURCES, HTDemucs
-from separation.presets import StemPreset
+from separation.presets import MAX_SHIFTS, StemPreset
 from separation.runtime import RuntimeConfig
 
 MAX_SHIFT = SAMPLE_RATE // 2  # Demucs' shifts: random delays of up to half a second
-MAX_SHIFTS = 8
 
 Stems = dict[str, Float]
 

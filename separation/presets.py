@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 
+MAX_SHIFTS = 8
+"""Most random shifts one separation may average (each one costs a whole separation)."""
+
 
 class Tone(enum.IntEnum):
     """MusicSeperateTone of the job protocol."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import uuid
@@ -227,7 +228,7 @@ class JobRunner:
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
             method=int(preset), fmt=self._settings.output_format.value,
             max_seconds=self._settings.max_seconds, max_bytes=self._settings.max_bytes,
-            abort_file=self._abort_file(job.id)))
+            abort_file=self._abort_file(job.id), shifts=output.shifts))
         if outcome.error_code:
             raise JobFailure(outcome.error_code, f"inputs[{selector}]: {outcome.error_message}")
         return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}"))
@@ -238,5 +239,4 @@ class JobRunner:
         destination = clean_path(output.destination, "destination", root_slash=True)
         for path, result in results:
             await self._content.place(output.content_id, destination, result.file_name, path)
-        return OutputSpec(output.content_id, output.destination, output.selectors,
-                          output.method, tuple(r for _, r in results))
+        return dataclasses.replace(output, results=tuple(r for _, r in results))

@@ -8,6 +8,7 @@ from typing import Any, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from separation import Tone
+from separation.presets import MAX_SHIFTS
 from service.errors import InvalidParameter
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
@@ -114,13 +115,17 @@ class OutputSpec:
     selectors: tuple[int, ...]
     method: Method
     results: tuple[Result, ...] | None = None
+    shifts: int = 1
 
     def wire(self) -> OutputWire:
+        descriptor = {"method": int(self.method)}
+        if self.shifts > 1:  # an extension: absent unless asked for, as in the original
+            descriptor["shifts"] = self.shifts
         out: OutputWire = {
             "contentId": self.content_id,
             "destination": self.destination,
             "inputSelectors": list(self.selectors),
-            "smartContentDescriptor": {"musicSeperate": {"method": int(self.method)}},
+            "smartContentDescriptor": {"musicSeperate": descriptor},
         }
         if self.results is not None:
             out["smartContentResult"] = {"musicSeperate": [
@@ -291,11 +296,16 @@ def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
     method = integer(separate, "method", method_name, 0)
     if method not in {m.value for m in Method}:
         raise InvalidParameter(f"{method_name} must be 1, 2 or 3")
+    shifts_name = f"{name}.smartContentDescriptor.musicSeperate.shifts"
+    shifts = integer(separate, "shifts", shifts_name, 1)
+    if not 1 <= shifts <= MAX_SHIFTS:
+        raise InvalidParameter(f"{shifts_name} must be between 1 and {MAX_SHIFTS}")
     return OutputSpec(
         content_id=string(body, "contentId", f"{name}.contentId", ""),
         destination=string(body, "destination", f"{name}.destination", "/") or "/",
         selectors=tuple(selectors),
         method=Method(method),
+        shifts=shifts,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -22,7 +23,7 @@ from service.errors import (
     UnknownAction,
 )
 from service.fetch import check_url
-from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.protocol import Job, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -99,8 +100,7 @@ async def create_job(
         owner = await service.store.repo_owner(content_id)
         if owner not in (None, key.secret_id):
             raise ContentForbidden(f"outputs[{index}].contentId belongs to another key")
-        outputs.append(OutputSpec(content_id, output.destination, output.selectors,
-                                  output.method))
+        outputs.append(dataclasses.replace(output, content_id=content_id))
     for output in outputs:
         await service.content.writable(key.secret_id, output.content_id)
     job = await service.runner.submit(key.secret_id, request, tuple(outputs))

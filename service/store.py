@@ -347,6 +347,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
         method=Method(raw["smartContentDescriptor"]["musicSeperate"]["method"]),
         results=None if results is None else tuple(
             Result(Tone(r["tone"]), r["fileName"]) for r in results["musicSeperate"]),
+        shifts=raw["smartContentDescriptor"]["musicSeperate"].get("shifts", 1),
     )
 
 

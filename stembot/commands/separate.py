@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
-from separation.engine import MAX_SHIFTS
+from separation.presets import MAX_SHIFTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
 

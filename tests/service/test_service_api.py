@@ -84,6 +84,9 @@ async def test_bad_credentials(running: Running) -> None:
     ({"outputs": [{"inputSelectors": [0],
                    "smartContentDescriptor": {"musicSeperate": {"method": True}}}]}, "method"),
     ({"outputs": [{"inputSelectors": [0]}]}, "smartContentDescriptor"),
+    *[({"outputs": [{"inputSelectors": [0], "smartContentDescriptor": {
+        "musicSeperate": {"method": 2, "shifts": shifts}}}]}, "musicSeperate.shifts")
+      for shifts in (0, 9, "2", True, 1.5)],
     ({"outputs": [{"inputSelectors": [0], "smartContentDescriptor": METHOD_1,
                    "destination": "/a/../../b"}]}, "destination"),
     ({"outputs": [{"inputSelectors": [0], "smartContentDescriptor": METHOD_1,

@@ -180,3 +180,32 @@ async def test_callback_retries_and_records(running: Running, origin: Origin) ->
             await asyncio.sleep(0.1)
     assert state["callbackStatus"]["attempts"] == running.settings.callback_attempts
     assert "503" in state["callbackStatus"]["lastError"]
+
+
+async def test_shifts_are_a_separation_setting_of_the_output(
+        running: Running, origin: Origin, tmp_path: Path) -> None:
+    """`shifts` is echoed, stored and used: the stems differ from a plain separation's."""
+    api, key = running.api, running.api.key
+    outputs = [{"inputSelectors": [0], "destination": f"/s{shifts}",
+                "smartContentDescriptor": {"musicSeperate": {"method": 1, "shifts": shifts}}}
+               for shifts in (1, 2)]
+    created = await api.ok("CreateJob", {"inputs": [{"url": origin.url + "/files/clip.wav"}],
+                                         "outputs": outputs})
+    plain, shifted = created["job"]["outputs"]
+    assert plain["smartContentDescriptor"] == {"musicSeperate": {"method": 1}}
+    assert shifted["smartContentDescriptor"] == {"musicSeperate": {"method": 1, "shifts": 2}}
+    job = await api.wait(created["job"]["id"])
+    assert job["state"] == 3, job
+    vocals = []
+    for output in job["outputs"]:
+        result = output["smartContentResult"]["musicSeperate"][0]
+        status, data = await api.raw(
+            "GET", f"/content/{key.default_content}{output['destination']}/{result['fileName']}",
+            headers=basic_header(key))
+        assert status == 200
+        target = tmp_path / f"{output['destination'].strip('/')}.wav"
+        await asyncio.to_thread(target.write_bytes, data)
+        vocals.append(decode(target))
+    assert vocals[0].shape == vocals[1].shape
+    difference = float(abs(vocals[0] - vocals[1]).max())
+    assert 1e-3 < difference < 0.5, difference  # a different estimate of the same vocals
