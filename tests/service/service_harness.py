@@ -141,6 +141,12 @@ class Api:
         result: dict[str, Any] = body[action[0].lower() + action[1:] + "Response"]
         return result
 
+    async def repository(self, name: str = "", key: NewKey | None = None) -> str:
+        """A new repository of the key's, made by the service (CreateRepository)."""
+        request = {"name": name} if name else {}
+        content_id: str = (await self.ok("CreateRepository", request, key))["contentId"]
+        return content_id
+
     async def create(self, inputs: list[dict[str, Any]], method: int = 1,
                      key: NewKey | None = None, **fields: Any) -> dict[str, Any]:
         request = {"inputs": inputs, "outputs": [{

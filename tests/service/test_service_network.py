@@ -82,9 +82,9 @@ async def test_download_limits(origin: Origin, tmp_path: Path) -> None:
     "a/./b", "a\\..\\b",
 ])
 async def test_path_traversal_refused(running: Running, path: str) -> None:
-    headers = basic_header(running.api.key)
+    headers, mine = basic_header(running.api.key), running.api.key.default_content
     for method in ("PUT", "GET"):
-        status, body = await running.api.raw(method, f"/content/mine/{path}", data=b"x",
+        status, body = await running.api.raw(method, f"/content/{mine}/{path}", data=b"x",
                                              headers=headers)
         assert status in (400, 404), (method, path, status)
         assert body["error"]["code"] in ("INVALID_PARAMETER", "NOT_FOUND")
@@ -93,15 +93,16 @@ async def test_path_traversal_refused(running: Running, path: str) -> None:
 
 
 async def test_symlink_out_of_repository_refused(running: Running, tmp_path: Path) -> None:
-    headers = basic_header(running.api.key)
-    status, _ = await running.api.raw("PUT", "/content/mine/a.txt", data=b"x", headers=headers)
+    headers, mine = basic_header(running.api.key), running.api.key.default_content
+    status, _ = await running.api.raw("PUT", f"/content/{mine}/a.txt", data=b"x",
+                                      headers=headers)
     assert status == 201
     secret = tmp_path / "outside.txt"
     secret.write_text("secret")
-    (running.settings.content_dir / "mine" / "link.txt").symlink_to(secret)
-    status, body = await running.api.raw("GET", "/content/mine/link.txt", headers=headers)
+    (running.settings.content_dir / mine / "link.txt").symlink_to(secret)
+    status, body = await running.api.raw("GET", f"/content/{mine}/link.txt", headers=headers)
     assert (status, body["error"]["code"]) == (400, "INVALID_PARAMETER")
-    status, body = await running.api.raw("GET", "/content/mine/a.txt", headers={})
+    status, body = await running.api.raw("GET", f"/content/{mine}/a.txt", headers={})
     assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
 
 
@@ -112,9 +113,10 @@ async def test_upload_size_limit(tmp_path: Path) -> None:
     try:
         async with aiohttp.ClientSession() as client:
             api = Api(client, service.url, key)
-            status, body = await api.raw("PUT", "/content/mine/big.wav", data=b"x" * 5000,
+            mine = key.default_content
+            status, body = await api.raw("PUT", f"/content/{mine}/big.wav", data=b"x" * 5000,
                                          headers=basic_header(key))
             assert (status, body["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
-            assert not list((settings.content_dir / "mine").iterdir())
+            assert not list((settings.content_dir / mine).iterdir())
     finally:
         await service.stop()
