@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -123,12 +124,24 @@ async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
         guard_hop(url, limits)
         async with client.get(url, allow_redirects=False) as response:
             if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                url = urljoin(url, response.headers["Location"])
+                url = redirect_target(url, response.headers["Location"])
                 continue
             if response.status != 200:
                 raise JobFailure("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
             return await _save(response, target, limits.max_bytes)
     raise JobFailure("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a Location header names; DOWNLOAD_FAILED when it is no URL at all."""
+    try:
+        target = urljoin(url, location)
+        yarl.URL(target)  # what the client will parse; urlsplit misses some of its refusals
+        urlsplit(target).port  # noqa: B018 (a malformed host or port raises here)
+    except ValueError:
+        raise JobFailure("DOWNLOAD_FAILED",
+                         f"the URL redirected to a malformed URL: {location[:200]!r}") from None
+    return target
 
 
 async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int) -> int:

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from service_harness import Origin, Running, basic_header
@@ -116,3 +116,29 @@ async def test_source_faults_are_named_for_what_they_are(running: Running) -> No
         assert (done["state"], done["errorCode"]) == (4, code), done
         assert "/srv" not in done["errorMessage"]
         assert str(running.settings.data_dir) not in done["errorMessage"]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"inputs": [{"url": "http://[::1/a.wav"}]}, "inputs[0].url"),
+    ({"inputs": [{"url": "http://127.0.0.1:99999/a.wav"}]}, "inputs[0].url"),
+    ({"callback": "http://[::1/hook"}, "callback"),
+])
+async def test_malformed_urls_are_invalid_parameters(
+        running: Running, changes: dict[str, Any], field: str) -> None:
+    request = {"customId": "bad-url", "inputs": [{"url": "http://127.0.0.1:9/a.wav"}],
+               "outputs": [{"inputSelectors": [0],
+                            "smartContentDescriptor": {"musicSeperate": {"method": 1}}}],
+               **changes}
+    status, body = await running.api.call("CreateJob", request)
+    assert (status, body["error"]["code"]) == (400, "INVALID_PARAMETER"), body
+    assert field in body["error"]["message"]
+    assert (await running.api.ok("ListJobs", {"customId": "bad-url"}))["total"] == 0
+
+
+@pytest.mark.parametrize("location", ["http://[::1/", "http://127.0.0.1:99999/x"])
+async def test_a_redirect_to_a_malformed_url_is_a_failed_download(
+        running: Running, origin: Origin, location: str) -> None:
+    job = await running.api.create([{"url": f"{origin.url}/goto?{urlencode({'to': location})}"}])
+    done = await running.api.wait(job["id"])
+    assert (done["state"], done["errorCode"]) == (4, "DOWNLOAD_FAILED"), done
+    assert "malformed URL" in done["errorMessage"]
