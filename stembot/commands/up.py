@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
-from bot.launch import run_up
+from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
 from stembot.commands.serve import add_listen_arguments, settings_from, start
 
@@ -28,5 +29,13 @@ def run(args: argparse.Namespace) -> int:
               f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
               f"  create a key: stembot keys create --name NAME\n"
               f"  Ctrl-C stops it; queued and running jobs resume at the next start.")
-    # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
-    return start(settings, banner, lambda: run_up(settings, BotSettings.from_env()))
+    bot = BotSettings.from_env()
+    try:
+        key_file = bot_key_file(bot)
+        if key_file is not None:
+            read_bot_key(key_file)  # before the banner: a refusal is all that is printed
+        # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
+        return start(settings, banner, lambda: run_up(settings, bot))
+    except BotKeyError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,10 @@ import pytest
 from fake_discord import FakeDiscord
 from harness import TEST_LIMITS, read_bytes
 
-from bot.launch import run_up
+from bot.launch import BotKeyError, run_up
 from bot.settings import BotSettings
 from service.settings import ServiceSettings
+from service.store import Store
 
 MEMBER = 900_000_000_000_000_104
 
@@ -79,3 +84,47 @@ async def test_with_a_token_the_bot_uses_the_embedded_service(
             {"name": "id", "type": 4, "value": 1}]}], user_id=MEMBER)
         await fake.wait_until(lambda: bool(cancel.followups), seconds=10)
         assert cancel.followups == ["job #1 canceled."]
+
+
+CORRUPT_KEY_FILES = [b"{not json", b'{"secretId": 5, "secretKey": "k"}', b"[]", b"\xff\xfe"]
+
+
+@pytest.mark.parametrize("content", CORRUPT_KEY_FILES)
+async def test_a_corrupt_bot_key_file_is_refused_not_replaced(
+    tmp_path: Path, content: bytes
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bot-key.json").write_bytes(content)
+    service = ServiceSettings(port=0, data_dir=data)
+    bot = BotSettings(token="fake-token", listen_port=0, data_dir=data)
+    with pytest.raises(BotKeyError, match="bot-key.json"):
+        await asyncio.wait_for(run_up(service, bot), 15)
+    assert (data / "bot-key.json").read_bytes() == content
+    store = await Store.open(data / "service.sqlite3")
+    try:
+        assert await store.keys() == []  # no second key was minted beside the lost one
+    finally:
+        await store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_stembot_up_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bot-key.json").write_bytes(b"{not json")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("BOT_", "STEMBOT_", "DISCORD_"))}
+    env |= {"DISCORD_TOKEN": "fake-token", "STEMBOT_DATA_DIR": str(tmp_path),
+            "STEMBOT_PORT": str(free_port()), "BOT_LISTEN_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "stembot", "up"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert str(tmp_path / "bot-key.json") in lines[0] and "delete" in lines[0]
+    assert "stembot job service" not in done.stdout  # refused before the banner
