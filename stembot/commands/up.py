@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
+from stembot import logs
 from stembot.commands.serve import add_listen_arguments, settings_from, start
 
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     settings = settings_from(args)
     banner = (f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
               f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
