@@ -108,7 +108,9 @@ async def start_service(settings: ServiceSettings) -> RunningService:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     host, port = runner.addresses[0][:2]
-    return RunningService(runner, f"http://{host}:{port}")
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    runner.app[SERVICE].base_url = settings.public_url.rstrip("/") or url
+    return RunningService(runner, url)
 
 
 async def run_service(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:

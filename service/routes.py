@@ -26,7 +26,7 @@ from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_cr
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
-# (service, caller, body, base URL the caller used) -> the <action>Response part
+# (service, caller, body, base URL of links) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
 MAX_LINK_TTL = 365 * 24 * 3600
 # a name, '-' and 16 hex digits make a contentId of at most 64 characters
@@ -69,8 +69,7 @@ async def release_job(request: web.Request) -> web.Response:
         raise UnknownAction(f"action must be one of {known}, not {action!r}")
     service = request.app[SERVICE]
     key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
-    base = service.settings.public_url.rstrip("/") or str(request.url.origin())
-    return answer(request, await handler(service, key, body, base))
+    return answer(request, await handler(service, key, body, service.base_url))
 
 
 def section(body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from service_harness import Running, basic_header
+from service_harness import Api, Running, basic_header, new_key
+
+from service.app import start_service
 
 METHOD_1 = {"musicSeperate": {"method": 1}}
 
@@ -37,3 +40,34 @@ async def test_repositories_are_made_by_the_service(running: Running) -> None:
     status, body = await api.call("CreateRepository", {"name": "../x"})
     assert (status, body["error"]["code"]) == (400, "INVALID_PARAMETER"), body
     assert "createRepositoryRequest.name" in body["error"]["message"]
+
+
+async def test_links_never_come_from_the_host_header(running: Running, tmp_path: Path) -> None:
+    api = running.api
+    repo = api.key.default_content
+    status, _ = await api.raw("PUT", f"/content/{repo}/a.txt", data=b"x",
+                              headers=basic_header(api.key))
+    assert status == 201
+    request = {"action": "CreateLink", "secretId": api.key.secret_id,
+               "secretKey": api.key.secret_key,
+               "createLinkRequest": {"contentId": repo, "path": "a.txt"}}
+    status, body = await api.raw("POST", "/release/job", json=request,
+                                 headers={"Host": "evil.example"})
+    assert status == 200, body
+    url = body["createLinkResponse"]["url"]
+    # the address the service listens on, since STEMBOT_PUBLIC_URL is not set
+    assert url.startswith(f"{running.service.url}/content/{repo}/a.txt?"), url
+    # with it set, that
+    settings = running.settings.with_changes(data_dir=tmp_path / "public",
+                                             public_url="https://stems.example.org/")
+    key = await new_key(settings)
+    service = await start_service(settings)
+    try:
+        other = Api(api.client, service.url, key)
+        status, _ = await other.raw("PUT", f"/content/{key.default_content}/a.txt", data=b"x",
+                                    headers=basic_header(key))
+        assert status == 201
+        link = await other.ok("CreateLink", {"contentId": key.default_content, "path": "a.txt"})
+        assert link["url"].startswith("https://stems.example.org/content/")
+    finally:
+        await service.stop()
