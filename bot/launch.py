@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import discord
@@ -16,6 +16,7 @@ import discord
 from bot.client import StemBot
 from bot.settings import BotSettings
 from service.app import RunningService, start_service
+from service.fetch import url_endpoint
 from service.settings import ServiceSettings
 from service.state import SERVICE
 from service.store import Store
@@ -43,27 +44,27 @@ To run the bot as well:
   5. Run `stembot up` again, then type /separate in your server."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def plan(service: ServiceSettings, bot: BotSettings) -> tuple[ServiceSettings, BotSettings]:
-    """Decide how the embedded service's callbacks reach the bot."""
-    if bot.api_url or bot.public_url or not bot.callbacks:
+    """Let the embedded service call back exactly the bot's listener, and nothing else.
+
+    Allowing every private address instead would let any key holder make the service POST
+    to any port of its network (a port scanner); the listener itself checks signatures.
+    """
+    if not bot.token or bot.api_url or not bot.callbacks:
         return service, bot
-    if is_loopback(service.host):
-        # Only this machine can reach the service, so loopback callbacks cannot be abused.
-        return service.with_changes(allow_private_callbacks=True), bot
-    if not service.allow_private_callbacks:
-        log.warning("BOT_PUBLIC_URL is not set and the service refuses loopback callbacks:"
-                    " the bot will poll for results instead")
-        return service, bot.with_changes(callbacks=False)
-    return service, bot
+    if not bot.public_url and bot.listen_port == 0:
+        # The allow-list must name the port the listener will have, so choose it now.
+        bot = bot.with_changes(listen_port=_free_port(bot.listen_host))
+    host, port = url_endpoint(bot.callback_base)
+    allowed = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return service.with_changes(callback_allow=(*service.callback_allow, allowed)), bot
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class BotKeyError(ValueError):

@@ -17,7 +17,7 @@ from aiohttp.web_response import StreamResponse
 from separation import model_files
 from separation.errors import ModelNotInstalledError
 from service.auth import link_secret
-from service.callbacks import Callbacks
+from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
 from service.fetch import FetchLimits
@@ -63,7 +63,7 @@ async def open_service(settings: ServiceSettings) -> Service:
         resources.files("service").joinpath("openapi.json").read_text)
     limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
                          settings.fetch_max_redirects, settings.allow_private_networks)
-    hooks = FetchLimits(0, settings.callback_timeout, 0, settings.allow_private_callbacks)
+    hooks = callback_limits(settings)
     service = Service(settings, store, content, callbacks, runner, limits, hooks, secret,
                       document)
     await callbacks.start()
