@@ -142,3 +142,23 @@ async def test_a_redirect_to_a_malformed_url_is_a_failed_download(
     done = await running.api.wait(job["id"])
     assert (done["state"], done["errorCode"]) == (4, "DOWNLOAD_FAILED"), done
     assert "malformed URL" in done["errorMessage"]
+
+
+async def test_a_destination_taken_during_the_run_is_named(
+        running: Running, origin: Origin) -> None:
+    """A file put where the destination folder goes, after CreateJob checked it (one real
+    separation): PATH_CONFLICT without server paths, not INTERNAL_ERROR with them."""
+    api = running.api
+    repo = api.key.default_content
+    job = (await api.ok("CreateJob", {
+        "inputs": [{"url": origin.url + "/files/clip.wav"}],
+        "outputs": [{"destination": "/later", "inputSelectors": [0],
+                     "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]}))["job"]
+    # the separation takes seconds; this takes milliseconds
+    status, _ = await api.raw("PUT", f"/content/{repo}/later", data=b"x",
+                              headers=basic_header(api.key))
+    assert status == 201
+    done = await api.wait(job["id"])
+    assert (done["state"], done["errorCode"]) == (4, "PATH_CONFLICT"), done
+    assert "'later' is a file" in done["errorMessage"]
+    assert str(running.settings.data_dir.parent) not in done["errorMessage"]
