@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import discord
@@ -16,11 +16,13 @@ import discord
 from bot.client import StemBot
 from bot.settings import BotSettings
 from service.app import RunningService, start_service
+from service.fetch import url_endpoint
 from service.settings import ServiceSettings
 from service.state import SERVICE
 from service.store import Store
 
 log = logging.getLogger("stembot.bot")
+KEY_FILE = "bot-key.json"
 
 # View Channels, Send Messages, Attach Files, Read Message History, Create Public Threads,
 # Send Messages in Threads.
@@ -42,35 +44,67 @@ To run the bot as well:
   5. Run `stembot up` again, then type /separate in your server."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def plan(service: ServiceSettings, bot: BotSettings) -> tuple[ServiceSettings, BotSettings]:
-    """Decide how the embedded service's callbacks reach the bot."""
-    if bot.api_url or bot.public_url or not bot.callbacks:
+    """Let the embedded service call back exactly the bot's listener, and nothing else.
+
+    Allowing every private address instead would let any key holder make the service POST
+    to any port of its network (a port scanner); the listener itself checks signatures.
+    """
+    if not bot.token or bot.api_url or not bot.callbacks:
         return service, bot
-    if is_loopback(service.host):
-        # Only this machine can reach the service, so loopback callbacks cannot be abused.
-        return service.with_changes(allow_private_callbacks=True), bot
-    if not service.allow_private_callbacks:
-        log.warning("BOT_PUBLIC_URL is not set and the service refuses loopback callbacks:"
-                    " the bot will poll for results instead")
-        return service, bot.with_changes(callbacks=False)
-    return service, bot
+    if not bot.public_url and bot.listen_port == 0:
+        # The allow-list must name the port the listener will have, so choose it now.
+        bot = bot.with_changes(listen_port=_free_port(bot.listen_host))
+    host, port = url_endpoint(bot.callback_base)
+    allowed = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return service.with_changes(callback_allow=(*service.callback_allow, allowed)), bot
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class BotKeyError(ValueError):
+    """bot-key.json is there but unusable; the message names the file and what to do."""
+
+
+def bot_key_file(settings: BotSettings) -> Path | None:
+    """The key file `stembot up` uses, or None when the bot has its own API and key."""
+    return None if settings.api_url or not settings.token else settings.data_dir / KEY_FILE
+
+
+def read_bot_key(path: Path) -> tuple[str, str] | None:
+    """The saved (secretId, secretKey); None without a file. Never guesses past a bad one:
+    a new key would leave the old one active, unseen."""
+    try:
+        saved = json.loads(path.read_bytes())
+        secret_id, secret_key = saved["secretId"], saved["secretKey"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        secret_id = secret_key = None
+    if not isinstance(secret_id, str) or not isinstance(secret_key, str) or not secret_id:
+        raise BotKeyError(
+            f"{path} is not a bot key file (JSON with secretId and secretKey): restore it, or"
+            " revoke its key (stembot keys list, stembot keys revoke ID) and delete the file;"
+            " stembot up then makes a new key")
+    return secret_id, secret_key
 
 
 async def bot_key(store: Store, path: Path) -> tuple[str, str]:
     """The bot's credentials for the embedded service: made once, kept in the data folder."""
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-        saved = json.loads(await asyncio.to_thread(path.read_text))
-        if await store.key(saved["secretId"]) is not None:
-            return str(saved["secretId"]), str(saved["secretKey"])
+    saved = await asyncio.to_thread(read_bot_key, path)
+    if saved is not None:
+        known = await store.key(saved[0])
+        if known is not None and known.secret_key == saved[1]:
+            return saved
+        if known is not None:
+            raise BotKeyError(f"{path} holds the wrong secretKey for {saved[0]}: restore it,"
+                              f" or revoke {saved[0]} and delete the file")
+        log.info("the key in %s is revoked or unknown here: making a new one", path)
     key = await store.create_key("discord bot (stembot up)")
     await asyncio.to_thread(_write_private, path, json.dumps(
         {"secretId": key.secret_id, "secretKey": key.secret_key}))
@@ -117,7 +151,7 @@ async def _run_bot(running: RunningService, settings: BotSettings, stop: asyncio
         return
     if not settings.api_url:
         store = running.runner.app[SERVICE].store
-        secret_id, secret_key = await bot_key(store, settings.data_dir / "bot-key.json")
+        secret_id, secret_key = await bot_key(store, settings.data_dir / KEY_FILE)
         settings = settings.with_changes(api_url=_client_url(running.url) + "/release/job",
                                          secret_id=secret_id, secret_key=secret_key)
     log.info("the bot submits jobs to %s", settings.api_url)

@@ -57,8 +57,10 @@ class CallbackListener:
         record = await self._jobs.by_callback_token(request.match_info["token"])
         if record is None:
             return web.json_response({"error": "no job has this callback URL"}, status=404)
-        expected = callback_signature(self._secret_key, body)
-        if not hmac.compare_digest(expected, request.headers.get(SIGNATURE_HEADER, "")):
+        expected = callback_signature(self._secret_key, body).encode()
+        # Bytes: compare_digest refuses non-ASCII str, which a forged header can carry.
+        given = request.headers.get(SIGNATURE_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(expected, given):
             log.warning("job %s: callback with a bad signature refused", record.id)
             return web.json_response({"error": "bad signature"}, status=401)
         try:

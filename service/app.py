@@ -17,7 +17,7 @@ from aiohttp.web_response import StreamResponse
 from separation import model_files
 from separation.errors import ModelNotInstalledError
 from service.auth import link_secret
-from service.callbacks import Callbacks
+from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
 from service.fetch import FetchLimits
@@ -45,8 +45,8 @@ def check_models(settings: ServiceSettings) -> None:
     Without it each worker would die at start, failing every job with WORKER_CRASHED.
     """
     try:
-        model_files.verified_path(model_files.HTDEMUCS, settings.models)
         model_files.htdemucs_parts(settings.models)
+        model_files.verified_path(model_files.HTDEMUCS, settings.models)
     except ModelNotInstalledError as error:
         raise StartupError(str(error)) from None
 
@@ -64,7 +64,7 @@ async def open_service(settings: ServiceSettings) -> Service:
         resources.files("service").joinpath("openapi.json").read_text)
     limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
                          settings.fetch_max_redirects, settings.allow_private_networks)
-    hooks = FetchLimits(0, settings.callback_timeout, 0, settings.allow_private_callbacks)
+    hooks = callback_limits(settings)
     service = Service(settings, store, content, callbacks, runner, limits, hooks, secret,
                       document)
     await callbacks.start()
@@ -109,7 +109,9 @@ async def start_service(settings: ServiceSettings) -> RunningService:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     host, port = runner.addresses[0][:2]
-    return RunningService(runner, f"http://{host}:{port}")
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    runner.app[SERVICE].base_url = settings.public_url.rstrip("/") or url
+    return RunningService(runner, url)
 
 
 async def run_service(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:

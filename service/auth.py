@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -120,8 +121,18 @@ def sign_link(
     return url, expires
 
 
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # unix seconds; 12 digits reach the year 33658
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+
+
 def check_link(secret: bytes, content_id: str, path: str, expires: str, signature: str) -> None:
-    if not expires.isdigit() or int(expires) < time.time():
+    """Refuse a malformed, expired or forged link, each with its own message."""
+    # fullmatch on ASCII classes: str.isdigit accepts '²', and int() refuses 5000 digits
+    if not _EXPIRES.fullmatch(expires):
+        raise AuthFailed("the link's expires must be a unix time in seconds")
+    if not _SIGNATURE.fullmatch(signature):
+        raise AuthFailed("the link's signature must be 64 lowercase hex digits")
+    if int(expires) < time.time():
         raise AuthFailed("the link has expired")
     expected = link_signature(secret, content_id, path, int(expires))
     if not hmac.compare_digest(expected, signature):

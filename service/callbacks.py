@@ -9,7 +9,7 @@ import logging
 import aiohttp
 
 from service.auth import SIGNATURE_HEADER, callback_signature
-from service.fetch import FetchLimits, guard_hop
+from service.fetch import FetchLimits, endpoints, guard_hop
 from service.fetch import session as guarded_session
 from service.protocol import Job
 from service.settings import ServiceSettings
@@ -18,14 +18,19 @@ from service.store import Store
 log = logging.getLogger("stembot.callbacks")
 
 
+def callback_limits(settings: ServiceSettings) -> FetchLimits:
+    """Callbacks go to public addresses, and to exactly the allowed host:port pairs."""
+    return FetchLimits(0, settings.callback_timeout, 0, settings.allow_private_callbacks,
+                       endpoints(",".join(settings.callback_allow)))
+
+
 class Callbacks:
     """One delivery task per final job; pending deliveries survive a restart in the DB."""
 
     def __init__(self, settings: ServiceSettings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._limits = FetchLimits(0, settings.callback_timeout, 0,
-                                   settings.allow_private_callbacks)
+        self._limits = callback_limits(settings)
         self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-from service.errors import ContentForbidden, ContentNotFound, InvalidParameter, PayloadTooLarge
+from service.errors import (
+    ApiError,
+    ContentNotFound,
+    InvalidParameter,
+    PathConflict,
+    PayloadTooLarge,
+)
 from service.store import Store
 
 _CONTENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# bytes; a file's part name adds 15 to its name, and file systems stop at 255
+MAX_NAME = 240
+MAX_PATH = 1024
 
 
 def check_content_id(content_id: str, name: str = "contentId") -> str:
@@ -37,7 +48,35 @@ def clean_path(path: str, name: str, *, root_slash: bool) -> str:
         parts.pop()  # a trailing slash names the folder itself
     if any(p in ("", ".", "..") for p in parts):
         raise InvalidParameter(f"{name}: '..', '.' and empty path segments are not allowed")
+    if any(len(p.encode()) > MAX_NAME for p in parts):
+        raise InvalidParameter(f"{name}: a file or folder name is longer than {MAX_NAME} bytes")
+    if len(path.encode()) > MAX_PATH:
+        raise InvalidParameter(f"{name} is longer than {MAX_PATH} bytes")
     return str(PurePosixPath(*parts)) if parts else ""
+
+
+def conflict(base: Path, rel: str, *, folder: bool) -> str:
+    """Why `rel` cannot be written under `base`, or "": a file where a folder must be, or a
+    folder where the file goes (`folder`: `rel` itself is to be a folder)."""
+    parts = PurePosixPath(rel).parts
+    for depth in range(1, len(parts) + 1):
+        here = base.joinpath(*parts[:depth])
+        shown = "/".join(parts[:depth])
+        wants_file = depth == len(parts) and not folder
+        if wants_file and here.is_dir():
+            return f"{shown!r} is a folder"
+        if not wants_file and here.exists() and not here.is_dir():
+            return f"{shown!r} is a file, not a folder"
+    return ""
+
+
+def _fs_error(error: OSError, rel: str) -> ApiError:
+    """What a file-system refusal means to the caller, without the server's paths."""
+    if error.errno == errno.ENAMETOOLONG:
+        return InvalidParameter(f"path {rel!r} is too long for the file store")
+    if error.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+        return PathConflict(f"path {rel!r}: a file and a folder are in each other's way")
+    raise error
 
 
 class ContentStore:
@@ -66,10 +105,17 @@ class ContentStore:
             raise ContentNotFound(f"no repository {content_id!r}")
 
     async def writable(self, owner: str, content_id: str) -> None:
-        """Claims a free repository id for `owner`; another key's id is refused."""
-        check_content_id(content_id)
-        if not await self._store.claim_repo(content_id, owner):
-            raise ContentForbidden(f"repository {content_id!r} belongs to another key")
+        """A key writes only to repositories the service created for it, so no id can be
+        claimed by a first write; unknown and foreign ids answer as missing ones."""
+        await self.readable(owner, content_id)
+
+    async def create(self, owner: str, name: str) -> str:
+        """A new repository for `owner`: `name` (or 'repo') and a random suffix."""
+        for _ in range(3):
+            content_id = f"{name or 'repo'}-{secrets.token_hex(8)}"
+            if await self._store.create_repo(content_id, owner):
+                return content_id
+        raise RuntimeError("no free repository id after 3 random draws")
 
     async def existing_file(self, content_id: str, rel: str) -> Path:
         path = self.file(content_id, rel)
@@ -77,32 +123,59 @@ class ContentStore:
             raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}")
         return path
 
+    async def check_writable(self, content_id: str, rel: str, *, folder: bool, name: str
+                             ) -> None:
+        """PathConflict, naming the field, if `rel` cannot be written (see `conflict`)."""
+        why = await asyncio.to_thread(conflict, self.folder(content_id), rel, folder=folder)
+        if why:
+            raise PathConflict(f"{name}: {why}")
+
     async def save(self, content_id: str, rel: str, chunks: AsyncIterator[bytes]) -> int:
         """Stream an upload to a hidden part file and rename it into place; returns its size."""
         if not rel:
             raise InvalidParameter("path: a file name is required")
         target = self.file(content_id, rel)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await self.check_writable(content_id, rel, folder=False, name="path")
         part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+            file = await asyncio.to_thread(part.open, "wb")
+        except OSError as error:  # a racing writer changed the tree since the check
+            raise _fs_error(error, rel) from None
+        try:
+            size = await self._write(file, chunks)
+            await asyncio.to_thread(os.replace, part, target)
+        except BaseException as error:
+            await asyncio.to_thread(part.unlink, True)
+            if isinstance(error, OSError):
+                raise _fs_error(error, rel) from None
+            raise
+        return size
+
+    async def _write(self, file: BinaryIO, chunks: AsyncIterator[bytes]) -> int:
         size = 0
-        file = await asyncio.to_thread(part.open, "wb")
         try:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > self._max_bytes:
                     raise PayloadTooLarge(f"file is over the {self._max_bytes} byte limit")
                 await asyncio.to_thread(file.write, chunk)
-        except BaseException:
+        finally:
             await asyncio.to_thread(file.close)
-            await asyncio.to_thread(part.unlink, True)
-            raise
-        await asyncio.to_thread(file.close)
-        await asyncio.to_thread(os.replace, part, target)
         return size
 
     async def place(self, content_id: str, destination: str, name: str, source: Path) -> None:
         """Move a finished stem into the repository (same file system: a rename)."""
-        target = self.file(content_id, str(PurePosixPath(destination, name)) if destination
-                           else name)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(shutil.move, source, target)
+        rel = str(PurePosixPath(destination, name)) if destination else name
+        await self.check_writable(content_id, rel, folder=False, name="destination")
+        try:
+            await asyncio.to_thread(_move, source, self.file(content_id, rel))
+        except OSError as error:
+            raise _fs_error(error, rel) from None
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():  # shutil.move would put the file inside it
+        raise IsADirectoryError(errno.EISDIR, "is a folder")
+    shutil.move(source, target)

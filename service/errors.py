@@ -35,9 +35,11 @@ class AuthFailed(ApiError):
     code = "AUTH_FAILED"
 
 
-class ContentForbidden(ApiError):
-    status = 403
-    code = "CONTENT_FORBIDDEN"
+class PathConflict(ApiError):
+    """A file stands where a folder is needed, or a folder where a file is."""
+
+    status = 409
+    code = "PATH_CONFLICT"
 
 
 class JobNotFound(ApiError):

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -19,18 +20,35 @@ from service.errors import JobFailure, UrlNotAllowed
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+Endpoint = tuple[str, int]  # (host, port) as `endpoint` normalises them
+
+
 @dataclass(frozen=True, slots=True)
 class FetchLimits:
     max_bytes: int
     timeout: float
     max_redirects: int
     allow_private: bool
+    # exactly these host:port pairs are reachable even when not public (the bot's listener)
+    allow: frozenset[Endpoint] = frozenset()
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are the IPv4
 
 
 def is_public(address: IpAddress) -> bool:
-    """Only globally routable unicast addresses; v4-mapped v6 is judged as the v4 inside."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Only globally routable unicast addresses. An IPv6 address that carries an IPv4 one
+    (mapped, NAT64, 6to4, Teredo) is judged by that IPv4 too: it is where packets go."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or (
+            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None)
+        if inner is not None:
+            return is_public(inner)
+        tunnelled = [address.sixtofour, *(address.teredo or ())]
+        if any(v4 is not None and not is_public(v4) for v4 in tunnelled):
+            return False
+        if address.is_reserved:  # ::/8 among others: IPv4-compatible, local-use NAT64
+            return False
     return address.is_global and not address.is_multicast
 
 
@@ -41,6 +59,32 @@ def literal_address(host: str) -> IpAddress | None:
         return None
 
 
+def endpoint(host: str, port: int) -> Endpoint:
+    """Comparable: names in lower case, IP literals in their canonical form."""
+    address = literal_address(host)
+    return (str(address) if address else host.lower().rstrip("."), port)
+
+
+def url_endpoint(url: str) -> Endpoint:
+    parts = urlsplit(url)
+    return endpoint(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def endpoints(entries: str) -> frozenset[Endpoint]:
+    """Parse a comma-separated host:port list ([v6]:port); ValueError names a bad entry."""
+    found = set()
+    for entry in filter(None, (e.strip() for e in entries.split(","))):
+        try:
+            parts = urlsplit("//" + entry)
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or parts.path or port == 0:
+            raise ValueError(f"{entry!r} is not host:port")
+        found.add(endpoint(parts.hostname, port))
+    return frozenset(found)
+
+
 class PublicResolver(AbstractResolver):
     """Resolves as usual, then refuses any answer that is not a public address.
 
@@ -48,13 +92,16 @@ class PublicResolver(AbstractResolver):
     between a check and the connect (rebinding) cannot slip through.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, allow: frozenset[Endpoint] = frozenset()) -> None:
         self._inner = DefaultResolver()
+        self._allow = allow
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
+        if endpoint(host, port) in self._allow:
+            return results
         for result in results:
             if not is_public(ipaddress.ip_address(result["host"])):
                 raise UrlNotAllowed(f"{host} resolves to a non-public address")
@@ -66,7 +113,7 @@ class PublicResolver(AbstractResolver):
 
 async def check_url(url: str, limits: FetchLimits, name: str) -> None:
     """Refuse at creation what the download would refuse: non-public hosts."""
-    if limits.allow_private:
+    if limits.allow_private or url_endpoint(url) in limits.allow:
         return
     host = urlsplit(url).hostname or ""
     address = literal_address(host)
@@ -86,7 +133,7 @@ async def check_url(url: str, limits: FetchLimits, name: str) -> None:
 
 def session(limits: FetchLimits, **kwargs: Any) -> aiohttp.ClientSession:
     """A client session whose connector applies the address guard (unless allowed)."""
-    resolver = None if limits.allow_private else PublicResolver()
+    resolver = None if limits.allow_private else PublicResolver(limits.allow)
     connector = aiohttp.TCPConnector(resolver=resolver, limit=16)
     return aiohttp.ClientSession(connector=connector, **kwargs)
 
@@ -96,6 +143,8 @@ def guard_hop(url: str, limits: FetchLimits) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UrlNotAllowed(f"only http and https URLs can be fetched, not {url!r}")
+    if url_endpoint(url) in limits.allow:
+        return
     address = literal_address(parts.hostname)
     if address is not None and not limits.allow_private and not is_public(address):
         raise UrlNotAllowed(f"{parts.hostname} is not a public address")
@@ -123,12 +172,24 @@ async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
         guard_hop(url, limits)
         async with client.get(url, allow_redirects=False) as response:
             if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                url = urljoin(url, response.headers["Location"])
+                url = redirect_target(url, response.headers["Location"])
                 continue
             if response.status != 200:
                 raise JobFailure("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
             return await _save(response, target, limits.max_bytes)
     raise JobFailure("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a Location header names; DOWNLOAD_FAILED when it is no URL at all."""
+    try:
+        target = urljoin(url, location)
+        yarl.URL(target)  # what the client will parse; urlsplit misses some of its refusals
+        urlsplit(target).port  # noqa: B018 (a malformed host or port raises here)
+    except ValueError:
+        raise JobFailure("DOWNLOAD_FAILED",
+                         f"the URL redirected to a malformed URL: {location[:200]!r}") from None
+    return target
 
 
 async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int) -> int:

@@ -14,7 +14,7 @@ import aiohttp
 from separation import TONES, StemPreset
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import JobFailure
+from service.errors import ApiError, ContentNotFound, JobFailure
 from service.fetch import FetchLimits, download
 from service.fetch import session as guarded_session
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
@@ -174,8 +174,10 @@ class JobRunner:
             raise
         except Exception as error:  # a bug must still end the job, with a reason
             log.exception("job %s failed", job.id)
-            done = await self._store.finish(job.id, State.ERROR, error_code="INTERNAL_ERROR",
-                                            error_message=f"internal error: {error}")
+            # The type only: an exception's text can hold server paths; the log has it all.
+            done = await self._store.finish(
+                job.id, State.ERROR, error_code="INTERNAL_ERROR",
+                error_message=f"internal error ({type(error).__name__}); see the service log")
         else:
             done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs)
         finally:
@@ -218,8 +220,9 @@ class JobRunner:
             await self._content.readable(job.owner, spec.content_id)
             rel = clean_path(spec.path, "path", root_slash=True)
             return await self._content.existing_file(spec.content_id, rel)
-        except Exception as error:  # the file can vanish between CreateJob and the run
-            raise JobFailure("INPUT_NOT_FOUND", f"inputs[{index}]: {error}") from None
+        except ApiError as refused:  # the file can vanish between CreateJob and the run
+            code = "INPUT_NOT_FOUND" if isinstance(refused, ContentNotFound) else refused.code
+            raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
 
     async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
                         out_dir: Path) -> list[tuple[Path, Result]]:
@@ -238,5 +241,9 @@ class JobRunner:
                        ) -> OutputSpec:
         destination = clean_path(output.destination, "destination", root_slash=True)
         for path, result in results:
-            await self._content.place(output.content_id, destination, result.file_name, path)
+            try:
+                await self._content.place(output.content_id, destination, result.file_name,
+                                          path)
+            except ApiError as refused:  # the tree changed since CreateJob checked it
+                raise JobFailure(refused.code, refused.message) from None
         return dataclasses.replace(output, results=tuple(r for _, r in results))

@@ -263,7 +263,11 @@ def items(body: dict[str, Any], key: str, name: str) -> list[Any]:
 
 
 def http_url(value: str, name: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a malformed port raises here, as '[::1' does above)
+    except ValueError:
+        raise InvalidParameter(f"{name} is not a well-formed URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidParameter(f"{name} must be an http or https URL")
     return value

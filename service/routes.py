@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,6 @@ from service.auth import authenticate, basic_credentials, check_link, sign_link
 from service.content import check_content_id, clean_path
 from service.errors import (
     ApiError,
-    ContentForbidden,
     ContentNotFound,
     InvalidJson,
     InvalidParameter,
@@ -23,13 +23,15 @@ from service.errors import (
     UnknownAction,
 )
 from service.fetch import check_url
-from service.protocol import Job, check_text, integer, obj, parse_create, string
+from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
-# (service, caller, body, base URL the caller used) -> the <action>Response part
+# (service, caller, body, base URL of links) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
 MAX_LINK_TTL = 365 * 24 * 3600
+# a name, '-' and 16 hex digits make a contentId of at most 64 characters
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,46}")
 log = logging.getLogger("stembot.service")
 
 routes = web.RouteTableDef()
@@ -68,8 +70,7 @@ async def release_job(request: web.Request) -> web.Response:
         raise UnknownAction(f"action must be one of {known}, not {action!r}")
     service = request.app[SERVICE]
     key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
-    base = service.settings.public_url.rstrip("/") or str(request.url.origin())
-    return answer(request, await handler(service, key, body, base))
+    return answer(request, await handler(service, key, body, service.base_url))
 
 
 def section(body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def section(body: dict[str, Any], name: str) -> dict[str, Any]:
 async def create_job(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    """Validate everything first, then claim repositories and store the job."""
+    """Validate everything, then store the job."""
     request = parse_create(section(body, "createJobRequest"), service.settings.default_timeout)
     if request.callback:
         await check_url(request.callback, service.callback_limits, "callback")
@@ -92,19 +93,23 @@ async def create_job(
             await service.content.readable(key.secret_id, spec.content_id)
             rel = clean_path(spec.path, f"inputs[{index}].source.path", root_slash=True)
             await service.content.existing_file(spec.content_id, rel)
-    outputs = []
-    for index, output in enumerate(request.outputs):
-        content_id = output.content_id or key.default_content
-        check_content_id(content_id, f"outputs[{index}].contentId")
-        clean_path(output.destination, f"outputs[{index}].destination", root_slash=True)
-        owner = await service.store.repo_owner(content_id)
-        if owner not in (None, key.secret_id):
-            raise ContentForbidden(f"outputs[{index}].contentId belongs to another key")
-        outputs.append(dataclasses.replace(output, content_id=content_id))
-    for output in outputs:
-        await service.content.writable(key.secret_id, output.content_id)
-    job = await service.runner.submit(key.secret_id, request, tuple(outputs))
+    outputs = tuple([await checked_output(service, key, output, f"outputs[{index}]")
+                     for index, output in enumerate(request.outputs)])
+    job = await service.runner.submit(key.secret_id, request, outputs)
     return {"createJobResponse": {"job": job.wire()}}
+
+
+async def checked_output(service: Service, key: Key, output: OutputSpec, name: str
+                         ) -> OutputSpec:
+    """The output in the caller's repository, its destination a folder that can be made."""
+    content_id = output.content_id or key.default_content
+    check_content_id(content_id, f"{name}.contentId")
+    destination = clean_path(output.destination, f"{name}.destination", root_slash=True)
+    await service.content.writable(key.secret_id, content_id)
+    # Now, not after a whole separation: a file in the way would fail the job at its end.
+    await service.content.check_writable(content_id, destination, folder=True,
+                                         name=f"{name}.destination")
+    return dataclasses.replace(output, content_id=content_id)
 
 
 async def owned_job(service: Service, key: Key, body: dict[str, Any], request: str) -> Job:
@@ -155,12 +160,25 @@ async def create_link(
     return {"createLinkResponse": {"url": url, "expiresAt": str(expires * 1000)}}
 
 
+async def create_repository(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    fields = section(body, "createRepositoryRequest")
+    name = string(fields, "name", "createRepositoryRequest.name", "")
+    if name and not REPOSITORY_NAME.fullmatch(name):
+        raise InvalidParameter("createRepositoryRequest.name must be 1-47 letters, digits,"
+                               " '.', '_' or '-', starting with a letter or digit")
+    content_id = await service.content.create(key.secret_id, name)
+    return {"createRepositoryResponse": {"contentId": content_id}}
+
+
 ACTIONS: dict[str, Action] = {
     "CreateJob": create_job,
     "GetJob": get_job,
     "ListJobs": list_jobs,
     "CancelJob": cancel_job,
     "CreateLink": create_link,
+    "CreateRepository": create_repository,
 }
 
 

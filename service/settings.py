@@ -8,7 +8,17 @@ from pathlib import Path
 
 from separation import OutputFormat, model_files, parse_format
 from separation.runtime import RuntimeConfig
+from service.fetch import endpoints
 from stembot.settings import env_bool, env_float, env_int
+
+
+def callback_allow(raw: str) -> tuple[str, ...]:
+    """STEMBOT_CALLBACK_ALLOW's entries, each checked to be host:port."""
+    try:
+        endpoints(raw)
+    except ValueError as error:
+        raise SystemExit(f"error: STEMBOT_CALLBACK_ALLOW: {error}") from None
+    return tuple(filter(None, (entry.strip() for entry in raw.split(","))))
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class ServiceSettings:
     fetch_max_redirects: int = 5
     allow_private_networks: bool = False
     allow_private_callbacks: bool = False
+    callback_allow: tuple[str, ...] = ()  # host:port pairs callbacks may reach, public or not
     callback_attempts: int = 6
     callback_backoff: float = 2.0
     callback_timeout: float = 10.0
@@ -61,6 +72,7 @@ class ServiceSettings:
             allow_private_networks=private,
             # A bot on the same machine receives callbacks on loopback without opening inputs.
             allow_private_callbacks=env_bool("STEMBOT_ALLOW_PRIVATE_CALLBACKS", private),
+            callback_allow=callback_allow(os.environ.get("STEMBOT_CALLBACK_ALLOW", "")),
             callback_attempts=max(1, env_int("STEMBOT_CALLBACK_ATTEMPTS", cls.callback_attempts)),
             callback_backoff=env_float("STEMBOT_CALLBACK_BACKOFF", cls.callback_backoff),
             callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),

@@ -25,6 +25,9 @@ class Service:
     callback_limits: FetchLimits
     link_secret: bytes
     openapi: str
+    # Where links point: STEMBOT_PUBLIC_URL, else the address listened on (set once bound);
+    # never a request's Host header, which the caller chooses.
+    base_url: str = ""
 
 
 SERVICE = web.AppKey("service", Service)

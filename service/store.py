@@ -201,16 +201,12 @@ class Store:
         return str(row[0]) if row else None
 
     @serialized
-    async def claim_repo(self, content_id: str, owner: str) -> bool:
-        """Create the repository for `owner` if it is free; True if `owner` now owns it."""
-        await self._db.execute("INSERT OR IGNORE INTO repos VALUES (?, ?, ?)",
-                               (content_id, owner, now_ms()))
+    async def create_repo(self, content_id: str, owner: str) -> bool:
+        """Create the repository for `owner`; False if the id is taken (by anyone)."""
+        cur = await self._db.execute("INSERT OR IGNORE INTO repos VALUES (?, ?, ?)",
+                                     (content_id, owner, now_ms()))
         await self._db.commit()
-        async with self._db.execute(
-            "SELECT owner FROM repos WHERE content_id=?", (content_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return row is not None and row[0] == owner
+        return cur.rowcount == 1
 
     # --- jobs ----------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from service.app import check_models, run_until_signal
 from service.errors import StartupError
 from service.settings import ServiceSettings
+from stembot import logs
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +53,7 @@ def start(settings: ServiceSettings, banner: str,
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     settings = settings_from(args)
     return start(settings, f"job service on http://{settings.host}:{settings.port}, data in"
                            f" {settings.data_dir}/", lambda: run_until_signal(settings))

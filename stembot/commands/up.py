@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 
-from bot.launch import run_up
+from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
+from stembot import logs
 from stembot.commands.serve import add_listen_arguments, settings_from, start
 
 
@@ -21,12 +22,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     settings = settings_from(args)
     banner = (f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
               f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
               f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
               f"  create a key: stembot keys create --name NAME\n"
               f"  Ctrl-C stops it; queued and running jobs resume at the next start.")
-    # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
-    return start(settings, banner, lambda: run_up(settings, BotSettings.from_env()))
+    bot = BotSettings.from_env()
+    try:
+        key_file = bot_key_file(bot)
+        if key_file is not None:
+            read_bot_key(key_file)  # before the banner: a refusal is all that is printed
+        # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
+        return start(settings, banner, lambda: run_up(settings, bot))
+    except BotKeyError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1

@@ -103,3 +103,9 @@ async def test_callback_before_the_service_id_was_saved(harness: Harness) -> Non
     body = job_body("svc-9", custom_id=record.custom_id)
     assert await harness.post(record.callback_token, body) == 204
     assert await harness.post(record.callback_token, job_body("svc-9", "other")) == 409
+
+
+async def test_a_non_ascii_signature_is_refused_not_a_fault(harness: Harness) -> None:
+    record = await submitted(harness.jobs)
+    assert await harness.post(record.callback_token, job_body("svc-1"), "sha256=é") == 401
+    assert harness.received == []

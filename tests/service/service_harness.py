@@ -61,6 +61,10 @@ async def start_origin() -> tuple[Origin, web.AppRunner]:
         target = "/files/clip.wav" if left <= 0 else f"/redirect/{left - 1}"
         raise web.HTTPFound(target)
 
+    async def goto(request: web.Request) -> web.Response:
+        # raw, so that the test decides exactly what the Location header holds
+        return web.Response(status=302, headers={"Location": request.query["to"]})
+
     async def callback(request: web.Request) -> web.Response:
         body = await request.read()
         if origin.refuse_callbacks:
@@ -74,6 +78,7 @@ async def start_origin() -> tuple[Origin, web.AppRunner]:
     app.router.add_get("/files/{name}", file)
     app.router.add_get("/slow", slow)
     app.router.add_get("/redirect/{n}", redirect)
+    app.router.add_get("/goto", goto)
     app.router.add_post("/callback", callback)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
@@ -140,6 +145,12 @@ class Api:
         assert status == 200, body
         result: dict[str, Any] = body[action[0].lower() + action[1:] + "Response"]
         return result
+
+    async def repository(self, name: str = "", key: NewKey | None = None) -> str:
+        """A new repository of the key's, made by the service (CreateRepository)."""
+        request = {"name": name} if name else {}
+        content_id: str = (await self.ok("CreateRepository", request, key))["contentId"]
+        return content_id
 
     async def create(self, inputs: list[dict[str, Any]], method: int = 1,
                      key: NewKey | None = None, **fields: Any) -> dict[str, Any]:

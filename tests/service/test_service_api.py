@@ -155,7 +155,8 @@ async def test_unexpected_errors_keep_the_error_shape(
 
 
 async def test_missing_request_sections(running: Running) -> None:
-    for action in ("CreateJob", "GetJob", "ListJobs", "CancelJob", "CreateLink"):
+    for action in ("CreateJob", "GetJob", "ListJobs", "CancelJob", "CreateLink",
+                   "CreateRepository"):
         status, body = await running.api.call(action)
         assert (status, body["error"]["code"]) == (400, "INVALID_PARAMETER"), action
 
@@ -203,23 +204,25 @@ async def test_two_keys_are_isolated(running: Running, origin: Origin) -> None:
     for action in ("GetJob", "CancelJob"):
         status, body = await api.call(action, {"id": theirs["id"]})
         assert (status, body["error"]["code"]) == (404, "JOB_NOT_FOUND")
-    # content: another key's repository is refused for writing and invisible for reading
-    auth = {"headers": _basic(api.key)}
-    status, _ = await api.raw("PUT", "/content/alices/in.wav", data=b"abc", **auth)
+    # content: another key's repository answers exactly like a missing one
+    alices = await api.repository("alices")
+    assert alices.startswith("alices-")
+    status, _ = await api.raw("PUT", f"/content/{alices}/in.wav", data=b"abc",
+                              headers=_basic(api.key))
     assert status == 201
-    status, body = await api.raw("PUT", "/content/alices/x.wav", data=b"abc",
+    status, body = await api.raw("PUT", f"/content/{alices}/x.wav", data=b"abc",
                                  headers=_basic(other))
-    assert (status, body["error"]["code"]) == (403, "CONTENT_FORBIDDEN")
-    status, body = await api.raw("GET", "/content/alices/in.wav", headers=_basic(other))
+    assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
+    status, body = await api.raw("GET", f"/content/{alices}/in.wav", headers=_basic(other))
     assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
     status, body = await api.call("CreateJob", create_request(
-        inputs=[{"source": {"contentId": "alices", "path": "in.wav"}}]), key=other)
+        inputs=[{"source": {"contentId": alices, "path": "in.wav"}}]), key=other)
     assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
     status, body = await api.call("CreateJob", create_request(outputs=[{
-        "contentId": "alices", "inputSelectors": [0], "smartContentDescriptor": METHOD_1}]),
+        "contentId": alices, "inputSelectors": [0], "smartContentDescriptor": METHOD_1}]),
         key=other)
-    assert (status, body["error"]["code"]) == (403, "CONTENT_FORBIDDEN")
-    status, body = await api.call("CreateLink", {"contentId": "alices", "path": "in.wav"},
+    assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
+    status, body = await api.call("CreateLink", {"contentId": alices, "path": "in.wav"},
                                   key=other)
     assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
 

@@ -32,16 +32,17 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
     caplog.set_level(logging.DEBUG)
     api, key = running.api, running.api.key
     clip = await asyncio.to_thread(short_wav.read_bytes)
-    status, stored = await api.raw("PUT", "/content/mine/uploads/clip.wav", data=clip,
+    mine = await api.repository("mine")
+    status, stored = await api.raw("PUT", f"/content/{mine}/uploads/clip.wav", data=clip,
                                    headers=basic_header(key))
     assert status == 201 and stored["content"]["path"] == "uploads/clip.wav"
     created = await api.ok("CreateJob", {
         "customId": "e2e", "callback": origin.url + "/callback", "timeout": 300,
         "inputs": [{"url": origin.url + "/files/clip.wav"},
-                   {"source": {"contentId": "mine", "path": "/uploads/clip.wav"}}],
+                   {"source": {"contentId": mine, "path": "/uploads/clip.wav"}}],
         "outputs": [
             {"inputSelectors": [0], "smartContentDescriptor": {"musicSeperate": {"method": 1}}},
-            {"contentId": "mine", "destination": "/stems/four", "inputSelectors": [1],
+            {"contentId": mine, "destination": "/stems/four", "inputSelectors": [1],
              "smartContentDescriptor": {"musicSeperate": {"method": 2}}},
         ],
     })
@@ -84,7 +85,7 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
 
     # a signed link works without credentials; a tampered or expired one does not
     vocals = four["smartContentResult"]["musicSeperate"][0]["fileName"]
-    link = await api.ok("CreateLink", {"contentId": "mine", "path": f"stems/four/{vocals}",
+    link = await api.ok("CreateLink", {"contentId": mine, "path": f"stems/four/{vocals}",
                                        "expiresIn": 60})
     parts = urlsplit(link["url"])
     status, data = await api.raw("GET", f"{parts.path}?{parts.query}")
@@ -93,7 +94,7 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
     status, body = await api.raw("GET", f"{parts.path}?{tampered}")
     assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
     secret = link_secret(running.settings.data_dir)
-    expired, _ = sign_link(secret, "", "mine", f"stems/four/{vocals}", -1)
+    expired, _ = sign_link(secret, "", mine, f"stems/four/{vocals}", -1)
     status, body = await api.raw("GET", expired)
     assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
     status, body = await api.raw("GET", parts.path)

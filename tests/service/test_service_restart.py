@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+import yarl
 from service_harness import Api, Origin, make_settings
 from test_service_jobs import signed
 
@@ -170,6 +172,25 @@ async def test_up_serves_and_stops_on_sigterm(
     servers[0].send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(servers[0].wait, 30) == 0
     assert "stembot keys create" in log.read_text()
+
+
+async def test_the_log_escapes_what_a_request_puts_in_it(
+    env: dict[str, str], tmp_path: Path, servers: list[subprocess.Popen[bytes]],
+) -> None:
+    """A newline in a path cannot start a genuine-looking log line of its own."""
+    log = tmp_path / "serve.log"
+    url = await serve(env, log, servers)
+    forged = "1999-12-31 23:59:59,000 stembot.service FORGED"
+    path = "/x%0a" + quote(forged) + "%0d%1b[31m"
+    async with aiohttp.ClientSession() as client, client.get(
+            yarl.URL(url + path, encoded=True)) as response:
+        assert response.status == 404
+    servers[0].send_signal(signal.SIGTERM)  # the log is complete once the server is gone
+    assert await asyncio.to_thread(servers[0].wait, 30) == 0
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("1999-12-31")], lines
+    access = [line for line in lines if "FORGED" in line]
+    assert len(access) == 1 and f"/x\\n{forged}\\r\\x1b[31m 404" in access[0], access
 
 
 @pytest.mark.parametrize("command", ["serve", "up"])
