@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -31,6 +33,9 @@ class InputRefusedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Probe:
+    """A checked input: the downloaded file, its decoded duration and its size."""
+
+    path: Path
     seconds: float
     size: int
 
@@ -56,10 +61,13 @@ class InputFetcher:
     async def close(self) -> None:
         await self._session.close()
 
-    async def probe(self, url: str, limits: GuildLimits, work_dir: Path) -> Probe:
+    @contextlib.asynccontextmanager
+    async def checked(self, url: str, limits: GuildLimits, work_dir: Path
+                      ) -> AsyncIterator[Probe]:
         """Download the input (within the size limit), decode it (within the duration limit).
 
-        `work_dir` must exist; the download is deleted before returning.
+        Refuses clearly; otherwise yields the file, so that exactly these bytes are submitted.
+        `work_dir` must exist; the download is deleted on leaving.
         """
         max_bytes = limits.max_mib * MIB if limits.max_mib else None
         # Files are touched only off the event loop, which `stembot up` shares with the
@@ -68,9 +76,9 @@ class InputFetcher:
         try:
             size = await self._download(url, target, max_bytes)
             seconds = await asyncio.to_thread(_duration, target, limits.max_seconds)
+            yield Probe(target, seconds, size)
         finally:
             await asyncio.to_thread(target.unlink, missing_ok=True)
-        return Probe(seconds, size)
 
     async def _download(self, url: str, target: Path, max_bytes: int | None) -> int:
         try:

@@ -1,16 +1,20 @@
-"""The bot checks a member's file by decoding it, not by trusting its header."""
+"""The bot submits exactly the file it checked: it uploads the bytes it downloaded and decoded
+to its repository and submits them as a `source` input, never the member's link again."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 from fake_discord import GUILD_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service
-from test_refusals import separate
+from harness import BotFactory, Service, decoded_seconds, read_bytes
+from test_refusals import MEMBER, separate
 
+from separation import OutputFormat, encode
+from separation.dsp import Float
 from storage import JobState
 
 RATE = 44_100
@@ -38,6 +42,15 @@ def flac_declaring_one_second(seconds: int) -> bytes:
     return bytes(data)
 
 
+async def repository_file(service: Service, path: str) -> tuple[int, bytes]:
+    """GET a file of the bot's repository over HTTP, as the service serves it."""
+    auth = {"Authorization": aiohttp.encode_basic_auth(service.secret_id, service.secret_key)}
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{service.url}/content/{service.content_id}/{path}", headers=auth
+    ) as answer:
+        return answer.status, await answer.read()
+
+
 async def settled(fake: FakeDiscord, log: InteractionLog, *words: str) -> str:
     """The reply once it shows one of `words`: a wrong outcome fails at once, not on timeout."""
     await fake.wait_until(lambda: log.original is not None and any(
@@ -61,4 +74,35 @@ async def test_a_flac_whose_header_lies_about_its_length_is_refused(
         assert "the track is over this server's 0:05 limit" in text
         record = await bot.jobs.require(1)
         assert record.state is JobState.FAILED and record.service_job_id is None
+    # A refused file is never offered to the service.
+    assert (await repository_file(service, "inputs/1/lie.flac"))[0] == 404
     assert await service.store.jobs_by_custom_id(service.secret_id, record.custom_id) == []
+
+
+async def test_the_service_separates_the_bytes_the_bot_checked(
+    fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
+    demo_mix: Float, tmp_path: Path,
+) -> None:
+    """The link serves the 7 s song once, then a 3 s one: the stems are 7 s long."""
+    first = read_bytes(demo_wav)
+    other = encode(tmp_path / "other.wav", demo_mix[:, :3 * RATE], OutputFormat.WAV)
+    song = fake.serve("demo-mix.wav", first, "audio/wav", later=read_bytes(other))
+    async with bot_factory(service) as bot:
+        log = await fake.interact("separate", [
+            {"name": "url", "type": 3, "value": song}, {"name": "stems", "type": 4, "value": 2},
+            {"name": "format", "type": 3, "value": "wav"},
+        ], user_id=MEMBER)
+        await settled(fake, log, "done", "failed")
+        record = await bot.jobs.require(1)
+    assert record.state is JobState.DONE, record.error
+    assert fake.downloads["demo-mix.wav"] == 1
+    job = await service.store.job(record.service_job_id or "")
+    assert job is not None
+    (source,) = job.inputs
+    assert (source.url, source.content_id, source.path) == (
+        "", service.content_id, "inputs/1/demo-mix.wav")
+    assert await repository_file(service, source.path) == (200, first)
+    assert record.thread_id is not None
+    for message in [m for m in fake.in_channel(record.thread_id) if m.attachments]:
+        channels, seconds = decoded_seconds(message.attachments[0].data, ".wav", tmp_path)
+        assert channels == 2 and abs(seconds - 7.0) < 0.05

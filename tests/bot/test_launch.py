@@ -79,3 +79,19 @@ async def test_with_a_token_the_bot_uses_the_embedded_service(
             {"name": "id", "type": 4, "value": 1}]}], user_id=MEMBER)
         await fake.wait_until(lambda: bool(cancel.followups), seconds=10)
         assert cancel.followups == ["job #1 canceled."]
+
+
+async def test_another_service_needs_the_keys_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bot uploads what it checked to its key's repository, so it must know which."""
+    caplog.set_level(logging.INFO, "stembot.bot")
+    service = ServiceSettings(port=0, data_dir=tmp_path / "data")
+    bot = BotSettings(token="fake-token", api_url="https://stems.example.org/release/job",
+                      secret_id="AKID1", secret_key="secret", data_dir=tmp_path / "data")
+    async with background(run_up(service, bot)):
+        # The check runs right after the service logs that it listens, before any await.
+        await service_url(caplog)
+        printed = capsys.readouterr().out
+    assert "set BOT_SECRET_ID, BOT_SECRET_KEY and BOT_CONTENT_ID" in printed
+    assert "contentId `stembot keys create` printed" in printed
