@@ -46,6 +46,7 @@ class JobTracker:
         self._wake: dict[int, asyncio.Event] = {}
         self._pushed: dict[int, Job] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._started = time.time()
 
     async def submit(self, record: JobRecord, checked: Path) -> JobRecord | None:
         """Upload the checked file, then CreateJob from it; on refusal the record fails and
@@ -109,7 +110,9 @@ class JobTracker:
 
     async def reconcile(self) -> int:
         """Follow every job that was not final when the bot stopped; return how many."""
-        records = await self._jobs.unfinished()
+        # A /separate of this run may be checking its input right now: its CreateJob is its
+        # own to send, and a second one here would duplicate the job.
+        records = [r for r in await self._jobs.unfinished() if r.created_at < self._started]
         for record in records:
             self.follow(record.id)
         return len(records)
@@ -177,13 +180,22 @@ class JobTracker:
             return await self._api.get_job(record.service_job_id)
         # Stopped between CreateJob and saving its answer: the customId finds the job.
         found = await self._api.list_jobs(record.custom_id)
-        if not found:
+        if found:
+            await self._jobs.update(record.id, service_job_id=found[0].id)
+            return found[0]
+        return await self._resume(record)
+
+    async def _resume(self, record: JobRecord) -> Job | None:
+        """Stopped before CreateJob: submit the upload, if it was complete (uploads are atomic)."""
+        try:
+            job = await self._create(record)
+        except ApiError as error:
+            if error.code != "CONTENT_NOT_FOUND":
+                raise
             await self.fail(record, "the bot restarted before the job reached the service;"
                              " please run /separate again")
             return None
-        job = found[0]
-        await self._jobs.update(record.id, service_job_id=job.id)
-        return job
+        return job if await self._queued(record, job) is not None else None
 
     async def _progress(self, record: JobRecord, job: Job, delay: float) -> float:
         """Show SUBMITTED/PROCESSING; poll faster while the progress moves."""

@@ -3,19 +3,22 @@ to its repository and submits them as a `source` input, never the member's link 
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
 import numpy as np
+import pytest
 from fake_discord import GUILD_ID, FakeDiscord, InteractionLog
 from harness import BotFactory, Service, decoded_seconds, read_bytes
 from test_refusals import MEMBER, separate
 
 from separation import OutputFormat, encode
 from separation.dsp import Float
-from storage import JobState
+from storage import JobState, NewJob
 
 RATE = 44_100
 
@@ -106,3 +109,56 @@ async def test_the_service_separates_the_bytes_the_bot_checked(
     for message in [m for m in fake.in_channel(record.thread_id) if m.attachments]:
         channels, seconds = decoded_seconds(message.attachments[0].data, ".wav", tmp_path)
         assert channels == 2 and abs(seconds - 7.0) < 0.05
+
+
+@pytest.mark.parametrize("stopped", ["before CreateJob", "before its answer"])
+async def test_a_restart_during_submission_submits_the_upload_once(
+    fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
+    monkeypatch: pytest.MonkeyPatch, stopped: str,
+) -> None:
+    """The bot stops after uploading: the next start submits the upload, or finds the job
+    its CreateJob made, and the member gets the stems of one job."""
+    first = read_bytes(demo_wav)
+    song = fake.serve("demo-mix.wav", first, "audio/wav", later=b"not the checked file")
+    async with bot_factory(service) as bot:
+        reached, never = asyncio.Event(), asyncio.Event()
+        real_create = bot.api.create_job
+
+        async def stopped_there(*args: Any, **kwargs: Any) -> Any:
+            if stopped == "before its answer":
+                await real_create(*args, **kwargs)
+            reached.set()
+            await never.wait()
+
+        monkeypatch.setattr(bot.api, "create_job", stopped_there)
+        log = await fake.interact("separate", [
+            {"name": "url", "type": 3, "value": song}, {"name": "stems", "type": 4, "value": 2},
+            {"name": "format", "type": 3, "value": "wav"},
+        ], user_id=MEMBER)
+        await asyncio.wait_for(reached.wait(), 60)
+        record = await bot.jobs.require(1)
+        assert record.service_job_id is None
+    assert await repository_file(service, "inputs/1/demo-mix.wav") == (200, first)
+
+    async with bot_factory(service) as bot:
+        await settled(fake, log, "done", "failed")
+        record = await bot.jobs.require(1)
+        jobs = await bot.api.list_jobs(record.custom_id)
+    assert record.state is JobState.DONE, record.error
+    assert [job.id for job in jobs] == [record.service_job_id]
+    assert fake.downloads["demo-mix.wav"] == 1
+    assert record.thread_id is not None
+    posted = [m.content.split("\n")[0] for m in fake.in_channel(record.thread_id)]
+    assert posted[:2] == ["**vocals**", "**other**"] and len(posted) == 3, posted
+
+
+async def test_a_start_leaves_its_own_submissions_alone(
+    service: Service, bot_factory: BotFactory,
+) -> None:
+    """A /separate of this run that is still checking its input sends its own CreateJob;
+    following it from the start's reconciliation as well could submit it twice."""
+    async with bot_factory(service) as bot:
+        record = await bot.jobs.create(NewJob(GUILD_ID, 1, MEMBER, "https://x/a.wav", "a", 2,
+                                              "mp3"))
+        assert await bot.tracker.reconcile() == 0
+        assert (await bot.jobs.require(record.id)).state is JobState.DOWNLOADING
