@@ -1,4 +1,4 @@
-"""The job API client and the input probe against a small stand-in server."""
+"""The job API client and the input probe, against a small stand-in server and the real service."""
 
 from __future__ import annotations
 
