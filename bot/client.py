@@ -79,7 +79,8 @@ class StemBot(commands.Bot):
         self.limits = LimitStore(self.db, settings.limits)
         self.session = aiohttp.ClientSession()
         self.inputs = InputFetcher(settings.allow_private_networks)
-        self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key)
+        self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key,
+                          settings.content_id)
         self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)
         self.statuses = StatusMessages(self)
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,

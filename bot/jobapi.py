@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -14,10 +16,10 @@ from separation import Tone
 
 # The wire types and enums are the service's own, so client and server cannot drift apart.
 from service.fetch import BodyTooLarge, stream_to_file
-from service.protocol import JobWire, Method, State
+from service.protocol import InputSpec, JobWire, Method, State
 
-__all__ = ["ApiError", "Job", "JobApi", "JobWire", "Method", "ServiceUnreachableError",
-           "State", "StemFile"]
+__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method",
+           "ServiceUnreachableError", "State", "StemFile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +86,15 @@ class JobApi:
     """Speaks the protocol to one endpoint with one pair of credentials."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, url: str, secret_id: str, secret_key: str
+        self, session: aiohttp.ClientSession, url: str, secret_id: str, secret_key: str,
+        content_id: str = "",
     ) -> None:
         self._session = session
         self.url = url
         self._secret_id = secret_id
         self.secret_key = secret_key
+        # The key's default repository: the bot's checked inputs are uploaded there.
+        self.content_id = content_id
 
     @property
     def base_url(self) -> str:
@@ -97,13 +102,14 @@ class JobApi:
         return self.url.removesuffix("/").removesuffix("/release/job")
 
     async def create_job(
-        self, url: str, method: Method, *, custom_id: str, callback: str, timeout_s: int
+        self, source: InputSpec, method: Method, *, custom_id: str, callback: str,
+        timeout_s: int,
     ) -> Job:
         request = {
             "customId": custom_id,
             "callback": callback,
             "timeout": timeout_s,
-            "inputs": [{"url": url}],
+            "inputs": [source.wire()],
             "outputs": [{
                 "contentId": "",
                 "destination": "/",
@@ -135,11 +141,34 @@ class JobApi:
         return str(link["url"]), int(link["expiresAt"]) // 1000
 
     def content_url(self, stem: StemFile) -> str:
-        return f"{self.base_url}/content/{quote(stem.content_id, safe='')}/{quote(stem.path)}"
+        return self._content_url(stem.content_id, stem.path)
+
+    def _content_url(self, content_id: str, path: str) -> str:
+        return f"{self.base_url}/content/{quote(content_id, safe='')}/{quote(path)}"
+
+    def _basic_auth(self) -> dict[str, str]:
+        return {"Authorization": aiohttp.encode_basic_auth(self._secret_id, self.secret_key)}
+
+    async def upload(self, source: InputSpec, file: Path) -> None:
+        """PUT a file into a repository, streamed; the same path again replaces it."""
+        size = (await asyncio.to_thread(file.stat)).st_size
+        headers = {**self._basic_auth(), "Content-Length": str(size),
+                   "Content-Type": "application/octet-stream"}
+        url = self._content_url(source.content_id, source.path)
+        try:
+            async with self._session.put(url, data=_chunks(file), headers=headers) as response:
+                if response.status != 201:
+                    text = await response.text()
+                    raise _api_error(response.status, text, _json_object(text))
+        except aiohttp.ClientError as error:
+            # The first call of a submission: name the endpoint as configured, as CreateJob did.
+            raise ServiceUnreachableError(
+                f"the separation service at {self.url} is not reachable ({error})"
+            ) from None
 
     async def download(self, stem: StemFile, target: Path, max_bytes: int) -> Path:
         """Stream one result file to `target`, refusing more than `max_bytes`."""
-        auth = {"Authorization": aiohttp.encode_basic_auth(self._secret_id, self.secret_key)}
+        auth = self._basic_auth()
         try:
             async with self._session.get(self.content_url(stem), headers=auth) as response:
                 if response.status != 200:
@@ -175,6 +204,16 @@ class JobApi:
         if status >= 400 or body is None or _error_of(body) is not None:
             raise _api_error(status, text, body)
         return body
+
+
+async def _chunks(file: Path) -> AsyncIterator[bytes]:
+    """The file's bytes, read off the event loop, which `stembot up` shares with the service."""
+    handle = await asyncio.to_thread(file.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, 1 << 16):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -111,6 +111,13 @@ async def bot_key(store: Store, path: Path) -> tuple[str, str]:
     return key.secret_id, key.secret_key
 
 
+async def _repository(store: Store, secret_id: str) -> str:
+    """The key's default repository, where the bot uploads the inputs it checked."""
+    key = await store.key(secret_id)
+    assert key is not None, "bot_key returns an active key"
+    return key.default_content
+
+
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -145,15 +152,18 @@ async def run_up(service: ServiceSettings, bot: BotSettings) -> None:
 
 async def _run_bot(running: RunningService, settings: BotSettings, stop: asyncio.Event) -> None:
     """Run the bot until `stop`; if Discord refuses it, say why and leave the API serving."""
-    if settings.api_url and not (settings.secret_id and settings.secret_key):
-        print(f"Discord bot: not started: BOT_API_URL is {settings.api_url}; set BOT_SECRET_ID"
-              " and BOT_SECRET_KEY to the key that service issued you.", flush=True)
+    if settings.api_url and not (settings.secret_id and settings.secret_key
+                                 and settings.content_id):
+        print(f"Discord bot: not started: BOT_API_URL is {settings.api_url}; set BOT_SECRET_ID,"
+              " BOT_SECRET_KEY and BOT_CONTENT_ID to the key that service issued you (the"
+              " secretId, secretKey and contentId `stembot keys create` printed).", flush=True)
         return
     if not settings.api_url:
         store = running.runner.app[SERVICE].store
         secret_id, secret_key = await bot_key(store, settings.data_dir / KEY_FILE)
         settings = settings.with_changes(api_url=_client_url(running.url) + "/release/job",
-                                         secret_id=secret_id, secret_key=secret_key)
+                                         secret_id=secret_id, secret_key=secret_key,
+                                         content_id=await _repository(store, secret_id))
     log.info("the bot submits jobs to %s", settings.api_url)
     async with StemBot(settings) as client:
         task = asyncio.create_task(client.start(settings.token))

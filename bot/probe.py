@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -31,6 +33,9 @@ class InputRefusedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Probe:
+    """A checked input: the downloaded file, its decoded duration and its size."""
+
+    path: Path
     seconds: float
     size: int
 
@@ -56,10 +61,13 @@ class InputFetcher:
     async def close(self) -> None:
         await self._session.close()
 
-    async def probe(self, url: str, limits: GuildLimits, work_dir: Path) -> Probe:
-        """Download the input (within the size limit) and read its duration; refuse clearly.
+    @contextlib.asynccontextmanager
+    async def checked(self, url: str, limits: GuildLimits, work_dir: Path
+                      ) -> AsyncIterator[Probe]:
+        """Download the input (within the size limit), decode it (within the duration limit).
 
-        `work_dir` must exist; the download is deleted before returning.
+        Refuses clearly; otherwise yields the file, so that exactly these bytes are submitted.
+        `work_dir` must exist; the download is deleted on leaving.
         """
         max_bytes = limits.max_mib * MIB if limits.max_mib else None
         # Files are touched only off the event loop, which `stembot up` shares with the
@@ -67,15 +75,10 @@ class InputFetcher:
         target = await asyncio.to_thread(_temporary, work_dir)
         try:
             size = await self._download(url, target, max_bytes)
-            seconds = await asyncio.to_thread(_duration, target)
+            seconds = await asyncio.to_thread(_duration, target, limits.max_seconds)
+            yield Probe(target, seconds, size)
         finally:
             await asyncio.to_thread(target.unlink, missing_ok=True)
-        if limits.max_seconds and seconds > limits.max_seconds:
-            raise InputRefusedError(
-                f"the track is {_clock(seconds)} long; this server allows at most"
-                f" {_clock(limits.max_seconds)}"
-            )
-        return Probe(seconds, size)
 
     async def _download(self, url: str, target: Path, max_bytes: int | None) -> int:
         try:
@@ -139,22 +142,43 @@ def _too_large(max_bytes: int) -> InputRefusedError:
     return InputRefusedError(f"the file is over this server's {max_bytes // MIB} MiB limit")
 
 
-def _duration(path: Path) -> float:
-    """Seconds of audio in `path`; decodes only when the container does not say."""
+def _duration(path: Path, max_seconds: int) -> float:
+    """Seconds of audio in `path`, counted by decoding; refuses past `max_seconds` (0: none).
+
+    A header can lie (a FLAC declaring 1 s may hold an hour), so only the declared duration's
+    refusal is trusted; decoding stops as soon as the limit is passed, keeping nothing.
+    """
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise InputRefusedError("the file has no audio in it")
-            if container.duration:
-                return float(container.duration) / 1_000_000
-            stream = container.streams.audio[0]
-            last = 0.0
-            for frame in container.decode(stream):
-                if frame.time is not None:
-                    last = float(frame.time) + frame.samples / (frame.sample_rate or 1)
-            return last
+            if container.duration and max_seconds:
+                _check_seconds(float(container.duration) / 1_000_000, max_seconds)
+            seconds = _decoded_seconds(container, container.streams.audio[0], max_seconds)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         raise InputRefusedError("that is not an audio file (it cannot be decoded)") from None
+    if seconds == 0:
+        raise InputRefusedError("the file contains no audio samples")
+    return seconds
+
+
+def _decoded_seconds(container: av.container.InputContainer,
+                     stream: av.audio.stream.AudioStream, max_seconds: int) -> float:
+    seconds = 0.0
+    for frame in container.decode(stream):
+        seconds += frame.samples / (frame.sample_rate or stream.rate or 1)
+        if max_seconds and seconds > max_seconds:
+            raise InputRefusedError(
+                f"the track is over this server's {_clock(max_seconds)} limit")
+    return seconds
+
+
+def _check_seconds(seconds: float, max_seconds: int) -> None:
+    if seconds > max_seconds:
+        raise InputRefusedError(
+            f"the track is {_clock(seconds)} long; this server allows at most"
+            f" {_clock(max_seconds)}"
+        )
 
 
 def _clock(seconds: float) -> str:

@@ -25,6 +25,9 @@ class BotSettings:
     api_url: str = ""
     secret_id: str = ""
     secret_key: str = ""
+    # The key's default repository (the contentId `stembot keys create` printed): checked
+    # inputs are uploaded there.
+    content_id: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = 8081
     public_url: str = ""
@@ -43,6 +46,7 @@ class BotSettings:
             api_url=os.environ.get("BOT_API_URL", "").strip(),
             secret_id=os.environ.get("BOT_SECRET_ID", "").strip(),
             secret_key=os.environ.get("BOT_SECRET_KEY", "").strip(),
+            content_id=os.environ.get("BOT_CONTENT_ID", "").strip(),
             listen_host=os.environ.get("BOT_LISTEN_HOST") or defaults.listen_host,
             listen_port=env_int("BOT_LISTEN_PORT", defaults.listen_port),
             public_url=os.environ.get("BOT_PUBLIC_URL", "").strip(),

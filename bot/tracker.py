@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import discord
 
 from bot.delivery import Delivery
-from bot.jobapi import ApiError, Job, JobApi, Method, ServiceUnreachableError, State
+from bot.jobapi import ApiError, InputSpec, Job, JobApi, Method, ServiceUnreachableError, State
 from bot.status import StatusMessages
 from separation import SeparationError
 from storage import JobRecord, JobState, JobStore
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 POLL_MIN = 2.0
 POLL_MAX = 5.0
 RETRY_MAX = 60.0
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
 class JobTracker:
@@ -42,9 +46,11 @@ class JobTracker:
         self._wake: dict[int, asyncio.Event] = {}
         self._pushed: dict[int, Job] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._started = time.time()
 
-    async def submit(self, record: JobRecord) -> JobRecord | None:
-        """CreateJob for the record; on refusal the record fails and the error is raised.
+    async def submit(self, record: JobRecord, checked: Path) -> JobRecord | None:
+        """Upload the checked file, then CreateJob from it; on refusal the record fails and
+        the error is raised.
 
         None when the record ended meanwhile (a `/job cancel` during the download): then
         nothing is submitted, or a job created in the meantime is canceled at the service.
@@ -52,17 +58,29 @@ class JobTracker:
         current = await self._jobs.require(record.id)
         if current.state.final:
             return None
-        callback = self.callback_base + record.callback_token if self.callback_base else ""
         try:
-            job = await self._api.create_job(
-                record.input_url, _method(record.stems), custom_id=record.custom_id,
-                callback=callback,
-                timeout_s=self._job_timeout,
-            )
+            # The service separates these bytes, not a second download of the member's link,
+            # which could be another, larger or longer file.
+            await self._api.upload(self._source(record), checked)
+            job = await self._create(record)
         except ApiError as error:
             await self.fail(record, f"the separation service refused the job: {error}"
                              if not isinstance(error, ServiceUnreachableError) else str(error))
             raise
+        return await self._queued(record, job)
+
+    def _source(self, record: JobRecord) -> InputSpec:
+        return InputSpec(content_id=self._api.content_id, path=input_path(record))
+
+    async def _create(self, record: JobRecord) -> Job:
+        callback = self.callback_base + record.callback_token if self.callback_base else ""
+        return await self._api.create_job(
+            self._source(record), _method(record.stems), custom_id=record.custom_id,
+            callback=callback, timeout_s=self._job_timeout,
+        )
+
+    async def _queued(self, record: JobRecord, job: Job) -> JobRecord | None:
+        """Record the service's job; if the record was canceled meanwhile, cancel the job."""
         queued = await self._jobs.update_active(record.id, service_job_id=job.id,
                                                 state=JobState.QUEUED)
         if queued is None:
@@ -92,7 +110,9 @@ class JobTracker:
 
     async def reconcile(self) -> int:
         """Follow every job that was not final when the bot stopped; return how many."""
-        records = await self._jobs.unfinished()
+        # A /separate of this run may be checking its input right now: its CreateJob is its
+        # own to send, and a second one here would duplicate the job.
+        records = [r for r in await self._jobs.unfinished() if r.created_at < self._started]
         for record in records:
             self.follow(record.id)
         return len(records)
@@ -160,13 +180,22 @@ class JobTracker:
             return await self._api.get_job(record.service_job_id)
         # Stopped between CreateJob and saving its answer: the customId finds the job.
         found = await self._api.list_jobs(record.custom_id)
-        if not found:
+        if found:
+            await self._jobs.update(record.id, service_job_id=found[0].id)
+            return found[0]
+        return await self._resume(record)
+
+    async def _resume(self, record: JobRecord) -> Job | None:
+        """Stopped before CreateJob: submit the upload, if it was complete (uploads are atomic)."""
+        try:
+            job = await self._create(record)
+        except ApiError as error:
+            if error.code != "CONTENT_NOT_FOUND":
+                raise
             await self.fail(record, "the bot restarted before the job reached the service;"
                              " please run /separate again")
             return None
-        job = found[0]
-        await self._jobs.update(record.id, service_job_id=job.id)
-        return job
+        return job if await self._queued(record, job) is not None else None
 
     async def _progress(self, record: JobRecord, job: Job, delay: float) -> float:
         """Show SUBMITTED/PROCESSING; poll faster while the progress moves."""
@@ -223,6 +252,14 @@ class JobTracker:
         """Move the job to a final state once, and show it."""
         if await self._jobs.finish(record.id, state, error):
             await self._status.show(await self._jobs.require(record.id))
+
+
+def input_path(record: JobRecord) -> str:
+    """Where the record's checked input goes in the bot's repository: a path of its own, which
+    the next start finds again from the record alone."""
+    last = unquote(urlsplit(record.input_url).path.rsplit("/", 1)[-1])
+    extension = match.group() if (match := _EXTENSION.search(last)) else ""
+    return f"inputs/{record.id}/{record.track_name}{extension}"
 
 
 def _method(stems: int) -> Method:

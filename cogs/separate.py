@@ -112,12 +112,12 @@ class Separate(commands.Cog):
     async def _submit(self, record: JobRecord, limits: GuildLimits) -> None:
         tracker = self.bot.tracker
         try:
-            await self.bot.inputs.probe(record.input_url, limits, self.bot.settings.work_dir)
+            async with self.bot.inputs.checked(record.input_url, limits,
+                                               self.bot.settings.work_dir) as checked:
+                submitted = await tracker.submit(record, checked.path)
         except InputRefusedError as error:
             await tracker.fail(record, str(error))
             return
-        try:
-            submitted = await tracker.submit(record)
         except ApiError:
             return  # the tracker has recorded and shown the error
         if submitted is None:

@@ -8,6 +8,7 @@ channel messages with attachments. Everything the bot posts is kept for assertio
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -114,6 +115,8 @@ class FakeDiscord:
         self.threads: dict[int, Json] = {}
         self.interactions: dict[str, InteractionLog] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.later: dict[str, bytes] = {}  # what a file becomes after its first download
+        self.downloads: collections.Counter[str] = collections.Counter()
         self.redirects: dict[str, str] = {}
         self.upload_limit = 10 * 1024 * 1024
         self.fail_thread_creation = False
@@ -175,9 +178,16 @@ class FakeDiscord:
 
     # --- what tests call -----------------------------------------------------------------
 
-    def serve(self, name: str, data: bytes, content_type: str) -> str:
-        """Host a file (a song, a web page) at a URL the bot can download."""
+    def serve(self, name: str, data: bytes, content_type: str, later: bytes | None = None
+              ) -> str:
+        """Host a file (a song, a web page) at a URL the bot can download.
+
+        With `later`, every download after the first gets those bytes instead (a link whose
+        file changes); `downloads` counts the requests.
+        """
         self.files[name] = (data, content_type)
+        if later is not None:
+            self.later[name] = later
         return f"{self.base}/files/{name}"
 
     def redirect(self, name: str, location: str) -> str:
@@ -429,7 +439,11 @@ class FakeDiscord:
         location = self.redirects.get(request.match_info["name"])
         if location is not None:
             return web.Response(status=302, headers={"Location": location})
-        data, kind = self.files[request.match_info["name"]]
+        name = request.match_info["name"]
+        data, kind = self.files[name]
+        self.downloads[name] += 1
+        if self.downloads[name] > 1 and name in self.later:
+            data = self.later[name]
         return web.Response(body=data, content_type=kind)
 
     async def serve_attachment(self, request: web.Request) -> web.Response:

@@ -60,6 +60,7 @@ class Service:
     url: str
     secret_id: str
     secret_key: str
+    content_id: str
 
     @property
     def store(self) -> Store:
@@ -72,14 +73,15 @@ async def start_job_service(data_dir: Path, port: int = 0) -> Service:
                                callback_attempts=2, callback_backoff=0.2, sweep_interval=0.2)
     running = await start_service(settings)
     key = await running.runner.app[SERVICE].store.create_key("discord bot")
-    return Service(running, running.url, key.secret_id, key.secret_key)
+    return Service(running, running.url, key.secret_id, key.secret_key, key.default_content)
 
 
 def bot_settings(tmp_path: Path, service: Service | None, **changes: object) -> BotSettings:
     settings = BotSettings(
         token="fake-token", api_url=(service.url if service else "http://127.0.0.1:9")
         + "/release/job", secret_id=service.secret_id if service else "id",
-        secret_key=service.secret_key if service else "key", listen_port=0,
+        secret_key=service.secret_key if service else "key",
+        content_id=service.content_id if service else "repo", listen_port=0,
         data_dir=tmp_path / "bot", limits=TEST_LIMITS, allow_private_networks=True,
     )
     return settings.with_changes(**changes)

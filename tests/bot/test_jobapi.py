@@ -1,4 +1,4 @@
-"""The job API client and the input probe against a small stand-in server."""
+"""The job API client and the input probe, against a small stand-in server and the real service."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from harness import TEST_LIMITS, read_bytes
+from harness import TEST_LIMITS, Service, read_bytes
 
-from bot.jobapi import ApiError, JobApi, ServiceUnreachableError, StemFile
+from bot.jobapi import ApiError, InputSpec, JobApi, ServiceUnreachableError, StemFile
 from bot.probe import InputFetcher
 from separation import Tone
 
@@ -93,6 +93,10 @@ class Spy:
                 spy.note("write")
                 return int(self._handle.write(data))
 
+            def read(self, size: int = -1) -> bytes:
+                spy.note("read")
+                return bytes(self._handle.read(size))
+
             def close(self) -> None:
                 spy.note("close")
                 self._handle.close()
@@ -130,7 +134,8 @@ async def test_downloads_write_files_off_the_event_loop(
 
     fetcher = InputFetcher(allow_private=True)
     try:
-        probe = await fetcher.probe(stub.url + "/files/song.wav", TEST_LIMITS, work)
+        async with fetcher.checked(stub.url + "/files/song.wav", TEST_LIMITS, work) as probe:
+            assert probe.path.stat().st_size == len(song)  # kept until the block ends
     finally:
         await fetcher.close()
     assert probe.size == len(song) and 6 < probe.seconds < 8
@@ -141,4 +146,23 @@ async def test_downloads_write_files_off_the_event_loop(
     assert target.stat().st_size == 200_000
 
     assert {what for what, _ in spy.calls} == {"open", "write", "close"}
+    assert spy.on_the_loop() == []
+
+
+async def test_uploads_read_files_off_the_event_loop(
+    service: Service, demo_wav: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checked input goes to the service streamed, its reads off the event loop."""
+    song = read_bytes(demo_wav)
+    source = InputSpec(content_id=service.content_id, path="inputs/7/song.wav")
+    async with aiohttp.ClientSession() as session:
+        api = JobApi(session, service.url + "/release/job", service.secret_id,
+                     service.secret_key, service.content_id)
+        spy = Spy(monkeypatch)
+        await api.upload(source, demo_wav)
+        monkeypatch.undo()
+        stem = StemFile(Tone.VOCALS, service.content_id, "/inputs/7", "song.wav")
+        back = await api.download(stem, tmp_path / "back.wav", max_bytes=len(song))
+    assert back.read_bytes() == song
+    assert "read" in {what for what, _ in spy.calls}
     assert spy.on_the_loop() == []

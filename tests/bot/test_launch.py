@@ -179,3 +179,19 @@ async def test_callbacks_reach_exactly_the_bots_listener(
                 if got["getJobResponse"]["job"]["callbackStatus"]["state"] == "DELIVERED":
                     break
                 await asyncio.sleep(0.1)  # polling the API, as a client does
+
+
+async def test_another_service_needs_the_keys_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bot uploads what it checked to its key's repository, so it must know which."""
+    caplog.set_level(logging.INFO, "stembot.bot")
+    service = ServiceSettings(port=0, data_dir=tmp_path / "data")
+    bot = BotSettings(token="fake-token", api_url="https://stems.example.org/release/job",
+                      secret_id="AKID1", secret_key="secret", data_dir=tmp_path / "data")
+    async with background(run_up(service, bot)):
+        # The check runs right after the service logs that it listens, before any await.
+        await service_url(caplog)
+        printed = capsys.readouterr().out
+    assert "set BOT_SECRET_ID, BOT_SECRET_KEY and BOT_CONTENT_ID" in printed
+    assert "contentId `stembot keys create` printed" in printed

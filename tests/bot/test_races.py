@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from test_refusals import MEMBER, finished, separate
 
 from bot.client import StemBot
 from bot.jobapi import ApiError, Job, ServiceUnreachableError, State
+from bot.probe import Probe
 from storage import JobRecord, JobState, NewJob
 
 CANCEL = [{"name": "cancel", "type": 1, "options": [{"name": "id", "type": 4, "value": 1}]}]
@@ -24,9 +27,9 @@ def spy_submit(bot: StemBot, monkeypatch: pytest.MonkeyPatch,
     outcome: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
     real = bot.tracker.submit
 
-    async def submit(record: JobRecord) -> JobRecord | None:
+    async def submit(record: JobRecord, checked: Path) -> JobRecord | None:
         try:
-            result = await real(record)
+            result = await real(record, checked)
         except BaseException as error:
             outcome.set_exception(error)
             raise
@@ -44,14 +47,16 @@ async def test_cancel_while_downloading_submits_nothing(
     song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")
     async with bot_factory(service) as bot:
         probing, release = asyncio.Event(), asyncio.Event()
-        real_probe = bot.inputs.probe
+        real_checked = bot.inputs.checked
 
-        async def slow_probe(*args: Any) -> Any:  # the download can take up to 120 s
+        @contextlib.asynccontextmanager
+        async def slow_checked(*args: Any) -> AsyncIterator[Probe]:  # can take up to 120 s
             probing.set()
             await release.wait()
-            return await real_probe(*args)
+            async with real_checked(*args) as checked:
+                yield checked
 
-        monkeypatch.setattr(bot.inputs, "probe", slow_probe)
+        monkeypatch.setattr(bot.inputs, "checked", slow_checked)
         outcome = spy_submit(bot, monkeypatch)
         log = await separate(fake, song)
         await asyncio.wait_for(probing.wait(), 30)
@@ -104,10 +109,10 @@ async def test_a_malformed_redirect_is_refused_clearly(fake: FakeDiscord,
 async def test_an_unexpected_error_ends_the_job(fake: FakeDiscord, bot_factory: BotFactory,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     async with bot_factory(None) as bot:
-        async def broken_probe(*args: Any) -> Any:
+        def broken_checked(*args: Any) -> Any:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(bot.inputs, "probe", broken_probe)
+        monkeypatch.setattr(bot.inputs, "checked", broken_checked)
         log = await separate(fake, "https://example.com/song.mp3")
         text = await finished(fake, log, "failed")
         assert "the bot failed internally (RuntimeError: boom); please try again" in text
