@@ -16,6 +16,7 @@ from service.content import ContentStore, clean_path
 from service.errors import JobFailure
 from service.fetch import FetchLimits, download
 from service.fetch import session as guarded_session
+from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
@@ -77,7 +78,8 @@ class JobRunner:
                   outputs=outputs, created_at=created,
                   deadline=created + request.timeout * 1000,
                   callback_state="NONE")
-        await self._store.insert_job(job)
+        if not await self._store.insert_job(job, self._settings.max_open_jobs):
+            raise too_many_jobs(self._settings.max_open_jobs)
         self._wake.set()
         return job
 

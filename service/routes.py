@@ -22,6 +22,7 @@ from service.errors import (
     UnknownAction,
 )
 from service.fetch import check_url
+from service.limits import check_open_jobs, check_separations
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
@@ -29,6 +30,8 @@ from service.store import Key, now_ms
 # (service, caller, body, base URL the caller used) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
 MAX_LINK_TTL = 365 * 24 * 3600
+PAGE_DEFAULT, PAGE_MAX = 100, 1000  # ListJobs page size
+MAX_OFFSET = 2**31 - 1  # SQLite takes 64-bit integers; no caller has more jobs than this
 log = logging.getLogger("stembot.service")
 
 routes = web.RouteTableDef()
@@ -82,6 +85,7 @@ async def create_job(
 ) -> dict[str, Any]:
     """Validate everything first, then claim repositories and store the job."""
     request = parse_create(section(body, "createJobRequest"), service.settings.default_timeout)
+    check_separations(request, service.settings.max_separations)
     if request.callback:
         await check_url(request.callback, service.callback_limits, "callback")
     for index, spec in enumerate(request.inputs):
@@ -101,6 +105,7 @@ async def create_job(
             raise ContentForbidden(f"outputs[{index}].contentId belongs to another key")
         outputs.append(OutputSpec(content_id, output.destination, output.selectors,
                                   output.method))
+    await check_open_jobs(service.store, key.secret_id, service.settings.max_open_jobs)
     for output in outputs:
         await service.content.writable(key.secret_id, output.content_id)
     job = await service.runner.submit(key.secret_id, request, tuple(outputs))
@@ -126,10 +131,18 @@ async def get_job(
 async def list_jobs(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    custom_id = string(section(body, "listJobsRequest"), "customId", "listJobsRequest.customId")
-    jobs = await service.store.jobs_by_custom_id(key.secret_id, custom_id)
+    """One page (`offset`, `limit`) of the caller's jobs with the customId; `total`: all."""
+    fields = section(body, "listJobsRequest")
+    custom_id = string(fields, "customId", "listJobsRequest.customId")
+    offset = integer(fields, "offset", "listJobsRequest.offset", 0)
+    limit = integer(fields, "limit", "listJobsRequest.limit", PAGE_DEFAULT)
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidParameter(f"listJobsRequest.offset must be 0..{MAX_OFFSET}")
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidParameter(f"listJobsRequest.limit must be 1..{PAGE_MAX}")
+    jobs, total = await service.store.jobs_by_custom_id(key.secret_id, custom_id, offset, limit)
     return {"listJobsResponse": {"jobs": [service.runner.with_progress(j).wire() for j in jobs],
-                                 "total": len(jobs)}}
+                                 "total": total}}
 
 
 async def cancel_job(

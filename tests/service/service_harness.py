@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import yarl
 from aiohttp import web
 from openapi_check import check, response_schema
 
-from service.app import RunningService
+from service.app import RunningService, start_service
 from service.settings import ServiceSettings
 from service.store import NewKey, Store
 
@@ -168,3 +170,16 @@ class Running:
     settings: ServiceSettings
     api: Api
     other: NewKey
+
+
+@contextlib.asynccontextmanager
+async def serving(data_dir: Path, **changes: Any) -> AsyncIterator[Running]:
+    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob."""
+    settings = make_settings(data_dir, **changes)
+    key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
+    service = await start_service(settings)
+    try:
+        async with aiohttp.ClientSession() as client:
+            yield Running(service, settings, Api(client, service.url, key), other)
+    finally:
+        await service.stop()
