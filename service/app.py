@@ -22,13 +22,12 @@ from service.content import ContentStore
 from service.errors import StartupError
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
-from service.routes import errors, routes
+from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
 from service.store import Store
 
 log = logging.getLogger("stembot.service")
-MAX_JSON_BODY = 1024 * 1024
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -103,7 +102,10 @@ class RunningService:
 
 async def start_service(settings: ServiceSettings) -> RunningService:
     """Start listening on settings.host:port (port 0 picks a free one) in this event loop."""
-    runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger)
+    # aiohttp closes a connection that has no complete request after keepalive_timeout,
+    # from its start too: a client that does not send its headers in time is cut off.
+    runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger,
+                           keepalive_timeout=settings.header_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

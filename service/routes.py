@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from service.auth import authenticate, basic_credentials, check_link, sign_link
+from service.bodies import chunks, cut_off, read_body
 from service.content import check_content_id, clean_path
 from service.errors import (
     ApiError,
@@ -19,6 +20,7 @@ from service.errors import (
     InvalidJson,
     InvalidParameter,
     JobNotFound,
+    RequestTimeout,
     UnknownAction,
 )
 from service.fetch import check_url
@@ -30,6 +32,7 @@ from service.store import Key, now_ms
 # (service, caller, body, base URL the caller used) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
 MAX_LINK_TTL = 365 * 24 * 3600
+MAX_JSON_BODY = 1024 * 1024
 PAGE_DEFAULT, PAGE_MAX = 100, 1000  # ListJobs page size
 MAX_OFFSET = 2**31 - 1  # SQLite takes 64-bit integers; no caller has more jobs than this
 log = logging.getLogger("stembot.service")
@@ -55,7 +58,8 @@ def answer(request: web.Request, body: dict[str, Any], status: int = 200) -> web
 @routes.post("/release/job")
 async def release_job(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read())
+        settings = request.app[SERVICE].settings
+        body = json.loads(await read_body(request, MAX_JSON_BODY, settings.body_timeout))
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson("the body is not valid JSON") from None
     except RecursionError:
@@ -196,7 +200,8 @@ async def put_content(request: web.Request) -> web.Response:
     key = await basic_key(request)
     content_id, rel = content_target(request)
     await service.content.writable(key.secret_id, content_id)
-    size = await service.content.save(content_id, rel, request.content.iter_chunked(1 << 16))
+    size = await service.content.save(content_id, rel,
+                                      chunks(request, service.settings.body_timeout))
     return answer(request, {"content": {"contentId": content_id, "path": rel, "size": size}},
                   status=201)
 
@@ -239,6 +244,9 @@ async def errors(request: web.Request,
     """Every error, ours, aiohttp's (404, 405, 413) or a fault's (500), in the one shape."""
     try:
         return await handler(request)
+    except RequestTimeout as error:
+        return await cut_off(error_response(request, error.status, error.code, error.message),
+                             request)
     except ApiError as error:
         return error_response(request, error.status, error.code, error.message)
     except web.HTTPException as error:
