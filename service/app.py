@@ -22,6 +22,7 @@ from service.content import ContentStore
 from service.errors import StartupError
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
+from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
@@ -56,15 +57,16 @@ async def open_service(settings: ServiceSettings) -> Service:
     store = await Store.open(settings.db_path)
     content = ContentStore(settings.content_dir, store, settings.max_bytes)
     callbacks = Callbacks(settings, store)
-    runner = JobRunner(settings, store, content, callbacks)
+    quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)
+    runner = JobRunner(settings, store, content, callbacks, quota)
     secret = await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
     document = await asyncio.to_thread(
         resources.files("service").joinpath("openapi.json").read_text)
     limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
                          settings.fetch_max_redirects, settings.allow_private_networks)
     hooks = FetchLimits(0, settings.callback_timeout, 0, settings.allow_private_callbacks)
-    service = Service(settings, store, content, callbacks, runner, limits, hooks, secret,
-                      document)
+    service = Service(settings, store, content, callbacks, runner, quota, limits, hooks,
+                      secret, document)
     await callbacks.start()
     await runner.start()
     return service

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -23,6 +23,14 @@ async def chunks(request: web.Request, stall: float) -> AsyncIterator[bytes]:
             return
         except TimeoutError:
             raise RequestTimeout(f"the request body stalled for {stall:g} s") from None
+        yield chunk
+
+
+async def counted(body: AsyncIterator[bytes], add: Callable[[int], None]
+                  ) -> AsyncIterator[bytes]:
+    """`body`, with each chunk's size passed to `add` (a quota) before it is written."""
+    async for chunk in body:
+        add(len(chunk))
         yield chunk
 
 

@@ -19,24 +19,27 @@ import aiohttp
 from separation import TONES, StemPreset
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import JobFailure
+from service.errors import JobFailure, QuotaExceeded
 from service.fetch import FetchLimits, download
 from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
+from service.quota import StorageQuota
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
 
 log = logging.getLogger("stembot.jobs")
+Separated = list[tuple[Path, Result]]  # one output's stem files in the work folder
 
 
 class JobRunner:
     """`workers` loops take SUBMITTED jobs oldest first; a sweeper enforces deadlines."""
 
     def __init__(self, settings: ServiceSettings, store: Store, content: ContentStore,
-                 callbacks: Callbacks) -> None:
+                 callbacks: Callbacks, quota: StorageQuota) -> None:
         self._settings = settings
+        self._quota = quota
         self._store = store
         self._content = content
         self._callbacks = callbacks
@@ -208,17 +211,37 @@ class JobRunner:
 
     async def _process(self, job: Job, work: Path, handed_over: asyncio.Event
                        ) -> tuple[OutputSpec, ...]:
+        await self._check_room(job.owner)
         sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
         async with self._slots:
             handed_over.set()
             separated = await self._separate_all(job, work, sources)
-        return tuple([await self._deliver(output, results) for output, results in separated])
+        return await self._deliver_all(job, separated)
+
+    async def _check_room(self, owner: str) -> None:
+        """A key whose repositories are full already gets no separation it cannot keep."""
+        used = await self._quota.used(owner)
+        if used >= self._quota.limit:
+            raise JobFailure("QUOTA_EXCEEDED", f"this key's repositories already hold {used}"
+                             f" bytes, at their {self._quota.limit} byte limit")
+
+    async def _deliver_all(self, job: Job, separated: list[tuple[OutputSpec, Separated]]
+                           ) -> tuple[OutputSpec, ...]:
+        """All results or none: the quota is checked for their sum before the first moves."""
+        paths = [path for _, results in separated for path, _ in results]
+        size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in paths]))
+        try:
+            async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:
+                add(size)
+                return tuple([await self._deliver(out, results) for out, results in separated])
+        except QuotaExceeded as error:
+            raise JobFailure(error.code, error.message) from None
 
     async def _separate_all(self, job: Job, work: Path, sources: list[Path]
-                            ) -> list[tuple[OutputSpec, list[tuple[Path, Result]]]]:
+                            ) -> list[tuple[OutputSpec, Separated]]:
         """Every output's stems, in the work folder; progress is the share of runs done."""
         pairs = sum(len(o.selectors) for o in job.outputs)
-        separated: list[tuple[OutputSpec, list[tuple[Path, Result]]]] = []
+        separated: list[tuple[OutputSpec, Separated]] = []
         done = 0
         for number, output in enumerate(job.outputs):
             results: list[tuple[Path, Result]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -11,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from service.auth import authenticate, basic_credentials, check_link, sign_link
-from service.bodies import chunks, cut_off, read_body
+from service.bodies import chunks, counted, cut_off, read_body
 from service.content import check_content_id, clean_path
 from service.errors import (
     ApiError,
@@ -26,6 +27,7 @@ from service.errors import (
 from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.quota import file_size
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -200,8 +202,10 @@ async def put_content(request: web.Request) -> web.Response:
     key = await basic_key(request)
     content_id, rel = content_target(request)
     await service.content.writable(key.secret_id, content_id)
-    size = await service.content.save(content_id, rel,
-                                      chunks(request, service.settings.body_timeout))
+    replaced = await asyncio.to_thread(file_size, service.content.file(content_id, rel))
+    async with service.quota.reserve(key.secret_id, "this upload", replaced) as add:
+        body = counted(chunks(request, service.settings.body_timeout), add)
+        size = await service.content.save(content_id, rel, body)
     return answer(request, {"content": {"contentId": content_id, "path": rel, "size": size}},
                   status=201)
 
