@@ -158,13 +158,13 @@ class JobTracker:
     async def _poll(self, record: JobRecord) -> Job | None:
         if record.service_job_id is not None:
             return await self._api.get_job(record.service_job_id)
-        # Stopped between CreateJob and saving its answer: the customId finds the job.
-        found = await self._api.list_jobs(record.custom_id)
-        if not found:
+        # Stopped between CreateJob and saving its answer: the customId finds the job. The
+        # newest: older ones with the same customId are an earlier bot database's.
+        job = await self._api.newest_job(record.custom_id)
+        if job is None:
             await self.fail(record, "the bot restarted before the job reached the service;"
                              " please run /separate again")
             return None
-        job = found[0]
         await self._jobs.update(record.id, service_job_id=job.id)
         return job
 
