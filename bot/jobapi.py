@@ -18,8 +18,10 @@ from separation import Tone
 from service.fetch import BodyTooLarge, stream_to_file
 from service.protocol import InputSpec, JobWire, Method, State
 
-__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method",
+__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method", "ServiceBusyError",
            "ServiceUnreachableError", "State", "StemFile"]
+
+LIST_PAGE = 100  # jobs per ListJobs call; the service's default page
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,11 @@ class ServiceUnreachableError(ApiError):
     """No answer at all: the service is down or the URL is wrong."""
 
 
+class ServiceBusyError(ServiceUnreachableError):
+    """HTTP 429 (the service's TOO_MANY_JOBS, or a proxy's rate limit): retried like an
+    outage while following a job; a refused CreateJob tells the member to come back."""
+
+
 class JobApi:
     """Speaks the protocol to one endpoint with one pair of credentials."""
 
@@ -125,8 +132,29 @@ class JobApi:
         return Job.parse(cast(JobWire, body["getJobResponse"]["job"]))
 
     async def list_jobs(self, custom_id: str) -> list[Job]:
-        body = await self._call("ListJobs", "listJobsRequest", {"customId": custom_id})
-        return [Job.parse(cast(JobWire, job)) for job in body["listJobsResponse"]["jobs"]]
+        """Every job with the customId, oldest first, a page (ListJobs offset/limit) at a time."""
+        jobs: list[Job] = []
+        while True:
+            page, total = await self._list_page(custom_id, len(jobs), LIST_PAGE)
+            jobs += page
+            # A service without paging answers everything at once: total is reached too.
+            if not page or len(jobs) >= total:
+                return jobs
+
+    async def newest_job(self, custom_id: str) -> Job | None:
+        """The last job created with the customId, in at most two small ListJobs calls."""
+        page, total = await self._list_page(custom_id, 0, 1)
+        if not page or len(page) >= total:
+            return page[-1] if page else None
+        page, _ = await self._list_page(custom_id, total - 1, 1)
+        return page[-1] if page else None
+
+    async def _list_page(self, custom_id: str, offset: int, limit: int
+                         ) -> tuple[list[Job], int]:
+        request = {"customId": custom_id, "offset": offset, "limit": limit}
+        answer = (await self._call("ListJobs", "listJobsRequest", request))["listJobsResponse"]
+        jobs = [Job.parse(cast(JobWire, job)) for job in answer["jobs"]]
+        return jobs, int(answer.get("total", len(jobs)))
 
     async def cancel_job(self, job_id: str) -> Job:
         """The project's CancelJob extension."""
@@ -231,7 +259,10 @@ def _error_of(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _api_error(status: int, text: str, body: dict[str, Any] | None) -> ApiError:
     error = _error_of(body) if body else None
-    if status >= 500 or status == 429:
+    if status == 429:
+        return ServiceBusyError("the separation service is busy, try again later (HTTP 429)",
+                                str(error.get("code", "")) if error else "", status)
+    if status >= 500:
         # A proxy in front of a restarting service, or a passing overload: try again later.
         detail = error.get("message", "") if error else text[:200]
         return ServiceUnreachableError(

@@ -178,11 +178,12 @@ class JobTracker:
     async def _poll(self, record: JobRecord) -> Job | None:
         if record.service_job_id is not None:
             return await self._api.get_job(record.service_job_id)
-        # Stopped between CreateJob and saving its answer: the customId finds the job.
-        found = await self._api.list_jobs(record.custom_id)
-        if found:
-            await self._jobs.update(record.id, service_job_id=found[0].id)
-            return found[0]
+        # Stopped between CreateJob and saving its answer: the customId finds the job. The
+        # newest: older ones with the same customId are an earlier bot database's.
+        found = await self._api.newest_job(record.custom_id)
+        if found is not None:
+            await self._jobs.update(record.id, service_job_id=found.id)
+            return found
         return await self._resume(record)
 
     async def _resume(self, record: JobRecord) -> Job | None:

@@ -20,15 +20,14 @@ from service.auth import link_secret
 from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
-from service.fetch import FetchLimits
 from service.jobs import JobRunner
-from service.routes import errors, routes
+from service.quota import StorageQuota
+from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
 from service.store import Store
 
 log = logging.getLogger("stembot.service")
-MAX_JSON_BODY = 1024 * 1024
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -58,15 +57,13 @@ async def open_service(settings: ServiceSettings) -> Service:
     store = await Store.open(settings.db_path)
     content = ContentStore(settings.content_dir, store, settings.max_bytes)
     callbacks = Callbacks(settings, store)
-    runner = JobRunner(settings, store, content, callbacks)
+    quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)
+    runner = JobRunner(settings, store, content, callbacks, quota)
     secret = await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
     document = await asyncio.to_thread(
         resources.files("service").joinpath("openapi.json").read_text)
-    limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
-                         settings.fetch_max_redirects, settings.allow_private_networks)
-    hooks = callback_limits(settings)
-    service = Service(settings, store, content, callbacks, runner, limits, hooks, secret,
-                      document)
+    service = Service(settings, store, content, callbacks, runner, quota,
+                      settings.input_limits, callback_limits(settings), secret, document)
     await callbacks.start()
     await runner.start()
     return service
@@ -104,7 +101,10 @@ class RunningService:
 
 async def start_service(settings: ServiceSettings) -> RunningService:
     """Start listening on settings.host:port (port 0 picks a free one) in this event loop."""
-    runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger)
+    # aiohttp closes a connection that has no complete request after keepalive_timeout,
+    # from its start too: a client that does not send its headers in time is cut off.
+    runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger,
+                           keepalive_timeout=settings.header_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

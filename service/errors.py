@@ -67,6 +67,23 @@ class PayloadTooLarge(ApiError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class QuotaExceeded(ApiError):
+    status = 413
+    code = "QUOTA_EXCEEDED"
+
+
+class RequestTimeout(ApiError):
+    """The client stopped sending its body; the answer also closes the connection."""
+
+    status = 408
+    code = "REQUEST_TIMEOUT"
+
+
+class TooManyJobs(ApiError):
+    status = 429
+    code = "TOO_MANY_JOBS"
+
+
 class JobFailure(Exception):
     """Why a job ended in ERROR; `code` becomes the job's `errorCode`."""
 

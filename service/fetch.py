@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ class FetchLimits:
     allow_private: bool
     # exactly these host:port pairs are reachable even when not public (the bot's listener)
     allow: frozenset[Endpoint] = frozenset()
+    min_rate: int = 0  # bytes/s over every `rate_window` seconds; 0: no floor
+    rate_window: float = 30.0
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are the IPv4
@@ -150,12 +154,43 @@ def guard_hop(url: str, limits: FetchLimits) -> None:
         raise UrlNotAllowed(f"{parts.hostname} is not a public address")
 
 
+Counter = Callable[[int], None]
+
+
+@contextlib.asynccontextmanager
+async def rate_floor(min_rate: int, window: float) -> AsyncIterator[Counter]:
+    """Yields a byte counter; the block fails when `window` seconds bring fewer than
+    `min_rate * window` bytes. Each window starts when the previous one was filled."""
+    if min_rate <= 0:
+        yield lambda size: None
+        return
+    need, got, loop = min_rate * window, 0, asyncio.get_running_loop()
+    scope = asyncio.timeout(window)
+
+    def count(size: int) -> None:
+        nonlocal got
+        got += size
+        if got >= need:
+            got = 0
+            scope.reschedule(loop.time() + window)
+
+    try:
+        async with scope:
+            yield count
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise JobFailure("DOWNLOAD_FAILED", f"the download was too slow: under {min_rate}"
+                         f" bytes/s for {window:g} s") from None
+
+
 async def download(client: aiohttp.ClientSession, url: str, target: Path,
                    limits: FetchLimits) -> int:
     """Fetch `url` into `target`; raises JobFailure with a code saying what went wrong."""
     try:
-        async with asyncio.timeout(limits.timeout):
-            return await _follow(client, url, target, limits)
+        async with asyncio.timeout(limits.timeout), \
+                rate_floor(limits.min_rate, limits.rate_window) as count:
+            return await _follow(client, url, target, limits, count)
     except TimeoutError:
         raise JobFailure(
             "DOWNLOAD_TIMEOUT", f"download took longer than {limits.timeout:g} s"
@@ -167,7 +202,7 @@ async def download(client: aiohttp.ClientSession, url: str, target: Path,
 
 
 async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
-                  limits: FetchLimits) -> int:
+                  limits: FetchLimits, count: Counter) -> int:
     for _ in range(limits.max_redirects + 1):
         guard_hop(url, limits)
         async with client.get(url, allow_redirects=False) as response:
@@ -176,7 +211,7 @@ async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
                 continue
             if response.status != 200:
                 raise JobFailure("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
-            return await _save(response, target, limits.max_bytes)
+            return await _save(response, target, limits.max_bytes, count)
     raise JobFailure("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
 
 
@@ -192,12 +227,13 @@ def redirect_target(url: str, location: str) -> str:
     return target
 
 
-async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int) -> int:
+async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int,
+                count: Counter) -> int:
     too_large = JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
     if (response.content_length or 0) > max_bytes:
         raise too_large
     try:
-        return await stream_to_file(response, target, max_bytes)
+        return await stream_to_file(response, target, max_bytes, count)
     except BodyTooLarge:
         raise too_large from None
 
@@ -207,7 +243,8 @@ class BodyTooLarge(Exception):
 
 
 async def stream_to_file(
-    response: aiohttp.ClientResponse, target: Path, max_bytes: int | None
+    response: aiohttp.ClientResponse, target: Path, max_bytes: int | None,
+    count: Counter | None = None,
 ) -> int:
     """Write a response body to `target` off the event loop; BodyTooLarge past `max_bytes`."""
     size = 0
@@ -215,6 +252,8 @@ async def stream_to_file(
     try:
         async for chunk in response.content.iter_chunked(1 << 16):
             size += len(chunk)
+            if count is not None:
+                count(len(chunk))
             if max_bytes is not None and size > max_bytes:
                 raise BodyTooLarge
             await asyncio.to_thread(file.write, chunk)

@@ -1,9 +1,15 @@
-"""The job runner: claims queued jobs in order, fetches inputs, separates, finalizes."""
+"""The job runner: claims queued jobs in order, downloads inputs, separates, finalizes.
+
+Downloads and separations have their own slots: a job holds one of `downloads` claim loops
+while its inputs arrive and until a separation worker takes it, so a slow URL never holds
+a worker, and inputs are fetched ahead only that far.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import shutil
 import uuid
@@ -14,27 +20,32 @@ import aiohttp
 from separation import TONES, StemPreset
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import ApiError, ContentNotFound, JobFailure
-from service.fetch import FetchLimits, download
+from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded
+from service.fetch import download
 from service.fetch import session as guarded_session
+from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
+from service.quota import StorageQuota
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
 
 log = logging.getLogger("stembot.jobs")
+Separated = list[tuple[Path, Result]]  # one output's stem files in the work folder
 
 
 class JobRunner:
     """`workers` loops take SUBMITTED jobs oldest first; a sweeper enforces deadlines."""
 
     def __init__(self, settings: ServiceSettings, store: Store, content: ContentStore,
-                 callbacks: Callbacks) -> None:
+                 callbacks: Callbacks, quota: StorageQuota) -> None:
         self._settings = settings
+        self._quota = quota
         self._store = store
         self._content = content
         self._callbacks = callbacks
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.workers)
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}
@@ -42,8 +53,7 @@ class JobRunner:
         self._shares: dict[str, tuple[float, float]] = {}
         self._pool = WorkerPool(settings.models, settings.workers, settings.runtime,
                                 self._on_progress)
-        self._limits = FetchLimits(settings.max_bytes, settings.fetch_timeout,
-                                   settings.fetch_max_redirects, settings.allow_private_networks)
+        self._limits = settings.input_limits
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -52,8 +62,8 @@ class JobRunner:
         for job in await self._store.recover(self._settings.max_restarts):
             self._callbacks.schedule(job)
         await asyncio.to_thread(self._clean_work, await self._store.open_job_ids())
-        self._loops = [asyncio.create_task(self._claim_loop(), name=f"runner-{n}")
-                       for n in range(self._settings.workers)]
+        self._loops = [asyncio.create_task(self._claim_loop(), name=f"download-{n}")
+                       for n in range(self._settings.downloads)]
         self._loops.append(asyncio.create_task(self._sweep_loop(), name="deadlines"))
 
     async def close(self) -> None:
@@ -78,7 +88,8 @@ class JobRunner:
                   outputs=outputs, created_at=created,
                   deadline=created + request.timeout * 1000,
                   callback_state="NONE")
-        await self._store.insert_job(job)
+        if not await self._store.insert_job(job, self._settings.max_open_jobs):
+            raise too_many_jobs(self._settings.max_open_jobs)
         self._wake.set()
         return job
 
@@ -135,20 +146,25 @@ class JobRunner:
                     shutil.rmtree(folder, ignore_errors=True)
 
     async def _claim_loop(self) -> None:
+        """Start the oldest SUBMITTED job; free again once a worker took it or it ended."""
         while True:
+            self._wake.clear()  # before the claim: a job submitted after it sets it again
             job = await self._store.claim_next()
             if job is None:
-                self._wake.clear()
                 await self._wake.wait()
                 continue
-            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            handed_over = asyncio.Event()
+            task = asyncio.create_task(self._run(job, handed_over), name=f"job-{job.id}")
             self._running[job.id] = task
-            try:
-                await asyncio.wait([task])
-            finally:
-                self._running.pop(job.id, None)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("job %s: runner failed", job.id, exc_info=task.exception())
+            task.add_done_callback(functools.partial(self._forget, job.id, handed_over))
+            await handed_over.wait()
+
+    def _forget(self, job_id: str, handed_over: asyncio.Event, task: asyncio.Task[None]
+                ) -> None:
+        self._running.pop(job_id, None)
+        handed_over.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s: runner failed", job_id, exc_info=task.exception())
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -157,7 +173,7 @@ class JobRunner:
                                 "the job did not finish before its timeout")
             await asyncio.sleep(self._settings.sweep_interval)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, handed_over: asyncio.Event) -> None:
         """One attempt at a job; cancellation leaves the DB to whoever cancelled."""
         current = await self._store.job(job.id)
         if current is None or current.state is not State.PROCESSING:
@@ -166,7 +182,7 @@ class JobRunner:
         work = self._job_dir(job.id) / f"attempt-{job.attempt}"
         await asyncio.to_thread(self._reset_dir, job.id, work)
         try:
-            outputs = await self._process(job, work)
+            outputs = await self._process(job, work, handed_over)
         except JobFailure as failure:
             done = await self._store.finish(job.id, State.ERROR, error_code=failure.code,
                                             error_message=failure.message)
@@ -194,10 +210,39 @@ class JobRunner:
         work.parent.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True)
 
-    async def _process(self, job: Job, work: Path) -> tuple[OutputSpec, ...]:
+    async def _process(self, job: Job, work: Path, handed_over: asyncio.Event
+                       ) -> tuple[OutputSpec, ...]:
+        await self._check_room(job.owner)
         sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
+        async with self._slots:
+            handed_over.set()
+            separated = await self._separate_all(job, work, sources)
+        return await self._deliver_all(job, separated)
+
+    async def _check_room(self, owner: str) -> None:
+        """A key whose repositories are full already gets no separation it cannot keep."""
+        used = await self._quota.used(owner)
+        if used >= self._quota.limit:
+            raise JobFailure("QUOTA_EXCEEDED", f"this key's repositories already hold {used}"
+                             f" bytes, at their {self._quota.limit} byte limit")
+
+    async def _deliver_all(self, job: Job, separated: list[tuple[OutputSpec, Separated]]
+                           ) -> tuple[OutputSpec, ...]:
+        """All results or none: the quota is checked for their sum before the first moves."""
+        paths = [path for _, results in separated for path, _ in results]
+        size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in paths]))
+        try:
+            async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:
+                add(size)
+                return tuple([await self._deliver(out, results) for out, results in separated])
+        except QuotaExceeded as error:
+            raise JobFailure(error.code, error.message) from None
+
+    async def _separate_all(self, job: Job, work: Path, sources: list[Path]
+                            ) -> list[tuple[OutputSpec, Separated]]:
+        """Every output's stems, in the work folder; progress is the share of runs done."""
         pairs = sum(len(o.selectors) for o in job.outputs)
-        finished: list[OutputSpec] = []
+        separated: list[tuple[OutputSpec, Separated]] = []
         done = 0
         for number, output in enumerate(job.outputs):
             results: list[tuple[Path, Result]] = []
@@ -206,8 +251,8 @@ class JobRunner:
                 out_dir = work / f"out-{number}-{selector}"
                 results += await self._separate(job, output, selector, sources[selector], out_dir)
                 done += 1
-            finished.append(await self._deliver(output, results))
-        return tuple(finished)
+            separated.append((output, results))
+        return separated
 
     async def _input(self, job: Job, index: int, work: Path) -> Path:
         spec = job.inputs[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from service.auth import authenticate, basic_credentials, check_link, sign_link
+from service.bodies import chunks, counted, cut_off, read_body
 from service.content import check_content_id, clean_path
 from service.errors import (
     ApiError,
@@ -20,10 +22,13 @@ from service.errors import (
     InvalidJson,
     InvalidParameter,
     JobNotFound,
+    RequestTimeout,
     UnknownAction,
 )
 from service.fetch import check_url
+from service.limits import check_open_jobs, check_separations
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.quota import file_size
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -32,6 +37,9 @@ Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]
 MAX_LINK_TTL = 365 * 24 * 3600
 # a name, '-' and 16 hex digits make a contentId of at most 64 characters
 REPOSITORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,46}")
+MAX_JSON_BODY = 1024 * 1024
+PAGE_DEFAULT, PAGE_MAX = 100, 1000  # ListJobs page size
+MAX_OFFSET = 2**31 - 1  # SQLite takes 64-bit integers; no caller has more jobs than this
 log = logging.getLogger("stembot.service")
 
 routes = web.RouteTableDef()
@@ -55,7 +63,8 @@ def answer(request: web.Request, body: dict[str, Any], status: int = 200) -> web
 @routes.post("/release/job")
 async def release_job(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read())
+        settings = request.app[SERVICE].settings
+        body = json.loads(await read_body(request, MAX_JSON_BODY, settings.body_timeout))
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson("the body is not valid JSON") from None
     except RecursionError:
@@ -84,6 +93,7 @@ async def create_job(
 ) -> dict[str, Any]:
     """Validate everything, then store the job."""
     request = parse_create(section(body, "createJobRequest"), service.settings.default_timeout)
+    check_separations(request, service.settings.max_separations)
     if request.callback:
         await check_url(request.callback, service.callback_limits, "callback")
     for index, spec in enumerate(request.inputs):
@@ -93,6 +103,7 @@ async def create_job(
             await service.content.readable(key.secret_id, spec.content_id)
             rel = clean_path(spec.path, f"inputs[{index}].source.path", root_slash=True)
             await service.content.existing_file(spec.content_id, rel)
+    await check_open_jobs(service.store, key.secret_id, service.settings.max_open_jobs)
     outputs = tuple([await checked_output(service, key, output, f"outputs[{index}]")
                      for index, output in enumerate(request.outputs)])
     job = await service.runner.submit(key.secret_id, request, outputs)
@@ -131,10 +142,18 @@ async def get_job(
 async def list_jobs(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    custom_id = string(section(body, "listJobsRequest"), "customId", "listJobsRequest.customId")
-    jobs = await service.store.jobs_by_custom_id(key.secret_id, custom_id)
+    """One page (`offset`, `limit`) of the caller's jobs with the customId; `total`: all."""
+    fields = section(body, "listJobsRequest")
+    custom_id = string(fields, "customId", "listJobsRequest.customId")
+    offset = integer(fields, "offset", "listJobsRequest.offset", 0)
+    limit = integer(fields, "limit", "listJobsRequest.limit", PAGE_DEFAULT)
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidParameter(f"listJobsRequest.offset must be 0..{MAX_OFFSET}")
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidParameter(f"listJobsRequest.limit must be 1..{PAGE_MAX}")
+    jobs, total = await service.store.jobs_by_custom_id(key.secret_id, custom_id, offset, limit)
     return {"listJobsResponse": {"jobs": [service.runner.with_progress(j).wire() for j in jobs],
-                                 "total": len(jobs)}}
+                                 "total": total}}
 
 
 async def cancel_job(
@@ -201,7 +220,10 @@ async def put_content(request: web.Request) -> web.Response:
     key = await basic_key(request)
     content_id, rel = content_target(request)
     await service.content.writable(key.secret_id, content_id)
-    size = await service.content.save(content_id, rel, request.content.iter_chunked(1 << 16))
+    replaced = await asyncio.to_thread(file_size, service.content.file(content_id, rel))
+    async with service.quota.reserve(key.secret_id, "this upload", replaced) as add:
+        body = counted(chunks(request, service.settings.body_timeout), add)
+        size = await service.content.save(content_id, rel, body)
     return answer(request, {"content": {"contentId": content_id, "path": rel, "size": size}},
                   status=201)
 
@@ -244,6 +266,9 @@ async def errors(request: web.Request,
     """Every error, ours, aiohttp's (404, 405, 413) or a fault's (500), in the one shape."""
     try:
         return await handler(request)
+    except RequestTimeout as error:
+        return await cut_off(error_response(request, error.status, error.code, error.message),
+                             request)
     except ApiError as error:
         return error_response(request, error.status, error.code, error.message)
     except web.HTTPException as error:

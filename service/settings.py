@@ -8,7 +8,7 @@ from pathlib import Path
 
 from separation import OutputFormat, model_files, parse_format
 from separation.runtime import RuntimeConfig
-from service.fetch import endpoints
+from service.fetch import FetchLimits, endpoints
 from stembot.settings import env_bool, env_float, env_int
 
 
@@ -31,6 +31,7 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     model_dir: Path | None = None
     workers: int = 1
+    downloads: int = 4
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # threads: per worker
     max_seconds: float = 15 * 60
     max_bytes: int = 500 * 1024 * 1024
@@ -39,6 +40,8 @@ class ServiceSettings:
     max_restarts: int = 3
     fetch_timeout: float = 120.0
     fetch_max_redirects: int = 5
+    fetch_min_rate: int = 16 * 1024
+    fetch_rate_window: float = 30.0
     allow_private_networks: bool = False
     allow_private_callbacks: bool = False
     callback_allow: tuple[str, ...] = ()  # host:port pairs callbacks may reach, public or not
@@ -47,6 +50,11 @@ class ServiceSettings:
     callback_timeout: float = 10.0
     link_ttl: int = 7 * 24 * 3600
     link_secret: str = ""
+    max_open_jobs: int = 100
+    max_separations: int = 16
+    max_stored_bytes: int = 20 * 1024 ** 3
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
     sweep_interval: float = 0.5
 
     @classmethod
@@ -61,6 +69,7 @@ class ServiceSettings:
             data_dir=Path(os.environ.get("STEMBOT_DATA_DIR") or "data"),
             model_dir=Path(model_dir) if model_dir else None,
             workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
+            downloads=max(1, env_int("STEMBOT_DOWNLOADS", cls.downloads)),
             runtime=RuntimeConfig.from_env().with_threads(threads or None),
             max_seconds=env_float("STEMBOT_MAX_SECONDS", cls.max_seconds),
             max_bytes=env_int("STEMBOT_MAX_BYTES", cls.max_bytes),
@@ -69,6 +78,8 @@ class ServiceSettings:
             max_restarts=env_int("STEMBOT_MAX_RESTARTS", cls.max_restarts),
             fetch_timeout=env_float("STEMBOT_FETCH_TIMEOUT", cls.fetch_timeout),
             fetch_max_redirects=env_int("STEMBOT_FETCH_MAX_REDIRECTS", cls.fetch_max_redirects),
+            fetch_min_rate=env_int("STEMBOT_FETCH_MIN_RATE", cls.fetch_min_rate),
+            fetch_rate_window=env_float("STEMBOT_FETCH_RATE_WINDOW", cls.fetch_rate_window),
             allow_private_networks=private,
             # A bot on the same machine receives callbacks on loopback without opening inputs.
             allow_private_callbacks=env_bool("STEMBOT_ALLOW_PRIVATE_CALLBACKS", private),
@@ -78,10 +89,22 @@ class ServiceSettings:
             callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),
             link_ttl=env_int("STEMBOT_LINK_TTL", cls.link_ttl),
             link_secret=os.environ.get("STEMBOT_LINK_SECRET", ""),
+            max_open_jobs=env_int("STEMBOT_MAX_OPEN_JOBS", cls.max_open_jobs),
+            max_separations=env_int("STEMBOT_MAX_SEPARATIONS_PER_JOB", cls.max_separations),
+            max_stored_bytes=env_int("STEMBOT_MAX_STORED_BYTES", cls.max_stored_bytes),
+            header_timeout=env_float("STEMBOT_HEADER_TIMEOUT", cls.header_timeout),
+            body_timeout=env_float("STEMBOT_BODY_TIMEOUT", cls.body_timeout),
         )
 
     def with_changes(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def input_limits(self) -> FetchLimits:
+        """How `url` inputs are fetched: built once here for the API's checks and the runner."""
+        return FetchLimits(self.max_bytes, self.fetch_timeout, self.fetch_max_redirects,
+                           self.allow_private_networks, min_rate=self.fetch_min_rate,
+                           rate_window=self.fetch_rate_window)
 
     @property
     def base_url(self) -> str:

@@ -10,6 +10,7 @@ from service.callbacks import Callbacks
 from service.content import ContentStore
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
+from service.quota import StorageQuota
 from service.settings import ServiceSettings
 from service.store import Store
 
@@ -21,6 +22,7 @@ class Service:
     content: ContentStore
     callbacks: Callbacks
     runner: JobRunner
+    quota: StorageQuota
     fetch_limits: FetchLimits
     callback_limits: FetchLimits
     link_secret: bytes

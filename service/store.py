@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_custom_id ON jobs (owner, custom_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_owner_state ON jobs (owner, state);
 """
 
 _OPEN = (int(State.SUBMITTED), int(State.PROCESSING))
@@ -208,17 +209,37 @@ class Store:
         await self._db.commit()
         return cur.rowcount == 1
 
+    @serialized
+    async def repos_of(self, owner: str) -> list[str]:
+        async with self._db.execute(
+            "SELECT content_id FROM repos WHERE owner=? ORDER BY content_id", (owner,)
+        ) as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
     # --- jobs ----------------------------------------------------------------------------
 
     @serialized
-    async def insert_job(self, job: Job) -> None:
-        await self._db.execute(
+    async def insert_job(self, job: Job, max_open: int) -> bool:
+        """Store the job unless its owner already has `max_open` open jobs (in one statement,
+        so concurrent CreateJobs cannot pass the limit together); True if stored."""
+        cur = await self._db.execute(
             "INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs,"
-            " created_at, deadline, callback_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, deadline, callback_state) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE (SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN (1, 2)) < ?",
             (job.id, job.owner, job.custom_id, job.callback, int(job.state),
              _dump_inputs(job.inputs), _dump_outputs(job.outputs), job.created_at,
-             job.deadline, job.callback_state))
+             job.deadline, job.callback_state, job.owner, max_open))
         await self._db.commit()
+        return cur.rowcount == 1
+
+    @serialized
+    async def open_jobs(self, owner: str) -> int:
+        """How many of the key's jobs are not final yet."""
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN (1, 2)", (owner,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     @serialized
     async def job(self, job_id: str, owner: str | None = None) -> Job | None:
@@ -231,11 +252,19 @@ class Store:
         return _job(row) if row else None
 
     @serialized
-    async def jobs_by_custom_id(self, owner: str, custom_id: str) -> list[Job]:
+    async def jobs_by_custom_id(self, owner: str, custom_id: str, offset: int = 0,
+                                limit: int = -1) -> tuple[list[Job], int]:
+        """One page of the key's jobs with this customId, oldest first, and how many in all."""
         async with self._db.execute(
-            "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq", (owner, custom_id)
+            "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq LIMIT ? OFFSET ?",
+            (owner, custom_id, limit, offset)
         ) as cur:
-            return [_job(row) for row in await cur.fetchall()]
+            jobs = [_job(row) for row in await cur.fetchall()]
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE owner=? AND custom_id=?", (owner, custom_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return jobs, int(row[0]) if row else 0
 
     @serialized
     async def claim_next(self) -> Job | None:

@@ -67,10 +67,11 @@ class Service:
         return self.running.runner.app[SERVICE].store
 
 
-async def start_job_service(data_dir: Path, port: int = 0) -> Service:
+async def start_job_service(data_dir: Path, port: int = 0, **changes: object) -> Service:
     settings = ServiceSettings(port=port, data_dir=data_dir, allow_private_networks=True,
                                allow_private_callbacks=True,
-                               callback_attempts=2, callback_backoff=0.2, sweep_interval=0.2)
+                               callback_attempts=2, callback_backoff=0.2, sweep_interval=0.2,
+                               ).with_changes(**changes)
     running = await start_service(settings)
     key = await running.runner.app[SERVICE].store.create_key("discord bot")
     return Service(running, running.url, key.secret_id, key.secret_key, key.default_content)

@@ -79,7 +79,7 @@ async def test_a_flac_whose_header_lies_about_its_length_is_refused(
         assert record.state is JobState.FAILED and record.service_job_id is None
     # A refused file is never offered to the service.
     assert (await repository_file(service, "inputs/1/lie.flac"))[0] == 404
-    assert await service.store.jobs_by_custom_id(service.secret_id, record.custom_id) == []
+    assert await service.store.jobs_by_custom_id(service.secret_id, record.custom_id) == ([], 0)
 
 
 async def test_the_service_separates_the_bytes_the_bot_checked(

@@ -6,14 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
-from service_harness import Api, Origin, Running, make_settings, new_key, start_origin
+from service_harness import Origin, Running, serving, start_origin
 
 from separation import OutputFormat, encode, synth
-from service.app import start_service
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +33,5 @@ async def origin(short_wav: Path) -> AsyncIterator[Origin]:
 @pytest_asyncio.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     """A service with two keys, on a fresh data folder."""
-    settings = make_settings(tmp_path / "data")
-    key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
-    service = await start_service(settings)
-    async with aiohttp.ClientSession() as client:
-        yield Running(service, settings, Api(client, service.url, key), other)
-    await service.stop()
+    async with serving(tmp_path / "data") as started:
+        yield started

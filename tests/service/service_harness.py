@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import yarl
 from aiohttp import web
 from openapi_check import check, response_schema
 
-from service.app import RunningService
+from service.app import RunningService, start_service
 from service.settings import ServiceSettings
 from service.store import NewKey, Store
 
@@ -23,7 +25,8 @@ DOCUMENT = json.loads((Path(__file__).parents[2] / "service" / "openapi.json").r
 
 @dataclass
 class Origin:
-    """A loopback web server: files to fetch, slow and redirecting URLs, a callback receiver."""
+    """A loopback web server: files to fetch, slow, trickling and redirecting URLs, a
+    callback receiver."""
 
     url: str
     files: dict[str, bytes] = field(default_factory=dict)
@@ -56,6 +59,15 @@ async def start_origin() -> tuple[Origin, web.AppRunner]:
         await asyncio.sleep(float(request.query.get("s", "5")))
         return web.Response(body=b"late")
 
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        """`n` bytes, one every `every` seconds: a slow link."""
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(int(request.query.get("n", "600"))):
+            await response.write(b"x")
+            await asyncio.sleep(float(request.query.get("every", "0.1")))
+        return response
+
     async def redirect(request: web.Request) -> web.Response:
         left = int(request.match_info["n"])
         target = "/files/clip.wav" if left <= 0 else f"/redirect/{left - 1}"
@@ -77,6 +89,7 @@ async def start_origin() -> tuple[Origin, web.AppRunner]:
     app = web.Application()
     app.router.add_get("/files/{name}", file)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/trickle", trickle)
     app.router.add_get("/redirect/{n}", redirect)
     app.router.add_get("/goto", goto)
     app.router.add_post("/callback", callback)
@@ -164,13 +177,17 @@ class Api:
         job: dict[str, Any] = (await self.ok("GetJob", {"id": job_id}, key))["job"]
         return job
 
-    async def wait(self, job_id: str, states: tuple[int, ...] = (3, 4, 5),
-                   within: float = 90) -> dict[str, Any]:
-        """Poll GetJob, as a client of the protocol without a callback does."""
+    async def until(self, job_id: str, ready: Callable[[dict[str, Any]], bool],
+                    within: float = 90, key: NewKey | None = None) -> dict[str, Any]:
+        """Poll GetJob until `ready(job)`, as a client of the protocol without a callback does."""
         async with asyncio.timeout(within):
-            while (job := await self.job(job_id))["state"] not in states:  # noqa: ASYNC110
+            while not ready(job := await self.job(job_id, key)):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         return job
+
+    async def wait(self, job_id: str, states: tuple[int, ...] = (3, 4, 5),
+                   within: float = 90, key: NewKey | None = None) -> dict[str, Any]:
+        return await self.until(job_id, lambda job: job["state"] in states, within, key)
 
 
 @dataclass
@@ -179,3 +196,16 @@ class Running:
     settings: ServiceSettings
     api: Api
     other: NewKey
+
+
+@contextlib.asynccontextmanager
+async def serving(data_dir: Path, **changes: Any) -> AsyncIterator[Running]:
+    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob."""
+    settings = make_settings(data_dir, **changes)
+    key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
+    service = await start_service(settings)
+    try:
+        async with aiohttp.ClientSession() as client:
+            yield Running(service, settings, Api(client, service.url, key), other)
+    finally:
+        await service.stop()

@@ -91,6 +91,23 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def is_pool_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+async def pool_workers(pid: int, within: float = 60) -> set[int]:
+    """Poll /proc until `pid` has a spawned pool worker (no event to wait on); its children."""
+    for _ in range(int(within * 10)):
+        found = children(pid)
+        if any(map(is_pool_worker, found)):
+            return found
+        await asyncio.sleep(0.1)
+    return set()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -131,15 +148,17 @@ async def test_restart_in_the_middle_of_a_job(
         queued = await api.create([{"url": origin.url + "/files/clip.wav"}], method=3,
                                   callback=hook, customId="restart")
         await api.wait(running["id"], states=(2,))
-        await asyncio.sleep(3)  # into the worker: model loading or separating
-        workers = children(servers[0].pid)
+        # the second job's input is fetched ahead while the first one separates
+        await api.wait(queued["id"], states=(2,))
+        # into the worker: a pool process exists once a separation was handed to it
+        workers = await pool_workers(servers[0].pid)
         assert workers, "the server runs separations in worker processes"
         os.kill(servers[0].pid, signal.SIGKILL)
         servers[0].wait()
         # killed with the server, not left holding a loaded model
         assert await all_gone(workers)
         assert state_in_db(env, running["id"]) == 2
-        assert state_in_db(env, queued["id"]) == 1
+        assert state_in_db(env, queued["id"]) == 2
         assert not origin.callbacks
 
         await serve(env, log, servers)

@@ -22,7 +22,7 @@ async def test_recover_requeues_in_order_then_gives_up(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "db.sqlite3")
     key = await store.create_key("k")
     for name in ("a", "b", "c"):
-        await store.insert_job(job(name, key.secret_id))
+        await store.insert_job(job(name, key.secret_id), max_open=10)
     claimed = await store.claim_next()
     assert claimed is not None and claimed.id == "a" and claimed.state is State.PROCESSING
     for restart in range(1, 3):
