@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from separation import Tone
+from separation.presets import Tone
 
 # The wire types and enums are the service's own, so client and server cannot drift apart.
 from service.fetch import BodyTooLarge, stream_to_file

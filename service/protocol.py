@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
-from separation import Tone
-from separation.presets import MAX_SHIFTS
+from separation.presets import MAX_SHIFTS, Tone
 from service.errors import InvalidParameter
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters

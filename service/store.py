@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 
-from separation import Tone
+from separation.presets import Tone
 from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
 
 P = ParamSpec("P")

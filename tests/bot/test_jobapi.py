@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -166,3 +168,12 @@ async def test_uploads_read_files_off_the_event_loop(
     assert back.read_bytes() == song
     assert "read" in {what for what, _ in spy.calls}
     assert spy.on_the_loop() == []
+
+
+def test_the_api_client_loads_no_engine() -> None:
+    """The bot's job-API client speaks the protocol only: no numpy, PyAV or inference runtime."""
+    code = ("import sys, bot.jobapi; heavy = ('numpy', 'av', 'onnx', 'onnxruntime', 'openvino');"
+            " print(','.join(m for m in heavy if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "", f"importing bot.jobapi loaded {loaded}"
