@@ -26,6 +26,7 @@ from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
 from service.quota import StorageQuota
+from service.result_cache import ResultCache, Separation, input_digest
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
@@ -57,6 +58,10 @@ class JobRunner:
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        self._cache = await asyncio.to_thread(
+            ResultCache, self._settings.cache_dir, self._settings.result_cache,
+            self._settings.models)
+        await asyncio.to_thread(self._cache.clean)
         self._client = guarded_session(self._limits)
         self._pool.start()
         for job in await self._store.recover(self._settings.max_restarts):
@@ -214,10 +219,22 @@ class JobRunner:
                        ) -> tuple[OutputSpec, ...]:
         await self._check_room(job.owner)
         sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
-        async with self._slots:
-            handed_over.set()
-            separated = await self._separate_all(job, work, sources)
+        digests = [await asyncio.to_thread(input_digest, s) for s in sources]
+        keys = {(n, i): self._cache.key(job.owner, digests[i], self._separation(output))
+                for n, output in enumerate(job.outputs) for i in output.selectors}
+        if all([await self._cache.has(key) for key in keys.values()]):
+            handed_over.set()  # nothing to separate: no worker to wait for
+            separated = await self._separate_all(job, work, sources, keys)
+        else:
+            async with self._slots:
+                handed_over.set()
+                separated = await self._separate_all(job, work, sources, keys)
         return await self._deliver_all(job, separated)
+
+    def _separation(self, output: OutputSpec) -> Separation:
+        runtime = self._settings.runtime
+        return Separation(int(output.method), output.shifts, self._settings.output_format.value,
+                          f"{runtime.runtime.value} {runtime.precision.value}")
 
     async def _check_room(self, owner: str) -> None:
         """A key whose repositories are full already gets no separation it cannot keep."""
@@ -238,7 +255,8 @@ class JobRunner:
         except QuotaExceeded as error:
             raise JobFailure(error.code, error.message) from None
 
-    async def _separate_all(self, job: Job, work: Path, sources: list[Path]
+    async def _separate_all(self, job: Job, work: Path, sources: list[Path],
+                            keys: dict[tuple[int, int], str | None]
                             ) -> list[tuple[OutputSpec, Separated]]:
         """Every output's stems, in the work folder; progress is the share of runs done."""
         pairs = sum(len(o.selectors) for o in job.outputs)
@@ -249,7 +267,8 @@ class JobRunner:
             for selector in output.selectors:
                 self._shares[job.id] = (100 * done / pairs, 100 / pairs)
                 out_dir = work / f"out-{number}-{selector}"
-                results += await self._separate(job, output, selector, sources[selector], out_dir)
+                results += await self._separate(job, output, selector, sources[selector], out_dir,
+                                                keys[number, selector])
                 done += 1
             separated.append((output, results))
         return separated
@@ -270,7 +289,18 @@ class JobRunner:
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
 
     async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
-                        out_dir: Path) -> list[tuple[Path, Result]]:
+                        out_dir: Path, key: str | None) -> list[tuple[Path, Result]]:
+        """One input through one output's method: from the cache, or by a worker."""
+        stems = await self._cache.take(key, out_dir)
+        cached = stems is not None
+        if stems is None:
+            stems = await self._run_worker(job, output, selector, source, out_dir)
+            await self._cache.keep(key, stems, job.id)
+        return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}", cached))
+                for stem, path in stems.items()]
+
+    async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,
+                          out_dir: Path) -> dict[str, Path]:
         preset = StemPreset(int(output.method))
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
@@ -279,8 +309,7 @@ class JobRunner:
             abort_file=self._abort_file(job.id), shifts=output.shifts))
         if outcome.error_code:
             raise JobFailure(outcome.error_code, f"inputs[{selector}]: {outcome.error_message}")
-        return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}"))
-                for stem, path in outcome.stems.items()]
+        return outcome.stems
 
     async def _deliver(self, output: OutputSpec, results: list[tuple[Path, Result]]
                        ) -> OutputSpec:

@@ -51,6 +51,7 @@ class InputWire(TypedDict, total=False):
 class ResultWire(TypedDict):
     tone: int
     fileName: str
+    fromCache: NotRequired[bool]
 
 
 class OutputWire(TypedDict):
@@ -105,6 +106,13 @@ class InputSpec:
 class Result:
     tone: Tone
     file_name: str
+    from_cache: bool = False  # the stems of an earlier, identical separation
+
+    def wire(self) -> ResultWire:
+        out: ResultWire = {"tone": int(self.tone), "fileName": self.file_name}
+        if self.from_cache:
+            out["fromCache"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,7 @@ class OutputSpec:
         }
         if self.results is not None:
             out["smartContentResult"] = {"musicSeperate": [
-                {"tone": int(r.tone), "fileName": r.file_name} for r in self.results
+                r.wire() for r in self.results
             ]}
         return out
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from separation import OutputFormat, model_files, parse_format
 from separation.runtime import RuntimeConfig
 from service.fetch import FetchLimits, endpoints
+from service.result_cache import CacheScope
 from stembot.settings import env_bool, env_float, env_int
 
 
@@ -32,6 +33,7 @@ class ServiceSettings:
     model_dir: Path | None = None
     workers: int = 1
     downloads: int = 4
+    result_cache: CacheScope = CacheScope.OWNER
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # threads: per worker
     max_seconds: float = 15 * 60
     max_bytes: int = 500 * 1024 * 1024
@@ -70,6 +72,7 @@ class ServiceSettings:
             model_dir=Path(model_dir) if model_dir else None,
             workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
             downloads=max(1, env_int("STEMBOT_DOWNLOADS", cls.downloads)),
+            result_cache=_scope(os.environ.get("STEMBOT_RESULT_CACHE") or cls.result_cache),
             runtime=RuntimeConfig.from_env().with_threads(threads or None),
             max_seconds=env_float("STEMBOT_MAX_SECONDS", cls.max_seconds),
             max_bytes=env_int("STEMBOT_MAX_BYTES", cls.max_bytes),
@@ -100,6 +103,10 @@ class ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
     def input_limits(self) -> FetchLimits:
         """How `url` inputs are fetched: built once here for the API's checks and the runner."""
         return FetchLimits(self.max_bytes, self.fetch_timeout, self.fetch_max_redirects,
@@ -126,3 +133,11 @@ class ServiceSettings:
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+
+def _scope(raw: str) -> CacheScope:
+    try:
+        return CacheScope(raw.strip().lower())
+    except ValueError:
+        raise ValueError(
+            f"STEMBOT_RESULT_CACHE must be owner, global or off, not {raw!r}") from None

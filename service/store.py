@@ -371,7 +371,8 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
         selectors=tuple(raw["inputSelectors"]),
         method=Method(raw["smartContentDescriptor"]["musicSeperate"]["method"]),
         results=None if results is None else tuple(
-            Result(Tone(r["tone"]), r["fileName"]) for r in results["musicSeperate"]),
+            Result(Tone(r["tone"]), r["fileName"], r.get("fromCache", False))
+            for r in results["musicSeperate"]),
         shifts=raw["smartContentDescriptor"]["musicSeperate"].get("shifts", 1),
     )
 
