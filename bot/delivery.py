@@ -34,6 +34,7 @@ SUMMARY = "summary"
 class Delivered:
     attached: tuple[str, ...]
     linked: tuple[str, ...]
+    from_cache: bool = False  # every stem came from the service's result cache
 
 
 class Delivery:
@@ -75,6 +76,7 @@ class Delivery:
         result = Delivered(
             attached=tuple(s for s in stems_of(record) if done[s].link is None),
             linked=tuple(s for s in stems_of(record) if done[s].link is not None),
+            from_cache=all(by_stem[s].from_cache for s in stems_of(record)),
         )
         if SUMMARY not in done:
             message = await target.send(
@@ -121,8 +123,9 @@ def post_nonce(record: JobRecord, part: str) -> str:
 
 
 def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:
+    cached = ", from cache: this song was separated before" if result.from_cache else ""
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
-             f" ({elapsed(record)})."]
+             f" ({elapsed(record)}{cached})."]
     if result.attached:
         lines.append(f"attached above: {', '.join(result.attached)}")
     for stem in result.linked:

@@ -32,6 +32,7 @@ class StemFile:
     content_id: str
     destination: str
     file_name: str
+    from_cache: bool = False  # the service reused an identical earlier separation
 
     @property
     def path(self) -> str:
@@ -56,7 +57,7 @@ class Job:
     def parse(cls, message: JobWire) -> Job:
         results = tuple(
             StemFile(Tone(r["tone"]), out.get("contentId", ""), out.get("destination", "/"),
-                     r["fileName"])
+                     r["fileName"], bool(r.get("fromCache", False)))
             for out in message.get("outputs", [])
             for r in out.get("smartContentResult", {}).get("musicSeperate", [])
         )
@@ -110,8 +111,9 @@ class JobApi:
 
     async def create_job(
         self, source: InputSpec, method: Method, *, custom_id: str, callback: str,
-        timeout_s: int,
+        timeout_s: int, shifts: int = 1,
     ) -> Job:
+        separation = {"method": int(method)} | ({"shifts": shifts} if shifts > 1 else {})
         request = {
             "customId": custom_id,
             "callback": callback,
@@ -121,7 +123,7 @@ class JobApi:
                 "contentId": "",
                 "destination": "/",
                 "inputSelectors": [0],
-                "smartContentDescriptor": {"musicSeperate": {"method": int(method)}},
+                "smartContentDescriptor": {"musicSeperate": separation},
             }],
         }
         body = await self._call("CreateJob", "createJobRequest", request)

@@ -18,9 +18,14 @@ def stems_of(record: JobRecord) -> tuple[str, ...]:
     return StemPreset.from_count(record.stems).stems
 
 
+# `high` is Demucs' shifts: benchmarks/engine_quality.py measured what each count buys.
+QUALITY_SHIFTS = {"standard": 1, "high": 2}
+
+
 def headline(record: JobRecord) -> str:
+    quality = ", high quality" if record.shifts > 1 else ""
     return (f"**{record.track_name}** → {record.stems} stems"
-            f" ({' / '.join(stems_of(record))}), {record.format} · job #{record.id}")
+            f" ({' / '.join(stems_of(record))}), {record.format}{quality} · job #{record.id}")
 
 
 def status_text(record: JobRecord) -> str:

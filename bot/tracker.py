@@ -76,7 +76,7 @@ class JobTracker:
         callback = self.callback_base + record.callback_token if self.callback_base else ""
         return await self._api.create_job(
             self._source(record), _method(record.stems), custom_id=record.custom_id,
-            callback=callback, timeout_s=self._job_timeout,
+            callback=callback, timeout_s=self._job_timeout, shifts=record.shifts,
         )
 
     async def _queued(self, record: JobRecord, job: Job) -> JobRecord | None:

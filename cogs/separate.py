@@ -12,7 +12,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.jobapi import ApiError
-from bot.messages import STEM_CHOICES, status_text
+from bot.messages import QUALITY_SHIFTS, STEM_CHOICES, status_text
 from bot.probe import MIB, InputRefusedError, track_name
 from bot.quota import refusal
 from separation import OutputFormat
@@ -37,14 +37,18 @@ class Separate(commands.Cog):
     @app_commands.describe(
         stems="How many stems", url="A link to the audio file",
         file="Or attach the audio file", fmt="File format of the stems (default mp3)",
+        quality="standard, or high: a better separation that takes about twice as long",
     )
     @app_commands.choices(
         stems=[Choice(name=name, value=count) for count, name in STEM_CHOICES.items()])
     @app_commands.choices(fmt=[Choice(name=f.value, value=f.value) for f in FORMATS])
+    @app_commands.choices(
+        quality=[Choice(name=name, value=shifts) for name, shifts in QUALITY_SHIFTS.items()])
     @app_commands.rename(fmt="format")
     async def separate(
         self, interaction: discord.Interaction, stems: Choice[int], url: str | None = None,
         file: discord.Attachment | None = None, fmt: Choice[str] | None = None,
+        quality: Choice[int] | None = None,
     ) -> None:
         assert interaction.guild_id is not None and interaction.channel_id is not None
         limits = await self.bot.limits.get(interaction.guild_id)
@@ -60,6 +64,7 @@ class Separate(commands.Cog):
             user_id=interaction.user.id, input_url=source,
             track_name=track_name(source, file.filename if file else None),
             stems=stems.value, format=fmt.value if fmt else OutputFormat.MP3.value,
+            shifts=quality.value if quality else QUALITY_SHIFTS["standard"],
         ))
         self.bot.statuses.attach(record.id, interaction)
         try:

@@ -48,6 +48,7 @@ class NewJob:
     track_name: str
     stems: int
     format: str
+    shifts: int = 1  # the quality: 1 standard, more for `high`
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    shifts: int = 1
 
     @property
     def custom_id(self) -> str:
@@ -110,10 +112,10 @@ class JobStore:
         token = secrets.token_urlsafe(24)
         cursor = await self._conn.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
-            " format, callback_token, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " format, shifts, callback_token, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.guild_id, job.channel_id, job.user_id, job.input_url, job.track_name,
-             job.stems, job.format, token, state.value, now, now),
+             job.stems, job.format, job.shifts, token, state.value, now, now),
         )
         await self._conn.commit()
         assert cursor.lastrowid is not None

@@ -82,3 +82,26 @@ async def test_separate_delivers_stems_in_a_thread(
     assert sorted(delivered) == sorted([*STEMS, "summary"])
     assert {delivered[stem].message_id for stem in STEMS} == {m.id for m in posted}
     assert all(delivered[stem].link is None for stem in STEMS)
+
+
+async def test_high_quality_asks_for_shifts_and_a_repeat_comes_from_the_cache(
+    fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
+) -> None:
+    song = fake.serve("demo-mix.wav", read_bytes(demo_wav), "audio/wav")
+    options = [{"name": "url", "type": 3, "value": song},
+               {"name": "stems", "type": 4, "value": 2},
+               {"name": "quality", "type": 4, "value": 2}]
+    async with bot_factory(service) as bot:
+        summaries = []
+        for number in (1, 2):
+            log = await fake.interact("separate", options, user_id=MEMBER)
+            await fake.wait_until(lambda log=log: log.original is not None
+                                  and "done" in log.original.content, seconds=240)
+            record = await bot.jobs.require(number)
+            assert record.shifts == 2 and "high quality" in log.original.content
+            assert record.service_job_id is not None and record.thread_id is not None
+            job = await service.store.job(record.service_job_id)
+            assert job is not None and job.outputs[0].shifts == 2
+            summaries.append(fake.in_channel(record.thread_id)[-1].content)
+    assert "from cache" not in summaries[0]
+    assert "from cache: this song was separated before" in summaries[1]
