@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stembot.settings import env_bool, env_int
+from separation.env import env_bool, env_int
 from storage import GuildLimits
 
 

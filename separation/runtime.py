@@ -12,12 +12,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from separation.dsp import Float
+from separation.env import env_choice
 
 log = logging.getLogger("stembot.engine")
-_E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class RuntimeName(enum.StrEnum):
@@ -45,26 +45,15 @@ class RuntimeConfig:
 
     @classmethod
     def from_env(cls) -> RuntimeConfig:
-        """STEMBOT_RUNTIME, STEMBOT_PRECISION, STEMBOT_OPENVINO_DEVICE; ValueError when invalid."""
+        """STEMBOT_RUNTIME, STEMBOT_PRECISION, STEMBOT_OPENVINO_DEVICE; SettingError if invalid."""
         return cls(
-            runtime=_choice(RuntimeName, "STEMBOT_RUNTIME", RuntimeName.OPENVINO),
-            precision=_choice(Precision, "STEMBOT_PRECISION", Precision.AUTO),
+            runtime=env_choice(RuntimeName, "STEMBOT_RUNTIME", RuntimeName.OPENVINO),
+            precision=env_choice(Precision, "STEMBOT_PRECISION", Precision.AUTO),
             device=os.environ.get("STEMBOT_OPENVINO_DEVICE") or "CPU",
         )
 
     def with_threads(self, threads: int | None) -> RuntimeConfig:
         return replace(self, threads=threads)
-
-
-def _choice(kind: type[_E], name: str, default: _E) -> _E:
-    raw = (os.environ.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        allowed = ", ".join(e.value for e in kind)
-        raise ValueError(f"{name} must be one of {allowed}, not {raw!r}") from None
 
 
 class Graph(Protocol):

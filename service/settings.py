@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from separation import OutputFormat, model_files, parse_format
+from separation.env import SettingError, env_bool, env_choice, env_float, env_int
 from separation.runtime import RuntimeConfig
 from service.fetch import FetchLimits, endpoints
 from service.result_cache import CacheScope
-from stembot.settings import env_bool, env_float, env_int
 
 
 def callback_allow(raw: str) -> tuple[str, ...]:
@@ -18,7 +18,7 @@ def callback_allow(raw: str) -> tuple[str, ...]:
     try:
         endpoints(raw)
     except ValueError as error:
-        raise SystemExit(f"error: STEMBOT_CALLBACK_ALLOW: {error}") from None
+        raise SettingError(f"STEMBOT_CALLBACK_ALLOW: {error}") from None
     return tuple(filter(None, (entry.strip() for entry in raw.split(","))))
 
 
@@ -72,7 +72,7 @@ class ServiceSettings:
             model_dir=Path(model_dir) if model_dir else None,
             workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
             downloads=max(1, env_int("STEMBOT_DOWNLOADS", cls.downloads)),
-            result_cache=_scope(os.environ.get("STEMBOT_RESULT_CACHE") or cls.result_cache),
+            result_cache=env_choice(CacheScope, "STEMBOT_RESULT_CACHE", cls.result_cache),
             runtime=RuntimeConfig.from_env().with_threads(threads or None),
             max_seconds=env_float("STEMBOT_MAX_SECONDS", cls.max_seconds),
             max_bytes=env_int("STEMBOT_MAX_BYTES", cls.max_bytes),
@@ -134,10 +134,3 @@ class ServiceSettings:
     def work_dir(self) -> Path:
         return self.data_dir / "work"
 
-
-def _scope(raw: str) -> CacheScope:
-    try:
-        return CacheScope(raw.strip().lower())
-    except ValueError:
-        raise ValueError(
-            f"STEMBOT_RESULT_CACHE must be owner, global or off, not {raw!r}") from None

@@ -10,6 +10,8 @@ from typing import Protocol
 
 from dotenv import load_dotenv
 
+from separation.env import SettingError
+
 # Each module defines `register(subparsers)`, which adds its commands and sets `handler`.
 COMMAND_MODULES = (
     "stembot.commands.separate",
@@ -43,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except SettingError as error:  # any part's settings: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""Engine settings from the environment (and `.env`, loaded by the CLI)."""
+"""Engine settings of `stembot separate`, from the environment (and `.env`, loaded by the CLI)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from separation import model_files
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a whole number, not {raw!r}") from None
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a number, not {raw!r}") from None
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise SystemExit(f"error: {name} must be true or false, not {raw!r}")
+from separation.env import env_float, env_int
 
 
 @dataclass(frozen=True, slots=True)

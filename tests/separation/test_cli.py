@@ -55,3 +55,21 @@ def test_help_lists_every_command() -> None:
     for command in ("separate", "models", "up"):
         assert command in result.stdout
     assert "--stems" in stembot("separate", "--help").stdout
+
+
+def test_a_bad_setting_is_one_line_naming_it(demo_wav: Path, tmp_path: Path) -> None:
+    import os
+
+    cases = [
+        (["separate", str(demo_wav), "--out", str(tmp_path)], "STEMBOT_PRECISION", "fp8",
+         "error: STEMBOT_PRECISION must be one of auto, bf16, f32, not 'fp8'"),
+        (["serve"], "STEMBOT_WORKERS", "two",
+         "error: STEMBOT_WORKERS must be a whole number, not 'two'"),
+        (["serve"], "STEMBOT_RESULT_CACHE", "sometimes",
+         "error: STEMBOT_RESULT_CACHE must be one of owner, global, off, not 'sometimes'"),
+    ]
+    for args, name, value, message in cases:
+        result = subprocess.run([sys.executable, "-m", "stembot", *args], capture_output=True,
+                                text=True, timeout=120, check=False,
+                                env=os.environ | {name: value, "STEMBOT_DATA_DIR": str(tmp_path)})
+        assert (result.returncode, result.stderr.strip()) == (1, message), result.stderr

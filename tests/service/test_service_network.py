@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from service_harness import Api, Origin, Running, basic_header, make_settings, new_key
 
+from separation.env import SettingError
 from service.app import start_service
 from service.errors import JobFailure
 from service.fetch import FetchLimits, download, session
@@ -176,5 +177,5 @@ async def test_callback_allow_list_is_exact(tmp_path: Path, origin: Origin,
     finally:
         await service.stop()
     monkeypatch.setenv("STEMBOT_CALLBACK_ALLOW", "127.0.0.1")
-    with pytest.raises(SystemExit, match="STEMBOT_CALLBACK_ALLOW: '127.0.0.1' is not host:port"):
+    with pytest.raises(SettingError, match="STEMBOT_CALLBACK_ALLOW: '127.0.0.1' is not host:port"):
         ServiceSettings.from_env()
