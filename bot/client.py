@@ -94,6 +94,11 @@ class StemBot(commands.Bot):
                 f"http://{settings.listen_host}:{self.listener.port}/callbacks/")
         self._reconcile_task = asyncio.create_task(self._reconcile())
 
+    async def reconciled(self) -> None:
+        """Until the start-up look at unfinished jobs is done (tests wait on it)."""
+        if self._reconcile_task is not None:
+            await asyncio.shield(self._reconcile_task)
+
     async def _reconcile(self) -> None:
         # Guilds (and their upload limits) are known only once the gateway is ready.
         await self.wait_until_ready()

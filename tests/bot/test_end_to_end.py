@@ -3,7 +3,6 @@ service and engine on a short rendered clip."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -49,7 +48,7 @@ async def test_separate_delivers_stems_in_a_thread(
             headers={SIGNATURE_HEADER: callback_signature(service.secret_key, body)},
         ) as answer:
             assert answer.status == 204
-        await asyncio.sleep(1.0)
+        await bot.tracker.wait(record.id)  # the follower the callback woke has ended
         assert len(fake.messages) == posted_before
 
     # Deferred at once, then edited through every state, in order.

@@ -70,7 +70,7 @@ async def test_restart_reconciles_and_delivers_links_once(
     # A third start finds nothing unfinished and posts nothing again.
     count = len(fake.messages)
     async with bot_factory(service) as bot:
-        await asyncio.sleep(1.0)
+        await bot.reconciled()
         assert await bot.jobs.unfinished() == []
     assert len(fake.messages) == count
 
