@@ -14,7 +14,7 @@ import discord
 
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
-from bot.messages import elapsed, headline, stems_of
+from bot.messages import elapsed, headline, shown, stems_of
 from separation import TONES, OutputFormat
 from storage import DeliveredStem, JobRecord, JobStore
 
@@ -91,11 +91,12 @@ class Delivery:
     ) -> DeliveredStem:
         fmt = OutputFormat(record.format)
         raw = await self._api.download(source, folder / f"{stem}.source", max_bytes=1 << 34)
-        name = f"{record.track_name} - {stem}.{fmt.extension}"
+        label = shown(record, stem)
+        name = f"{record.track_name} - {label}.{fmt.extension}"
         fitted = await asyncio.to_thread(encode_to_fit, raw, folder / name, fmt, limit)
         if fitted is not None:
             message = await target.send(
-                f"**{stem}**",
+                f"**{label}**",
                 file=discord.File(fitted, filename=name),
                 nonce=post_nonce(record, stem),
             )
@@ -103,7 +104,7 @@ class Delivery:
             return DeliveredStem(stem, message.id, None)
         link, expires = await self._api.share_link(source)
         message = await target.send(
-            f"**{stem}**: too large for this server's {limit // MIB} MiB upload limit even"
+            f"**{label}**: too large for this server's {limit // MIB} MiB upload limit even"
             f" after encoding; download it here (link valid until <t:{expires}:f>): {link}",
             nonce=post_nonce(record, stem),
         )
@@ -127,7 +128,7 @@ def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
              f" ({elapsed(record)}{cached})."]
     if result.attached:
-        lines.append(f"attached above: {', '.join(result.attached)}")
+        lines.append(f"attached above: {', '.join(shown(record, s) for s in result.attached)}")
     for stem in result.linked:
-        lines.append(f"{stem} (as a link, too large to attach): {done[stem].link}")
+        lines.append(f"{shown(record, stem)} (as a link, too large to attach): {done[stem].link}")
     return "\n".join(lines)

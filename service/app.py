@@ -21,6 +21,7 @@ from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
 from service.jobs import JobRunner
+from service.mixes import Mixer
 from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
@@ -63,7 +64,8 @@ async def open_service(settings: ServiceSettings) -> Service:
     document = await asyncio.to_thread(
         resources.files("service").joinpath("openapi.json").read_text)
     service = Service(settings, store, content, callbacks, runner, quota,
-                      settings.input_limits, callback_limits(settings), secret, document)
+                      settings.input_limits, callback_limits(settings), secret, document,
+                      Mixer(store, content, quota))
     await callbacks.start()
     await runner.start()
     return service

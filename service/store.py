@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_custom_id ON jobs (owner, custom_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_owner_state ON jobs (owner, state);
+-- a mix is a result derived from a job: it goes when its job goes
+CREATE TABLE IF NOT EXISTS mixes (
+    job_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gains TEXT NOT NULL,
+    format TEXT NOT NULL,
+    content_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, content_id, path)
+);
+CREATE INDEX IF NOT EXISTS mixes_by_digest ON mixes (job_id, digest);
 """
 
 _OPEN = (int(State.SUBMITTED), int(State.PROCESSING))
@@ -86,6 +99,20 @@ class NewKey:
     secret_id: str
     secret_key: str
     default_content: str
+
+
+@dataclass(frozen=True, slots=True)
+class MixRecord:
+    """One rendered mix of a job: where it is, and what it holds (gains by stem, format)."""
+
+    job_id: str
+    digest: str
+    name: str
+    gains: dict[str, float]
+    format: str
+    content_id: str
+    path: str
+    created_at: int
 
 
 class SchemaError(RuntimeError):
@@ -215,6 +242,29 @@ class Store:
             "SELECT content_id FROM repos WHERE owner=? ORDER BY content_id", (owner,)
         ) as cur:
             return [str(row[0]) for row in await cur.fetchall()]
+
+    # --- mixes ---------------------------------------------------------------------------
+
+    @serialized
+    async def add_mix(self, mix: MixRecord) -> None:
+        """Record a mix; the same place written again replaces the older record."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (mix.job_id, mix.digest, mix.name, json.dumps(mix.gains), mix.format,
+             mix.content_id, mix.path, mix.created_at))
+        await self._db.commit()
+
+    @serialized
+    async def mixes_of(self, job_id: str, digest: str | None = None) -> list[MixRecord]:
+        """The job's mixes, oldest first; with `digest`, only those of that mix."""
+        sql, args = "SELECT * FROM mixes WHERE job_id=?", [job_id]
+        if digest is not None:
+            sql, args = sql + " AND digest=?", [job_id, digest]
+        async with self._db.execute(sql + " ORDER BY created_at, path", args) as cur:
+            rows = await cur.fetchall()
+        return [MixRecord(r["job_id"], r["digest"], r["name"], json.loads(r["gains"]),
+                          r["format"], r["content_id"], r["path"], r["created_at"])
+                for r in rows]
 
     # --- jobs ----------------------------------------------------------------------------
 

@@ -149,7 +149,7 @@ async def test_a_restart_during_submission_submits_the_upload_once(
     assert fake.downloads["demo-mix.wav"] == 1
     assert record.thread_id is not None
     posted = [m.content.split("\n")[0] for m in fake.in_channel(record.thread_id)]
-    assert posted[:2] == ["**vocals**", "**other**"] and len(posted) == 3, posted
+    assert posted[:2] == ["**vocals**", "**accompaniment**"] and len(posted) == 3, posted
 
 
 async def test_a_start_leaves_its_own_submissions_alone(
