@@ -22,6 +22,7 @@ from service.content import ContentStore
 from service.errors import StartupError
 from service.jobs import JobRunner
 from service.mixes import Mixer
+from service.player import player_routes
 from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
@@ -80,6 +81,7 @@ async def close_service(service: Service) -> None:
 def make_app(settings: ServiceSettings) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_JSON_BODY)
     app.add_routes(routes)
+    app.add_routes(player_routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[SERVICE] = await open_service(settings)

@@ -136,8 +136,14 @@ def parse_mix(body: dict[str, Any], stems: list[Stem], output: OutputSpec,
     destination = clean_path(string(body, "destination", "mixJobRequest.destination",
                                     output.destination), "mixJobRequest.destination",
                              root_slash=True)
-    spec = MixSpec("", gains, fmt, content_id, destination)
-    return MixSpec(mix_name(gains, spec.digest), gains, fmt, content_id, destination)
+    return make_spec(gains, fmt, content_id, destination)
+
+
+def make_spec(gains: dict[str, float], fmt: OutputFormat, content_id: str, destination: str
+              ) -> MixSpec:
+    """The spec, named after the preset its gains are, if any."""
+    unnamed = MixSpec("", gains, fmt, content_id, destination)
+    return MixSpec(mix_name(gains, unnamed.digest), gains, fmt, content_id, destination)
 
 
 def parse_output_format(value: str, where: str) -> OutputFormat:

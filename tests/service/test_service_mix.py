@@ -10,52 +10,20 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from service_harness import Api, Running, basic_header, serving
+from service_harness import Api, Separated, separated_job
 
-from separation import OutputFormat, decode
+from separation import decode
 from separation.dsp import Float
-from service.state import SERVICE
-from service.store import Store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 STEMS = ("vocals", "drums", "bass", "other")
 
 
-class Separated:
-    def __init__(self, running: Running, job: dict[str, Any]) -> None:
-        self.running, self.job = running, job
-        self.api: Api = running.api
-        output = job["outputs"][0]
-        self.content_id: str = output["contentId"]
-        self.results = {r["fileName"].rsplit("-", 1)[1].split(".")[0]: r["fileName"]
-                        for r in output["smartContentResult"]["musicSeperate"]}
-
-    def folder(self) -> Path:
-        return self.running.settings.content_dir / self.content_id
-
-    def store(self) -> Store:
-        return self.running.service.runner.app[SERVICE].store
-
-    def files(self) -> set[str]:
-        return {str(p.relative_to(self.folder())) for p in self.folder().rglob("*")}
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
                     ) -> AsyncIterator[Separated]:
-    """A completed 4-stem job of the 5 s clip, its stems in wav-float (exact samples)."""
-    data = tmp_path_factory.mktemp("mix") / "data"
-    async with serving(data, output_format=OutputFormat.WAV_FLOAT) as running:
-        api, key = running.api, running.api.key
-        status, _ = await api.raw("PUT", f"/content/{key.default_content}/clip.wav",
-                                  data=await asyncio.to_thread(short_wav.read_bytes),
-                                  headers=basic_header(key))
-        assert status == 201
-        created = await api.create([{"source": {"contentId": key.default_content,
-                                                "path": "clip.wav"}}], method=2)
-        job = await api.wait(created["id"], within=180)
-        assert job["state"] == 3, job
-        yield Separated(running, job)
+    async with separated_job(tmp_path_factory.mktemp("mix") / "data", short_wav) as job:
+        yield job
 
 
 async def download(api: Api, url: str, tmp_path: Path, name: str) -> Float:
