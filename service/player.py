@@ -109,3 +109,9 @@ async def static(request: web.Request) -> web.FileResponse:
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers={"Cache-Control": "no-cache",
                                            "X-Content-Type-Options": "nosniff"})
+
+
+@player_routes.get("/")
+async def start(request: web.Request) -> web.Response:
+    """The start page: sign in with a key, separate a file or a link, land on the player."""
+    return html_response(page("Separate a song", {}, "start.js"))

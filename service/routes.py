@@ -143,9 +143,11 @@ async def get_job(
 async def list_jobs(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    """One page (`offset`, `limit`) of the caller's jobs with the customId; `total`: all."""
+    """One page (`offset`, `limit`) of the caller's jobs with the customId (without one: all
+    the caller's jobs); `total`: all of them."""
     fields = section(body, "listJobsRequest")
-    custom_id = string(fields, "customId", "listJobsRequest.customId")
+    custom_id = (string(fields, "customId", "listJobsRequest.customId")
+                 if "customId" in fields else None)
     offset = integer(fields, "offset", "listJobsRequest.offset", 0)
     limit = integer(fields, "limit", "listJobsRequest.limit", PAGE_DEFAULT)
     if not 0 <= offset <= MAX_OFFSET:

@@ -302,17 +302,19 @@ class Store:
         return _job(row) if row else None
 
     @serialized
-    async def jobs_by_custom_id(self, owner: str, custom_id: str, offset: int = 0,
+    async def jobs_by_custom_id(self, owner: str, custom_id: str | None, offset: int = 0,
                                 limit: int = -1) -> tuple[list[Job], int]:
-        """One page of the key's jobs with this customId, oldest first, and how many in all."""
+        """One page of the key's jobs with this customId (None: all its jobs), oldest first,
+        and how many in all."""
+        where, args = "owner=?", [owner]
+        if custom_id is not None:
+            where, args = where + " AND custom_id=?", [owner, custom_id]
         async with self._db.execute(
-            "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq LIMIT ? OFFSET ?",
-            (owner, custom_id, limit, offset)
+            f"SELECT * FROM jobs WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*args, limit, offset)
         ) as cur:
             jobs = [_job(row) for row in await cur.fetchall()]
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE owner=? AND custom_id=?", (owner, custom_id)
-        ) as cur:
+        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return jobs, int(row[0]) if row else 0
 
