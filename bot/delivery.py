@@ -15,6 +15,7 @@ import discord
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
 from bot.messages import elapsed, headline, shown, stems_of
+from bot.mixing import summary_view
 from separation import TONES, OutputFormat
 from storage import DeliveredStem, JobRecord, JobStore
 
@@ -80,7 +81,8 @@ class Delivery:
         )
         if SUMMARY not in done:
             message = await target.send(
-                summary(record, result, done), nonce=post_nonce(record, SUMMARY)
+                summary(record, result, done), nonce=post_nonce(record, SUMMARY),
+                view=await self._summary_view(record),
             )
             await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
         return result
@@ -89,27 +91,50 @@ class Delivery:
         self, record: JobRecord, stem: str, source: StemFile,
         target: discord.PartialMessageable, limit: int, folder: Path,
     ) -> DeliveredStem:
+        return await self._post_file(record, stem, shown(record, stem), source, target, limit,
+                                     folder)
+
+    async def post_mix(self, record: JobRecord, part: str, label: str, preset: str) -> None:
+        """Render the preset's mix through MixJob and post it like a stem, once."""
+        assert record.service_job_id is not None
+        source = await self._api.mix_job(record.service_job_id, preset, record.format)
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self._work_dir))
+        try:
+            await self._post_file(record, part, label, source, self.destination(record),
+                                  self.upload_limit(record.guild_id), folder)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _post_file(
+        self, record: JobRecord, part: str, label: str, source: StemFile,
+        target: discord.PartialMessageable, limit: int, folder: Path,
+    ) -> DeliveredStem:
+        """Attach the file within the upload limit (bitrate steps), else post a link."""
         fmt = OutputFormat(record.format)
-        raw = await self._api.download(source, folder / f"{stem}.source", max_bytes=1 << 34)
-        label = shown(record, stem)
+        raw = await self._api.download(source, folder / f"{part}.source", max_bytes=1 << 34)
         name = f"{record.track_name} - {label}.{fmt.extension}"
         fitted = await asyncio.to_thread(encode_to_fit, raw, folder / name, fmt, limit)
         if fitted is not None:
             message = await target.send(
                 f"**{label}**",
                 file=discord.File(fitted, filename=name),
-                nonce=post_nonce(record, stem),
+                nonce=post_nonce(record, part),
             )
-            await self._jobs.mark_delivered(record.id, stem, message.id, None)
-            return DeliveredStem(stem, message.id, None)
+            await self._jobs.mark_delivered(record.id, part, message.id, None)
+            return DeliveredStem(part, message.id, None)
         link, expires = await self._api.share_link(source)
         message = await target.send(
             f"**{label}**: too large for this server's {limit // MIB} MiB upload limit even"
             f" after encoding; download it here (link valid until <t:{expires}:f>): {link}",
-            nonce=post_nonce(record, stem),
+            nonce=post_nonce(record, part),
         )
-        await self._jobs.mark_delivered(record.id, stem, message.id, link)
-        return DeliveredStem(stem, message.id, link)
+        await self._jobs.mark_delivered(record.id, part, message.id, link)
+        return DeliveredStem(part, message.id, link)
+
+
+    async def _summary_view(self, record: JobRecord) -> discord.ui.View:
+        assert record.service_job_id is not None
+        return summary_view(record, await self._api.player_link(record.service_job_id))
 
 
 def post_nonce(record: JobRecord, part: str) -> str:

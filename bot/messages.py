@@ -78,11 +78,12 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def history_line(record: JobRecord) -> str:
-    """One job in `/jobs history`: member, link, stems, state, times, error."""
+def history_line(record: JobRecord, mixes: tuple[str, ...] = ()) -> str:
+    """One job in `/jobs history`: member, link, stems, state, times, error, mixes posted."""
     created = f"<t:{int(record.created_at)}:f>"
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
     error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
+    error += f"\n  mixes: {', '.join(mixes)}" if mixes else ""
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
             f" · **{record.state.value}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
             f"  submitted {created}{finished}{error}")
