@@ -80,12 +80,28 @@ class Delivery:
             from_cache=all(by_stem[s].from_cache for s in stems_of(record)),
         )
         if SUMMARY not in done:
-            message = await target.send(
-                summary(record, result, done), nonce=post_nonce(record, SUMMARY),
-                view=await self._summary_view(record),
-            )
-            await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
+            await self._post_summary(record, result, done, target)
         return result
+
+    async def _post_summary(self, record: JobRecord, result: Delivered,
+                            done: dict[str, DeliveredStem],
+                            target: discord.PartialMessageable) -> None:
+        """The summary with its buttons (player, mixes) and the waveforms picture."""
+        player = await self._player_link(record)
+        picture = await self._waveforms(player, record)
+        files = [discord.File(picture, filename="waveforms.png")] if picture else []
+        try:
+            message = await target.send(
+                summary(record, result, done, with_picture=picture is not None),
+                nonce=post_nonce(record, SUMMARY), view=summary_view(record, player),
+                files=files,
+            )
+        finally:
+            for file in files:
+                file.close()
+            if picture:
+                await asyncio.to_thread(picture.unlink, True)
+        await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
 
     async def _post_stem(
         self, record: JobRecord, stem: str, source: StemFile,
@@ -132,9 +148,18 @@ class Delivery:
         return DeliveredStem(part, message.id, link)
 
 
-    async def _summary_view(self, record: JobRecord) -> discord.ui.View:
+    async def _player_link(self, record: JobRecord) -> str:
         assert record.service_job_id is not None
-        return summary_view(record, await self._api.player_link(record.service_job_id))
+        return await self._api.player_link(record.service_job_id)
+
+    async def _waveforms(self, player: str, record: JobRecord) -> Path | None:
+        """The summary's picture; a summary without it beats no summary."""
+        target = self._work_dir / f"waveforms-{record.id}.png"
+        try:
+            return await self._api.waveforms(player, target)
+        except ApiError as error:
+            log.warning("job #%d: posting the summary without waveforms: %s", record.id, error)
+            return None
 
 
 def post_nonce(record: JobRecord, part: str) -> str:
@@ -148,12 +173,16 @@ def post_nonce(record: JobRecord, part: str) -> str:
     return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
-def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:
+def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem], *,
+            with_picture: bool = False) -> str:
     cached = ", from cache: this song was separated before" if result.from_cache else ""
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
              f" ({elapsed(record)}{cached})."]
     if result.attached:
         lines.append(f"attached above: {', '.join(shown(record, s) for s in result.attached)}")
+    if with_picture:
+        order = ", ".join(shown(record, stem) for stem in stems_of(record))
+        lines.append(f"the picture: each stem's waveform, top to bottom: {order}")
     for stem in result.linked:
         lines.append(f"{shown(record, stem)} (as a link, too large to attach): {done[stem].link}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from service.errors import InvalidParameter, JobNotFound
 from service.mixes import job_stems, make_spec, parse_gains, parse_output_format
 from service.protocol import Job
 from service.state import SERVICE, Service
+from service.waveforms import waveforms_png
 
 STATIC = Path(__file__).parent / "static"
 player_routes = web.RouteTableDef()
@@ -115,3 +116,14 @@ async def static(request: web.Request) -> web.FileResponse:
 async def start(request: web.Request) -> web.Response:
     """The start page: sign in with a key, separate a file or a link, land on the player."""
     return html_response(page("Separate a song", {}, "start.js"))
+
+
+@player_routes.get("/player/{job_id}/waveforms.png")
+async def waveforms(request: web.Request) -> web.Response:
+    """The stems' waveforms stacked in one PNG, top to bottom in delivery order."""
+    service = request.app[SERVICE]
+    job = await linked_job(request)
+    paths = [await service.content.existing_file(s.content_id, s.path) for s in job_stems(job)]
+    body = await asyncio.to_thread(waveforms_png, paths)
+    return web.Response(body=body, content_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})

@@ -4,6 +4,8 @@ the bot restarts between the click and the post."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import aiohttp
@@ -50,6 +52,20 @@ def decoded(message: Message, folder: Path, name: str) -> np.ndarray:
     return decode(path)
 
 
+def check_waveforms(summary: Message, lanes: int) -> None:
+    """The summary's picture: a PNG of 800 px by one 72 px lane per stem (6 px apart), each
+    lane holding the stem's bars."""
+    (picture,) = summary.attachments
+    assert picture.filename == "waveforms.png" and picture.data.startswith(b"\x89PNG\r\n")
+    width, height = struct.unpack(">II", picture.data[16:24])
+    assert (width, height) == (800, lanes * 78 - 6)
+    raw = zlib.decompress(picture.data[41:-16])  # the one IDAT chunk, without its CRC
+    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + width * 3)[:, 1:]
+    for lane in range(lanes):
+        drawn = rows[lane * 78:lane * 78 + 72] != 255
+        assert drawn.mean() > 0.02, lane  # bars, not an empty lane
+
+
 async def test_buttons_and_mix_post_each_mix_once(
     fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path,
     tmp_path: Path,
@@ -59,6 +75,8 @@ async def test_buttons_and_mix_post_each_mix_once(
         await separated(fake, song, 4)
         record = await bot.jobs.require(1)
         summary = summary_of(fake, record)
+        check_waveforms(summary, lanes=4)
+        assert "top to bottom: vocals, drums, bass, other" in summary.content
         buttons = fake.buttons(summary)
         assert [b["label"] for b in buttons] == ["Open player", "Instrumental", "Drumless",
                                                  "A cappella"]
@@ -112,6 +130,7 @@ async def test_a_click_survives_a_restart_before_its_post(
             await separated(fake, song, 2)
             record = await bot.jobs.require(1)
             summary = summary_of(fake, record)
+            check_waveforms(summary, lanes=2)
             assert [b["label"] for b in fake.buttons(summary)] == [
                 "Open player", "Instrumental", "A cappella"]
             await service.running.stop()  # the click comes; its post cannot be made now

@@ -174,6 +174,10 @@ async def test_a_tampered_or_expired_player_link_is_refused(separated: Separated
         body = json.loads(await response.text())
         assert body["error"] == {"code": "AUTH_FAILED", "message": message}
     await page.screenshot(path=ARTIFACTS / "refused.png")
+    for link in (forged, expired):  # the waveforms picture is behind the same link
+        path, _, query = link.partition("?")
+        async with separated.api.client.get(f"{path}/waveforms.png?{query}") as response:
+            assert response.status == 401
     await page.close()
 
 
