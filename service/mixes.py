@@ -200,7 +200,10 @@ class Mixer:
     async def _mix(self, job: Job, stems: list[Stem], spec: MixSpec) -> MixRecord:
         content = self._content
         await content.writable(job.owner, spec.content_id)
-        name = f"{job.id}-{job.outputs[0].selectors[0]}-mix-{spec.name}.{spec.fmt.extension}"
+        # wav and wav-float share an extension: the name keeps them apart
+        kind = "-float" if spec.fmt is OutputFormat.WAV_FLOAT else ""
+        name = (f"{job.id}-{job.outputs[0].selectors[0]}-mix-{spec.name}{kind}"
+                f".{spec.fmt.extension}")
         rel = str(PurePosixPath(spec.destination, name)) if spec.destination else name
         earlier = await self._store.mixes_of(job.id, spec.digest)
         for record in earlier:

@@ -69,7 +69,7 @@ async def test_each_preset_is_the_sum_of_the_right_stems(separated: Separated,
         made = await mix(separated, preset=preset, format="wav-float")
         assert made["contentId"] == separated.content_id
         name = "instrumental" if preset == "karaoke" else preset
-        assert made["path"] == f"{separated.job['id']}-0-mix-{name}.wav"
+        assert made["path"] == f"{separated.job['id']}-0-mix-{name}-float.wav"
         got = await download(separated.api, made["url"], tmp_path, f"{preset}.wav")
         np.testing.assert_array_equal(got, expected(sources, gains), err_msg=preset)
 
@@ -104,13 +104,16 @@ async def test_the_same_mix_asked_twice_is_rendered_once(separated: Separated) -
 
 async def test_every_format_decodes(separated: Separated, tmp_path: Path) -> None:
     length = (await stems(separated, tmp_path))["vocals"].shape[1]
-    for fmt in ("wav", "flac", "mp3", "opus"):
+    paths = set()
+    for fmt in ("wav", "wav-float", "flac", "mp3", "opus"):
         made = await mix(separated, preset="drumless", format=fmt,
                          destination="/mixes")
         assert made["path"].startswith("mixes/")
+        paths.add(made["path"])
         got = await download(separated.api, made["url"], tmp_path, f"drumless.{fmt}")
         assert abs(got.shape[1] - length) < 4096, fmt  # lossy codecs: a frame or so
         assert float(np.max(np.abs(got))) > 0.01, fmt
+    assert len(paths) == 5  # one file per format, wav and wav-float included
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
@@ -152,3 +155,12 @@ async def test_another_keys_job_and_repository_are_not_found(separated: Separate
     status, body = await api.call("MixJob", {"id": separated.job["id"], "preset": "acapella",
                                              "contentId": bob.default_content})
     assert (status, body["error"]["code"]) == (404, "CONTENT_NOT_FOUND")
+
+
+async def test_list_jobs_without_custom_id_lists_all_the_keys_jobs(separated: Separated
+                                                                   ) -> None:
+    api = separated.api
+    listed = await api.ok("ListJobs", {})
+    assert listed["total"] == 1 and [j["id"] for j in listed["jobs"]] == [separated.job["id"]]
+    assert (await api.ok("ListJobs", {}, key=separated.running.other))["total"] == 0
+    assert (await api.ok("ListJobs", {"customId": "elsewhere"}))["total"] == 0
