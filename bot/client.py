@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.delivery import Delivery
 from bot.jobapi import JobApi
+from bot.mixing import MixButton, Mixes
 from bot.probe import InputFetcher
 from bot.settings import BotSettings
 from bot.status import StatusMessages
@@ -21,7 +22,7 @@ from storage import Database, JobStore, LimitStore
 
 log = logging.getLogger(__name__)
 
-COGS = ("cogs.separate", "cogs.job", "cogs.jobs")
+COGS = ("cogs.separate", "cogs.job", "cogs.jobs", "cogs.mix")
 
 
 class StemTree(app_commands.CommandTree[commands.Bot]):
@@ -55,6 +56,7 @@ class StemBot(commands.Bot):
     statuses: StatusMessages
     tracker: JobTracker
     listener: CallbackListener
+    mixes: Mixes
 
     def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
         # No privileged intents: slash commands need only the guilds intent.
@@ -68,6 +70,7 @@ class StemBot(commands.Bot):
     async def setup_hook(self) -> None:
         for name in COGS:
             await self.load_extension(name)
+        self.add_dynamic_items(MixButton)  # buttons of summaries posted before a restart
         if self._services:
             await self._start_services()
 
@@ -82,6 +85,7 @@ class StemBot(commands.Bot):
         self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key,
                           settings.content_id)
         self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)
+        self.mixes = Mixes(self.jobs, self.delivery)
         self.statuses = StatusMessages(self)
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
                                   settings.callback_base, settings.job_timeout)
@@ -105,6 +109,7 @@ class StemBot(commands.Bot):
         count = await self.tracker.reconcile()
         if count:
             log.info("following %d job(s) that were unfinished at the last stop", count)
+        await self.mixes.resume()
 
     async def close(self) -> None:
         if self._services and hasattr(self, "tracker"):

@@ -14,7 +14,8 @@ import discord
 
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
-from bot.messages import elapsed, headline, stems_of
+from bot.messages import elapsed, headline, shown, stems_of
+from bot.mixing import summary_view
 from separation import TONES, OutputFormat
 from storage import DeliveredStem, JobRecord, JobStore
 
@@ -79,36 +80,86 @@ class Delivery:
             from_cache=all(by_stem[s].from_cache for s in stems_of(record)),
         )
         if SUMMARY not in done:
-            message = await target.send(
-                summary(record, result, done), nonce=post_nonce(record, SUMMARY)
-            )
-            await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
+            await self._post_summary(record, result, done, target)
         return result
+
+    async def _post_summary(self, record: JobRecord, result: Delivered,
+                            done: dict[str, DeliveredStem],
+                            target: discord.PartialMessageable) -> None:
+        """The summary with its buttons (player, mixes) and the waveforms picture."""
+        player = await self._player_link(record)
+        picture = await self._waveforms(player, record)
+        files = [discord.File(picture, filename="waveforms.png")] if picture else []
+        try:
+            message = await target.send(
+                summary(record, result, done, with_picture=picture is not None),
+                nonce=post_nonce(record, SUMMARY), view=summary_view(record, player),
+                files=files,
+            )
+        finally:
+            for file in files:
+                file.close()
+            if picture:
+                await asyncio.to_thread(picture.unlink, True)
+        await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
 
     async def _post_stem(
         self, record: JobRecord, stem: str, source: StemFile,
         target: discord.PartialMessageable, limit: int, folder: Path,
     ) -> DeliveredStem:
+        return await self._post_file(record, stem, shown(record, stem), source, target, limit,
+                                     folder)
+
+    async def post_mix(self, record: JobRecord, part: str, label: str, preset: str) -> None:
+        """Render the preset's mix through MixJob and post it like a stem, once."""
+        assert record.service_job_id is not None
+        source = await self._api.mix_job(record.service_job_id, preset, record.format)
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self._work_dir))
+        try:
+            await self._post_file(record, part, label, source, self.destination(record),
+                                  self.upload_limit(record.guild_id), folder)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _post_file(
+        self, record: JobRecord, part: str, label: str, source: StemFile,
+        target: discord.PartialMessageable, limit: int, folder: Path,
+    ) -> DeliveredStem:
+        """Attach the file within the upload limit (bitrate steps), else post a link."""
         fmt = OutputFormat(record.format)
-        raw = await self._api.download(source, folder / f"{stem}.source", max_bytes=1 << 34)
-        name = f"{record.track_name} - {stem}.{fmt.extension}"
+        raw = await self._api.download(source, folder / f"{part}.source", max_bytes=1 << 34)
+        name = f"{record.track_name} - {label}.{fmt.extension}"
         fitted = await asyncio.to_thread(encode_to_fit, raw, folder / name, fmt, limit)
         if fitted is not None:
             message = await target.send(
-                f"**{stem}**",
+                f"**{label}**",
                 file=discord.File(fitted, filename=name),
-                nonce=post_nonce(record, stem),
+                nonce=post_nonce(record, part),
             )
-            await self._jobs.mark_delivered(record.id, stem, message.id, None)
-            return DeliveredStem(stem, message.id, None)
+            await self._jobs.mark_delivered(record.id, part, message.id, None)
+            return DeliveredStem(part, message.id, None)
         link, expires = await self._api.share_link(source)
         message = await target.send(
-            f"**{stem}**: too large for this server's {limit // MIB} MiB upload limit even"
+            f"**{label}**: too large for this server's {limit // MIB} MiB upload limit even"
             f" after encoding; download it here (link valid until <t:{expires}:f>): {link}",
-            nonce=post_nonce(record, stem),
+            nonce=post_nonce(record, part),
         )
-        await self._jobs.mark_delivered(record.id, stem, message.id, link)
-        return DeliveredStem(stem, message.id, link)
+        await self._jobs.mark_delivered(record.id, part, message.id, link)
+        return DeliveredStem(part, message.id, link)
+
+
+    async def _player_link(self, record: JobRecord) -> str:
+        assert record.service_job_id is not None
+        return await self._api.player_link(record.service_job_id)
+
+    async def _waveforms(self, player: str, record: JobRecord) -> Path | None:
+        """The summary's picture; a summary without it beats no summary."""
+        target = self._work_dir / f"waveforms-{record.id}.png"
+        try:
+            return await self._api.waveforms(player, target)
+        except ApiError as error:
+            log.warning("job #%d: posting the summary without waveforms: %s", record.id, error)
+            return None
 
 
 def post_nonce(record: JobRecord, part: str) -> str:
@@ -122,12 +173,16 @@ def post_nonce(record: JobRecord, part: str) -> str:
     return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
-def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:
+def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem], *,
+            with_picture: bool = False) -> str:
     cached = ", from cache: this song was separated before" if result.from_cache else ""
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
              f" ({elapsed(record)}{cached})."]
     if result.attached:
-        lines.append(f"attached above: {', '.join(result.attached)}")
+        lines.append(f"attached above: {', '.join(shown(record, s) for s in result.attached)}")
+    if with_picture:
+        order = ", ".join(shown(record, stem) for stem in stems_of(record))
+        lines.append(f"the picture: each stem's waveform, top to bottom: {order}")
     for stem in result.linked:
-        lines.append(f"{stem} (as a link, too large to attach): {done[stem].link}")
+        lines.append(f"{shown(record, stem)} (as a link, too large to attach): {done[stem].link}")
     return "\n".join(lines)

@@ -170,6 +170,30 @@ class JobApi:
         link = body["createLinkResponse"]
         return str(link["url"]), int(link["expiresAt"]) // 1000
 
+    async def mix_job(self, job_id: str, preset: str, fmt: str) -> StemFile:
+        """The project's MixJob extension: the job's stems mixed by a named preset."""
+        request = {"id": job_id, "preset": preset, "format": fmt}
+        made = (await self._call("MixJob", "mixJobRequest", request))["mixJobResponse"]
+        return StemFile(Tone.OTHER, str(made["contentId"]), "", str(made["path"]))
+
+    async def player_link(self, job_id: str) -> str:
+        """A signed link to the job's web player (CreatePlayerLink extension)."""
+        body = await self._call("CreatePlayerLink", "createPlayerLinkRequest", {"id": job_id})
+        return str(body["createPlayerLinkResponse"]["url"])
+
+    async def waveforms(self, player_url: str, target: Path) -> Path:
+        """The job's stems drawn stacked in one PNG, fetched through its player link."""
+        path, _, query = player_url.partition("?")
+        try:
+            async with self._session.get(f"{path}/waveforms.png?{query}") as response:
+                if response.status != 200:
+                    raise ApiError(f"the service drew no waveforms (HTTP {response.status})",
+                                   status=response.status)
+                await stream_to_file(response, target, 1 << 24)
+        except (aiohttp.ClientError, BodyTooLarge) as error:
+            raise ApiError(f"the waveforms could not be fetched ({error})") from None
+        return target
+
     def content_url(self, stem: StemFile) -> str:
         return self._content_url(stem.content_id, stem.path)
 

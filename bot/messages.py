@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from separation import StemPreset
+from separation.presets import shown_name
 from storage import JobRecord, JobState
 
 STEM_CHOICES = {
@@ -18,14 +19,20 @@ def stems_of(record: JobRecord) -> tuple[str, ...]:
     return StemPreset.from_count(record.stems).stems
 
 
+def shown(record: JobRecord, stem: str) -> str:
+    """The stem's name in messages and file names: two stems' `other` is `accompaniment`."""
+    return shown_name(StemPreset.from_count(record.stems), stem)
+
+
 # `high` is Demucs' shifts: benchmarks/engine_quality.py measured what each count buys.
 QUALITY_SHIFTS = {"standard": 1, "high": 2}
 
 
 def headline(record: JobRecord) -> str:
     quality = ", high quality" if record.shifts > 1 else ""
+    names = " / ".join(shown(record, stem) for stem in stems_of(record))
     return (f"**{record.track_name}** → {record.stems} stems"
-            f" ({' / '.join(stems_of(record))}), {record.format}{quality} · job #{record.id}")
+            f" ({names}), {record.format}{quality} · job #{record.id}")
 
 
 def status_text(record: JobRecord) -> str:
@@ -71,11 +78,12 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def history_line(record: JobRecord) -> str:
-    """One job in `/jobs history`: member, link, stems, state, times, error."""
+def history_line(record: JobRecord, mixes: tuple[str, ...] = ()) -> str:
+    """One job in `/jobs history`: member, link, stems, state, times, error, mixes posted."""
     created = f"<t:{int(record.created_at)}:f>"
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
     error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
+    error += f"\n  mixes: {', '.join(mixes)}" if mixes else ""
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
             f" · **{record.state.value}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
             f"  submitted {created}{finished}{error}")

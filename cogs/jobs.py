@@ -13,8 +13,9 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.messages import MESSAGE_LIMIT, history_line, shorten
+from bot.mixing import LABELS, POSTED
 from bot.permissions import NotModeratorError, describe_requirement, is_moderator
-from storage import HistoryFilter, JobState
+from storage import HistoryFilter, JobRecord, JobState
 
 if TYPE_CHECKING:
     from bot.client import StemBot
@@ -62,11 +63,17 @@ class HistoryPages(discord.ui.View):
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
+    async def mixes(self, record: JobRecord) -> tuple[str, ...]:
+        """The mixes of the job posted in Discord (buttons, /mix), by name."""
+        parts = await self.bot.jobs.delivered(record.id)
+        return tuple(LABELS[p.removeprefix(POSTED)] for p in sorted(parts)
+                     if p.startswith(POSTED) and p.removeprefix(POSTED) in LABELS)
+
     async def render(self) -> str:
         records = await self.bot.jobs.history(self.where, self.page * PAGE_SIZE, PAGE_SIZE)
         self.previous.disabled = self.page == 0
         self.next.disabled = self.page >= self.pages - 1
-        lines = [history_line(r) for r in records] or ["no jobs match."]
+        lines = [history_line(r, await self.mixes(r)) for r in records] or ["no jobs match."]
         text = (f"**Job history** — page {self.page + 1}/{self.pages}"
                 f" ({self.total} jobs)")
         # Discord refuses longer messages: whole jobs only, and say when some are left out.

@@ -15,7 +15,7 @@ from separation.audio import AudioWriter, Limits, OutputFormat
 from separation.dsp import Float
 from separation.errors import ModelNotInstalledError
 from separation.htdemucs import SAMPLE_RATE, SEGMENT, SOURCES, HTDemucs
-from separation.presets import MAX_SHIFTS, StemPreset
+from separation.presets import MAX_SHIFTS, StemPreset, shown_name
 from separation.runtime import RuntimeConfig
 
 MAX_SHIFT = SAMPLE_RATE // 2  # Demucs' shifts: random delays of up to half a second
@@ -103,11 +103,13 @@ class Separator:
         progress: Progress | None = None,
         shifts: int = 1,
     ) -> dict[str, Path]:
-        """Decode `source` and write `out_dir/<stem>.<ext>`; nothing is left behind on failure."""
+        """Decode `source` and write `out_dir/<shown stem name>.<ext>`; nothing is left behind on
+        failure."""
         self.check(preset)
         mix = audio.decode(source, limits)
         out_dir.mkdir(parents=True, exist_ok=True)
-        final = {stem: out_dir / f"{stem}.{fmt.extension}" for stem in preset.stems}
+        final = {stem: out_dir / f"{shown_name(preset, stem)}.{fmt.extension}"
+                 for stem in preset.stems}
         partial = {stem: path.with_name(f".{path.name}.part") for stem, path in final.items()}
         with contextlib.ExitStack() as stack:
             writers = {

@@ -49,6 +49,11 @@ _STEMS: dict[StemPreset, tuple[str, ...]] = {
     StemPreset.FIVE_STEMS: ("vocals", "drums", "bass", "piano", "other"),
 }
 
+def shown_name(preset: StemPreset, stem: str) -> str:
+    """The name people see: in two stems `other` is everything but vocals, the accompaniment."""
+    return "accompaniment" if preset is StemPreset.TWO_STEMS and stem == "other" else stem
+
+
 TONES: dict[str, Tone] = {
     "vocals": Tone.VOCALS,
     "drums": Tone.DRUMS,

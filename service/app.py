@@ -21,6 +21,8 @@ from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
 from service.jobs import JobRunner
+from service.mixes import Mixer
+from service.player import player_routes
 from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
@@ -63,7 +65,8 @@ async def open_service(settings: ServiceSettings) -> Service:
     document = await asyncio.to_thread(
         resources.files("service").joinpath("openapi.json").read_text)
     service = Service(settings, store, content, callbacks, runner, quota,
-                      settings.input_limits, callback_limits(settings), secret, document)
+                      settings.input_limits, callback_limits(settings), secret, document,
+                      Mixer(store, content, quota))
     await callbacks.start()
     await runner.start()
     return service
@@ -78,6 +81,7 @@ async def close_service(service: Service) -> None:
 def make_app(settings: ServiceSettings) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_JSON_BODY)
     app.add_routes(routes)
+    app.add_routes(player_routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[SERVICE] = await open_service(settings)

@@ -137,3 +137,19 @@ def check_link(secret: bytes, content_id: str, path: str, expires: str, signatur
     expected = link_signature(secret, content_id, path, int(expires))
     if not hmac.compare_digest(expected, signature):
         raise AuthFailed("the link's signature is wrong")
+
+
+# A player link signs the job id under a name no repository can have ('@' is not allowed in a
+# contentId), so a player signature never opens a file and a file's signature no player.
+PLAYER = "@player"
+
+
+def sign_player(secret: bytes, base_url: str, job_id: str, ttl: int) -> tuple[str, int]:
+    """A URL of the job's player page, without credentials until `expires` (unix seconds)."""
+    expires = int(time.time()) + ttl
+    signature = link_signature(secret, PLAYER, job_id, expires)
+    return f"{base_url}/player/{quote(job_id)}?expires={expires}&signature={signature}", expires
+
+
+def check_player(secret: bytes, job_id: str, expires: str, signature: str) -> None:
+    check_link(secret, PLAYER, job_id, expires, signature)

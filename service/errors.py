@@ -95,3 +95,10 @@ class JobFailure(Exception):
 
 class StartupError(Exception):
     """The service cannot start as configured; the message says what to do, in one line."""
+
+
+class JobNotCompleted(ApiError):
+    """A mix or a player needs the stems of a COMPLETED job."""
+
+    status = 409
+    code = "JOB_NOT_COMPLETED"

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from separation import TONES, StemPreset
+from separation.presets import shown_name
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
 from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded
@@ -296,7 +297,10 @@ class JobRunner:
         if stems is None:
             stems = await self._run_worker(job, output, selector, source, out_dir)
             await self._cache.keep(key, stems, job.id)
-        return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}", cached))
+        preset = StemPreset(int(output.method))
+        # named here, not by the file: a cache entry of an older version says `other.wav`
+        return [(path, Result(TONES[stem], f"{job.id}-{selector}-{shown_name(preset, stem)}"
+                              f"{path.suffix}", cached))
                 for stem, path in stems.items()]
 
     async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import authenticate, basic_credentials, check_link, sign_link
+from service.auth import authenticate, basic_credentials, check_link, sign_link, sign_player
 from service.bodies import chunks, counted, cut_off, read_body
 from service.content import check_content_id, clean_path
 from service.errors import (
@@ -27,6 +27,7 @@ from service.errors import (
 )
 from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
+from service.mixes import job_stems, parse_mix
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
 from service.quota import file_size
 from service.state import SERVICE, Service
@@ -142,9 +143,11 @@ async def get_job(
 async def list_jobs(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
-    """One page (`offset`, `limit`) of the caller's jobs with the customId; `total`: all."""
+    """One page (`offset`, `limit`) of the caller's jobs with the customId (without one: all
+    the caller's jobs); `total`: all of them."""
     fields = section(body, "listJobsRequest")
-    custom_id = string(fields, "customId", "listJobsRequest.customId")
+    custom_id = (string(fields, "customId", "listJobsRequest.customId")
+                 if "customId" in fields else None)
     offset = integer(fields, "offset", "listJobsRequest.offset", 0)
     limit = integer(fields, "limit", "listJobsRequest.limit", PAGE_DEFAULT)
     if not 0 <= offset <= MAX_OFFSET:
@@ -191,6 +194,36 @@ async def create_repository(
     return {"createRepositoryResponse": {"contentId": content_id}}
 
 
+async def mix_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    """The job's stems summed with gains (or a preset), written beside its results."""
+    job = await owned_job(service, key, body, "mixJobRequest")
+    stems = job_stems(job)
+    spec = parse_mix(section(body, "mixJobRequest"), stems, job.outputs[0],
+                     service.settings.output_format)
+    record = await service.mixer.mix(job, stems, spec)
+    url, _ = sign_link(service.link_secret, base, record.content_id, record.path,
+                       service.settings.link_ttl)
+    return {"mixJobResponse": {"contentId": record.content_id, "path": record.path,
+                               "url": url}}
+
+
+async def create_player_link(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    """A signed, expiring link to the job's player page; the rules of CreateLink."""
+    job = await owned_job(service, key, body, "createPlayerLinkRequest")
+    job_stems(job)  # only a COMPLETED job with stems has a player
+    ttl = integer(section(body, "createPlayerLinkRequest"), "expiresIn",
+                  "createPlayerLinkRequest.expiresIn", service.settings.link_ttl)
+    if not 0 < ttl <= MAX_LINK_TTL:
+        raise InvalidParameter(
+            f"createPlayerLinkRequest.expiresIn must be 1..{MAX_LINK_TTL} seconds")
+    url, expires = sign_player(service.link_secret, base, job.id, ttl)
+    return {"createPlayerLinkResponse": {"url": url, "expiresAt": str(expires * 1000)}}
+
+
 ACTIONS: dict[str, Action] = {
     "CreateJob": create_job,
     "GetJob": get_job,
@@ -198,6 +231,8 @@ ACTIONS: dict[str, Action] = {
     "CancelJob": cancel_job,
     "CreateLink": create_link,
     "CreateRepository": create_repository,
+    "MixJob": mix_job,
+    "CreatePlayerLink": create_player_link,
 }
 
 

@@ -10,6 +10,7 @@ from service.callbacks import Callbacks
 from service.content import ContentStore
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
+from service.mixes import Mixer
 from service.quota import StorageQuota
 from service.settings import ServiceSettings
 from service.store import Store
@@ -27,6 +28,7 @@ class Service:
     callback_limits: FetchLimits
     link_secret: bytes
     openapi: str
+    mixer: Mixer
     # Where links point: STEMBOT_PUBLIC_URL, else the address listened on (set once bound);
     # never a request's Host header, which the caller chooses.
     base_url: str = ""

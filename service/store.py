@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_custom_id ON jobs (owner, custom_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_owner_state ON jobs (owner, state);
+-- a mix is a result derived from a job: it goes when its job goes
+CREATE TABLE IF NOT EXISTS mixes (
+    job_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gains TEXT NOT NULL,
+    format TEXT NOT NULL,
+    content_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, content_id, path)
+);
+CREATE INDEX IF NOT EXISTS mixes_by_digest ON mixes (job_id, digest);
 """
 
 _OPEN = (int(State.SUBMITTED), int(State.PROCESSING))
@@ -86,6 +99,20 @@ class NewKey:
     secret_id: str
     secret_key: str
     default_content: str
+
+
+@dataclass(frozen=True, slots=True)
+class MixRecord:
+    """One rendered mix of a job: where it is, and what it holds (gains by stem, format)."""
+
+    job_id: str
+    digest: str
+    name: str
+    gains: dict[str, float]
+    format: str
+    content_id: str
+    path: str
+    created_at: int
 
 
 class SchemaError(RuntimeError):
@@ -216,6 +243,29 @@ class Store:
         ) as cur:
             return [str(row[0]) for row in await cur.fetchall()]
 
+    # --- mixes ---------------------------------------------------------------------------
+
+    @serialized
+    async def add_mix(self, mix: MixRecord) -> None:
+        """Record a mix; the same place written again replaces the older record."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (mix.job_id, mix.digest, mix.name, json.dumps(mix.gains), mix.format,
+             mix.content_id, mix.path, mix.created_at))
+        await self._db.commit()
+
+    @serialized
+    async def mixes_of(self, job_id: str, digest: str | None = None) -> list[MixRecord]:
+        """The job's mixes, oldest first; with `digest`, only those of that mix."""
+        sql, args = "SELECT * FROM mixes WHERE job_id=?", [job_id]
+        if digest is not None:
+            sql, args = sql + " AND digest=?", [job_id, digest]
+        async with self._db.execute(sql + " ORDER BY created_at, path", args) as cur:
+            rows = await cur.fetchall()
+        return [MixRecord(r["job_id"], r["digest"], r["name"], json.loads(r["gains"]),
+                          r["format"], r["content_id"], r["path"], r["created_at"])
+                for r in rows]
+
     # --- jobs ----------------------------------------------------------------------------
 
     @serialized
@@ -252,17 +302,19 @@ class Store:
         return _job(row) if row else None
 
     @serialized
-    async def jobs_by_custom_id(self, owner: str, custom_id: str, offset: int = 0,
+    async def jobs_by_custom_id(self, owner: str, custom_id: str | None, offset: int = 0,
                                 limit: int = -1) -> tuple[list[Job], int]:
-        """One page of the key's jobs with this customId, oldest first, and how many in all."""
+        """One page of the key's jobs with this customId (None: all its jobs), oldest first,
+        and how many in all."""
+        where, args = "owner=?", [owner]
+        if custom_id is not None:
+            where, args = where + " AND custom_id=?", [owner, custom_id]
         async with self._db.execute(
-            "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq LIMIT ? OFFSET ?",
-            (owner, custom_id, limit, offset)
+            f"SELECT * FROM jobs WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*args, limit, offset)
         ) as cur:
             jobs = [_job(row) for row in await cur.fetchall()]
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE owner=? AND custom_id=?", (owner, custom_id)
-        ) as cur:
+        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return jobs, int(row[0]) if row else 0
 

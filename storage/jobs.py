@@ -239,6 +239,17 @@ class JobStore:
         return {row["stem"]: DeliveredStem(row["stem"], row["message_id"], row["link"])
                 for row in rows}
 
+    async def pending_mixes(self, asked: str, posted: str) -> list[tuple[int, str]]:
+        """(job id, preset) of every part `asked + preset` without its `posted + preset`."""
+        async with self._conn.execute(
+            "SELECT a.job_id, substr(a.stem, ?) AS preset FROM delivered_stems a"
+            " WHERE a.stem LIKE ? || '%' AND NOT EXISTS (SELECT 1 FROM delivered_stems b"
+            " WHERE b.job_id = a.job_id AND b.stem = ? || substr(a.stem, ?))"
+            " ORDER BY a.job_id, a.stem",
+            (len(asked) + 1, asked, posted, len(asked) + 1),
+        ) as cursor:
+            return [(int(row[0]), str(row[1])) for row in await cursor.fetchall()]
+
     async def mark_delivered(
         self, job_id: int, stem: str, message_id: int | None, link: str | None
     ) -> None:

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     logs.configure()
     settings = settings_from(args)
     banner = (f"stembot job service: http://{settings.host}:{settings.port}/release/job\n"
+              f"  in a browser: http://{settings.host}:{settings.port}/ (sign in with a key,"
+              f" separate a song, play its stems)\n"
               f"  data: {settings.data_dir}/ (SQLite + content repositories)\n"
               f"  API document: http://{settings.host}:{settings.port}/openapi.json\n"
               f"  create a key: stembot keys create --name NAME\n"

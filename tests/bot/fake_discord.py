@@ -76,6 +76,7 @@ class Message:
     content: str
     attachments: list[Attachment] = field(default_factory=list)
     edits: list[str] = field(default_factory=list)
+    components: list[Json] = field(default_factory=list)
 
     def payload(self, base: str) -> Json:
         return {
@@ -83,7 +84,7 @@ class Message:
             "author": user_payload(BOT_ID, "stembot", bot=True), "content": self.content,
             "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
-            "pinned": False, "type": 0, "flags": 0, "components": [],
+            "pinned": False, "type": 0, "flags": 0, "components": self.components,
             "attachments": [
                 {"id": str(self.id * 10 + i), "filename": a.filename, "size": len(a.data),
                  "url": f"{base}/attachments/{self.id}/{i}/{a.filename}",
@@ -218,6 +219,19 @@ class FakeDiscord:
             message=log.original.payload(self.base))
         await self.wait_until(lambda: clicked.callback is not None, seconds=10)
         return clicked
+
+    def buttons(self, message: Message) -> list[Json]:
+        return [c for row in message.components for c in row["components"]]
+
+    async def press(self, message: Message, label: str, *, user_id: int) -> InteractionLog:
+        """Press the button labelled `label` on a message the bot posted in a channel."""
+        custom_id = next(b["custom_id"] for b in self.buttons(message)
+                         if b.get("label") == label)
+        pressed = await self._interaction(
+            3, {"custom_id": custom_id, "component_type": 2}, user_id, (),
+            message=message.payload(self.base))
+        await self.wait_until(lambda: pressed.callback is not None, seconds=10)
+        return pressed
 
     async def _interaction(self, kind: int, data: Json, user_id: int, roles: tuple[int, ...],
                            message: Json | None = None) -> InteractionLog:
@@ -417,6 +431,7 @@ class FakeDiscord:
             # Discord's enforce_nonce: a repeat gets the message the first request made
             return _json(self.messages[self.nonces[nonce]].payload(self.base))
         message = self._store(int(request.match_info["cid"]), content or "", attachments)
+        message.components = payload.get("components") or []
         if nonce is not None:
             self.nonces[nonce] = message.id
         await self._notify()

@@ -18,7 +18,9 @@ STEMS = ("vocals", "drums", "bass", "other")
 
 
 def stem_messages(fake: FakeDiscord, thread_id: int) -> list[Message]:
-    return [m for m in fake.in_channel(thread_id) if m.attachments]
+    """The messages with an audio file: the summary's picture is not a stem."""
+    return [m for m in fake.in_channel(thread_id)
+            if m.attachments and m.attachments[0].filename != "waveforms.png"]
 
 
 async def test_separate_delivers_stems_in_a_thread(

@@ -55,7 +55,7 @@ async def test_restart_reconciles_and_delivers_links_once(
     assert record.state is JobState.DONE and record.thread_id is not None
     posted = fake.in_channel(record.thread_id)
     stems, summary = posted[:-1], posted[-1]
-    assert [m.content.split(":")[0] for m in stems] == ["**vocals**", "**other**"]
+    assert [m.content.split(":")[0] for m in stems] == ["**vocals**", "**accompaniment**"]
     assert all("too large for this server's" in m.content and not m.attachments for m in stems)
     assert "your stems are ready" in summary.content
     async with aiohttp.ClientSession() as session:
@@ -102,6 +102,6 @@ async def test_a_kill_between_posting_and_recording_posts_each_stem_once(
         record = await bot.jobs.require(1)
     assert record.thread_id is not None
     posted = [m.content.split("\n")[0] for m in fake.in_channel(record.thread_id)]
-    assert posted[:2] == ["**vocals**", "**other**"] and len(posted) == 3, posted
+    assert posted[:2] == ["**vocals**", "**accompaniment**"] and len(posted) == 3, posted
     assert "your stems are ready" in fake.in_channel(record.thread_id)[2].content
 

@@ -15,7 +15,7 @@ async def test_sync_registers_commands_in_a_guild_and_globally(
 ) -> None:
     settings = bot_settings(tmp_path, None)
     names = await sync(settings, GUILD_ID)
-    assert sorted(names) == ["job", "jobs", "separate"]
+    assert sorted(names) == ["job", "jobs", "mix", "separate"]
     commands = {c["name"]: c for c in fake.commands[GUILD_ID]}
     separate = {o["name"]: o for o in commands["separate"]["options"]}
     assert [c["name"] for c in separate["stems"]["choices"]] == [
@@ -29,6 +29,6 @@ async def test_sync_registers_commands_in_a_guild_and_globally(
     assert {o["name"] for o in commands["job"]["options"]} == {"status", "cancel"}
 
     await sync(settings, None)
-    assert sorted(c["name"] for c in fake.commands[None]) == ["job", "jobs", "separate"]
+    assert sorted(c["name"] for c in fake.commands[None]) == ["job", "jobs", "mix", "separate"]
     # Syncing opened no database and no listener: it is a pure registration.
     assert not (tmp_path / "bot").exists()

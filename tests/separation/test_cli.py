@@ -22,7 +22,7 @@ def test_separate_writes_one_file_per_stem(demo_wav: Path, demo_mix: Float, tmp_
     )
     assert result.returncode == 0, result.stderr
     assert f"2 stems written to {out}/" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["other.flac", "vocals.flac"]
+    assert sorted(p.name for p in out.iterdir()) == ["accompaniment.flac", "vocals.flac"]
     for path in out.iterdir():
         assert decode(path).shape == demo_mix.shape
 

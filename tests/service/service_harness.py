@@ -16,8 +16,10 @@ import yarl
 from aiohttp import web
 from openapi_check import check, response_schema
 
+from separation import OutputFormat
 from service.app import RunningService, start_service
 from service.settings import ServiceSettings
+from service.state import SERVICE
 from service.store import NewKey, Store
 
 DOCUMENT = json.loads((Path(__file__).parents[2] / "service" / "openapi.json").read_text())
@@ -209,3 +211,42 @@ async def serving(data_dir: Path, **changes: Any) -> AsyncIterator[Running]:
             yield Running(service, settings, Api(client, service.url, key), other)
     finally:
         await service.stop()
+
+
+class Separated:
+    """A completed job on a running service, and where its stems are."""
+
+    def __init__(self, running: Running, job: dict[str, Any]) -> None:
+        self.running, self.job = running, job
+        self.api: Api = running.api
+        output = job["outputs"][0]
+        self.content_id: str = output["contentId"]
+        self.results = {r["fileName"].rsplit("-", 1)[1].split(".")[0]: r["fileName"]
+                        for r in output["smartContentResult"]["musicSeperate"]}
+
+    def folder(self) -> Path:
+        return self.running.settings.content_dir / self.content_id
+
+    def store(self) -> Store:
+        return self.running.service.runner.app[SERVICE].store
+
+    def files(self) -> set[str]:
+        return {str(p.relative_to(self.folder())) for p in self.folder().rglob("*")}
+
+
+@contextlib.asynccontextmanager
+async def separated_job(data_dir: Path, clip: Path, method: int = 2
+                        ) -> AsyncIterator[Separated]:
+    """A service with a COMPLETED job of `clip` (uploaded, then separated by the real model),
+    its stems in wav-float so that sums can be checked sample for sample."""
+    async with serving(data_dir, output_format=OutputFormat.WAV_FLOAT) as running:
+        api, key = running.api, running.api.key
+        status, _ = await api.raw("PUT", f"/content/{key.default_content}/clip.wav",
+                                  data=await asyncio.to_thread(clip.read_bytes),
+                                  headers=basic_header(key))
+        assert status == 201
+        created = await api.create([{"source": {"contentId": key.default_content,
+                                                "path": "clip.wav"}}], method=method)
+        job = await api.wait(created["id"], within=180)
+        assert job["state"] == 3, job
+        yield Separated(running, job)

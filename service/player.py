@@ -1,0 +1,129 @@
+"""The web stem player: a page per job behind a signed player link, and its mix download."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from service.auth import check_player, sign_link
+from service.content import clean_path
+from service.errors import InvalidParameter, JobNotFound
+from service.mixes import job_stems, make_spec, parse_gains, parse_output_format
+from service.protocol import Job
+from service.state import SERVICE, Service
+from service.waveforms import waveforms_png
+
+STATIC = Path(__file__).parent / "static"
+player_routes = web.RouteTableDef()
+# The page runs only its own script and styles and talks only to this service.
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+          " media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+async def linked_job(request: web.Request) -> Job:
+    """The job of a valid player link whose owner key is still active."""
+    service = request.app[SERVICE]
+    job_id = request.match_info["job_id"]
+    check_player(service.link_secret, job_id, request.query.get("expires", ""),
+                 request.query.get("signature", ""))
+    job = await service.store.job(job_id)
+    # A revoked key's links die with it, as content links do.
+    if job is None or await service.store.key(job.owner) is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    return job
+
+
+def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[str, Any]:
+    """What the page's script needs: each stem's signed link, valid as long as the page's."""
+    ttl = max(1, expires - int(time.time()))
+    stems = [{"name": s.name,
+              "url": sign_link(service.link_secret, "", s.content_id, s.path, ttl)[0]}
+             for s in job_stems(job)]
+    query = f"expires={expires}&signature={signature}"
+    return {"job": job.id, "title": job.custom_id or job.id, "stems": stems,
+            "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
+
+
+def page(title: str, data: dict[str, Any], script: str) -> str:
+    # '<' escaped: no stem name or customId can close the script element
+    payload = json.dumps(data).replace("<", "\\u003c")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)} · stembot</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/player.css"></head>
+<body><main id="app"></main>
+<script type="application/json" id="page-data">{payload}</script>
+<script src="/static/{script}"></script></body></html>
+"""
+
+
+def html_response(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/html", headers={
+        "Content-Security-Policy": POLICY, "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+
+
+@player_routes.get("/player/{job_id}")
+async def player(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    job = await linked_job(request)
+    data = page_data(service, job, int(request.query["expires"]), request.query["signature"])
+    return html_response(page(data["title"], data, "player.js"))
+
+
+@player_routes.get("/player/{job_id}/mix")
+async def player_mix(request: web.Request) -> web.Response:
+    """The mix as set in the player (`gains` JSON, `format`), then to its signed link."""
+    service = request.app[SERVICE]
+    job = await linked_job(request)
+    stems = job_stems(job)
+    try:
+        raw = json.loads(request.query.get("gains", "{}"))
+    except ValueError:
+        raise InvalidParameter("gains must be a JSON object of stem: gain") from None
+    gains = parse_gains(raw, [s.name for s in stems], "gains")
+    fmt = parse_output_format(request.query.get("format", service.settings.output_format),
+                              "format")
+    output = job.outputs[0]
+    destination = clean_path(output.destination, "destination", root_slash=True)
+    spec = make_spec(gains, fmt, output.content_id, destination)
+    record = await service.mixer.mix(job, stems, spec)
+    url, _ = sign_link(service.link_secret, "", record.content_id, record.path,
+                       service.settings.link_ttl)
+    raise web.HTTPSeeOther(url)
+
+
+@player_routes.get("/static/{name}")
+async def static(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not await asyncio.to_thread(path.is_file):
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache",
+                                           "X-Content-Type-Options": "nosniff"})
+
+
+@player_routes.get("/")
+async def start(request: web.Request) -> web.Response:
+    """The start page: sign in with a key, separate a file or a link, land on the player."""
+    return html_response(page("Separate a song", {}, "start.js"))
+
+
+@player_routes.get("/player/{job_id}/waveforms.png")
+async def waveforms(request: web.Request) -> web.Response:
+    """The stems' waveforms stacked in one PNG, top to bottom in delivery order."""
+    service = request.app[SERVICE]
+    job = await linked_job(request)
+    paths = [await service.content.existing_file(s.content_id, s.path) for s in job_stems(job)]
+    body = await asyncio.to_thread(waveforms_png, paths)
+    return web.Response(body=body, content_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})

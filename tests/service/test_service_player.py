@@ -1,0 +1,236 @@
+"""The stem player in a real browser (Debian's chromium, headless, driven by Playwright) on a
+real job's player link; and CreatePlayerLink's refusals over plain HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright
+from service_harness import Separated, separated_job
+
+from separation import decode
+from service.auth import link_secret, sign_player
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--autoplay-policy=no-user-gesture-required"]
+# screenshots land here for the CI run (and a person) to look at; git-ignored
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "player"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
+                    ) -> AsyncIterator[Separated]:
+    async with separated_job(tmp_path_factory.mktemp("player") / "data", short_wav) as job:
+        yield job
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        await launched.close()
+
+
+async def player_link(separated: Separated, **fields: Any) -> str:
+    made = await separated.api.ok("CreatePlayerLink", {"id": separated.job["id"], **fields})
+    assert re.fullmatch(r"[0-9]+", made["expiresAt"])
+    url: str = made["url"]
+    return url
+
+
+class Watched:
+    """A page with its console errors and every URL it requested."""
+
+    def __init__(self, page: Page) -> None:
+        self.page, self.errors, self.requests = page, list[str](), list[str]()
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    async def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = await self.page.evaluate("window.stemPlayer.state()")
+        return state
+
+    async def until(self, condition: str, within: float = 20) -> dict[str, Any]:
+        """Wait until a JS condition over `s` (the player's state) holds; the state then.
+
+        Polled with evaluate: wait_for_function evaluates a string, which the page's
+        Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
+        check = f"() => (s => ({condition}))(window.stemPlayer.state())"
+        async with asyncio.timeout(within):
+            while not await self.page.evaluate(check):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return await self.state()
+
+
+def gains(state: dict[str, Any]) -> dict[str, float]:
+    return {s["name"]: s["effective"] for s in state["stems"]}
+
+
+async def test_the_player_plays_mutes_and_solos_in_a_real_browser(
+        separated: Separated, browser: Browser) -> None:
+    url = await player_link(separated)
+    page = await browser.new_page(viewport={"width": 1000, "height": 800})
+    watched = Watched(page)
+    response = await page.goto(url)
+    assert response is not None and response.status == 200
+    state = await watched.until("s.ready")
+    assert [s["name"] for s in state["stems"]] == ["vocals", "drums", "bass", "other"]
+    assert state["duration"] == pytest.approx(5.0, abs=0.05)
+
+    await page.keyboard.press("Space")
+    state = await watched.until("s.playing && s.time > 0.5 && s.level > 0.001")
+    await page.screenshot(path=ARTIFACTS / "playing.png")
+
+    await page.keyboard.press("1")  # mute vocals
+    state = await watched.until("s.stems[0].muted && s.stems[0].gain === 0")
+    assert gains(state) == {"vocals": 0, "drums": 1, "bass": 1, "other": 1}
+    await page.click("[data-stem=drums] .solo")
+    state = await watched.until("s.stems[1].solo")
+    assert gains(state) == {"vocals": 0, "drums": 1, "bass": 0, "other": 0}
+    assert [s["gain"] for s in state["stems"]] == [0, 1, 0, 0]  # the audio graph itself
+    await page.click("[data-stem=drums] .mute")  # soloed and muted: nothing sounds
+    state = await watched.until("s.level < 0.0001 && s.playing")
+    assert set(gains(state).values()) == {0}
+    await page.click("[data-stem=drums] .mute")
+    await page.screenshot(path=ARTIFACTS / "drums-solo.png")
+    await page.keyboard.press("Space")
+    state = await watched.until("!s.playing")
+
+    # the stems came through signed content links only, and nothing left the service
+    stems = [u for u in watched.requests if "/content/" in u]
+    assert len(stems) == 4 and all("signature=" in u for u in stems), watched.requests
+    assert all(u.startswith(separated.running.service.url) for u in watched.requests)
+    assert watched.errors == [] and state["errors"] == []
+    await page.close()
+
+
+async def test_the_mix_download_is_the_mix_as_set(separated: Separated, browser: Browser,
+                                                  tmp_path: Path) -> None:
+    page = await browser.new_page()
+    watched = Watched(page)
+    await page.goto(await player_link(separated))
+    await watched.until("s.ready")
+    await page.click("[data-stem=drums] .solo")
+    await page.select_option("#mix-format", "wav-float")
+    await watched.until("s.stems[1].solo")
+    async with page.expect_download() as info:
+        await page.click("#mix-download")
+    saved = tmp_path / "mix.wav"
+    await (await info.value).save_as(saved)
+    mix = await asyncio.to_thread(decode, saved)
+    drums = await asyncio.to_thread(decode, separated.folder() / separated.results["drums"])
+    np.testing.assert_array_equal(mix, drums)  # drums solo: the drums alone, sample for sample
+    assert watched.errors == []
+    await page.close()
+
+
+async def test_the_player_fits_a_phone_and_the_keyboard(separated: Separated,
+                                                        browser: Browser) -> None:
+    page = await browser.new_page(viewport={"width": 375, "height": 740}, is_mobile=True)
+    watched = Watched(page)
+    await page.goto(await player_link(separated))
+    await watched.until("s.ready")
+    fits = await page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert fits, "the page scrolls sideways on a phone"
+    await page.keyboard.press("2")
+    await page.keyboard.press("ArrowRight")
+    await watched.until("s.stems[1].muted && s.time >= 5 - 0.01")
+    await page.screenshot(path=ARTIFACTS / "phone.png", full_page=True)
+    assert watched.errors == []
+    await page.close()
+
+
+async def test_a_tampered_or_expired_player_link_is_refused(separated: Separated,
+                                                            browser: Browser) -> None:
+    url = await player_link(separated)
+    query = parse_qs(urlsplit(url).query)
+    signature = query["signature"][0]
+    forged = url.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
+    secret = await asyncio.to_thread(link_secret, separated.running.settings.data_dir)
+    expired, _ = sign_player(secret, separated.running.service.url, separated.job["id"], -60)
+    other_job = url.replace(separated.job["id"], separated.job["id"][:-1] + "x")
+    page = await browser.new_page()
+    for link, message in [(forged, "the link's signature is wrong"),
+                          (expired, "the link has expired"),
+                          (other_job, "the link's signature is wrong")]:
+        response = await page.goto(link)
+        assert response is not None and response.status == 401
+        body = json.loads(await response.text())
+        assert body["error"] == {"code": "AUTH_FAILED", "message": message}
+    await page.screenshot(path=ARTIFACTS / "refused.png")
+    for link in (forged, expired):  # the waveforms picture is behind the same link
+        path, _, query = link.partition("?")
+        async with separated.api.client.get(f"{path}/waveforms.png?{query}") as response:
+            assert response.status == 401
+    await page.close()
+
+
+async def test_create_player_link_refuses_bad_requests(separated: Separated) -> None:
+    api, job_id = separated.api, separated.job["id"]
+    status, body = await api.call("CreatePlayerLink", {"id": job_id, "expiresIn": 0})
+    assert status == 400 and body["error"]["message"] == (
+        "createPlayerLinkRequest.expiresIn must be 1..31536000 seconds")
+    status, body = await api.call("CreatePlayerLink", {"id": job_id},
+                                  key=separated.running.other)
+    assert (status, body["error"]["code"]) == (404, "JOB_NOT_FOUND")
+    status, body = await api.call("CreatePlayerLink", {})
+    assert (status, body["error"]["message"]) == (400, "createPlayerLinkRequest.id is required")
+
+
+async def signed_in(page: Page, separated: Separated, secret_key: str) -> None:
+    await page.goto(separated.running.service.url + "/")
+    await page.fill("[name=secretId]", separated.api.key.secret_id)
+    await page.fill("[name=secretKey]", secret_key)
+    await page.click("#signin button[type=submit]")
+
+
+async def test_the_start_page_refuses_a_wrong_key(separated: Separated,
+                                                  browser: Browser) -> None:
+    page = await browser.new_page()
+    await signed_in(page, separated, "not-the-key")
+    status = page.locator("#status")
+    await status.filter(has_text="Sign-in failed").wait_for()
+    assert await status.text_content() == "Sign-in failed: unknown secretId or wrong secretKey"
+    assert await page.locator("#separate").count() == 0
+    await page.close()
+
+
+async def test_the_start_page_separates_an_upload_and_lands_on_its_player(
+        separated: Separated, browser: Browser, short_wav: Path) -> None:
+    page = await browser.new_page(viewport={"width": 800, "height": 700})
+    watched = Watched(page)
+    await signed_in(page, separated, separated.api.key.secret_key)
+    earlier = page.locator(f"#jobs li[data-job='{separated.job['id']}']")
+    await earlier.wait_for()  # the key's recent jobs, the one made by the fixture among them
+    assert "completed" in (await earlier.text_content() or "")
+    await page.set_input_files("[name=file]", short_wav)
+    await page.select_option("[name=stems]", "2")
+    await page.screenshot(path=ARTIFACTS / "start.png")
+    await page.click("#separate button[type=submit]")
+    await page.wait_for_url("**/player/**", timeout=240_000)
+    state = await watched.until("s.ready", within=30)
+    # two stems: the non-vocal one is the accompaniment wherever people see it
+    assert [s["name"] for s in state["stems"]] == ["vocals", "accompaniment"]
+    await page.screenshot(path=ARTIFACTS / "player-two-stems.png")
+    await page.goto(separated.running.service.url + "/")  # the key stays for this tab
+    await page.locator("#jobs li").nth(1).wait_for()
+    newest = await page.locator("#jobs li").first.text_content() or ""
+    assert "completed" in newest and separated.job["id"] not in newest
+    assert watched.errors == []
+    await page.close()
