@@ -1,0 +1,109 @@
+"""Retention: DeleteJob, DELETE /content, STEMBOT_RESULT_TTL expiry, 410 Gone, the cache."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from service_harness import Api, Origin, Running, basic_header, serving
+from test_service_cache import separated
+
+from service.store import NewKey
+
+
+def result_paths(job: dict[str, Any]) -> list[str]:
+    output = job["outputs"][0]
+    return [f"/content/{output['contentId']}/{r['fileName']}"
+            for r in output["smartContentResult"]["musicSeperate"]]
+
+
+async def link_for(api: Api, path: str) -> str:
+    _, content_id, rel = path.split("/", 3)[1:]
+    made = await api.ok("CreateLink", {"contentId": content_id, "path": rel})
+    url = urlsplit(made["url"])
+    return f"{url.path}?{url.query}"
+
+
+async def gone_everywhere(api: Api, paths: list[str], links: list[str], key: NewKey) -> None:
+    """Each file and each signed link answers 410 CONTENT_GONE, never a file."""
+    for path in paths:
+        status, body = await api.raw("GET", path, headers=basic_header(key))
+        assert status == 410 and body["error"]["code"] == "CONTENT_GONE", body
+    for link in links:
+        status, body = await api.raw("GET", link)
+        assert status == 410 and body["error"]["code"] == "CONTENT_GONE", body
+
+
+async def no_stems_on_disk(running: Running, job_id: str) -> None:
+    data = running.settings.data_dir
+    left = await asyncio.to_thread(
+        lambda: [p for p in data.rglob(f"*{job_id}*") if "work" not in p.parts])
+    assert left == []
+
+
+async def test_delete_a_finished_job(tmp_path: Path, origin: Origin) -> None:
+    async with serving(tmp_path / "data") as running:
+        api, alice, bob = running.api, running.api.key, running.other
+        clip = origin.url + "/files/clip.wav"
+        job = await separated(api, clip, alice)
+        paths = result_paths(job)
+        links = [await link_for(api, path) for path in paths]
+        status, body = await api.call("DeleteJob", {"id": job["id"]}, key=bob)
+        assert status == 404 and body["error"]["code"] == "JOB_NOT_FOUND"
+        assert (await api.raw("GET", paths[0], headers=basic_header(alice)))[0] == 200
+        deleted = (await api.ok("DeleteJob", {"id": job["id"]}))["job"]
+        assert deleted["state"] == 3 and int(deleted["deletedAt"]) > 0
+        await gone_everywhere(api, paths, links, alice)
+        await no_stems_on_disk(running, job["id"])
+        assert (await api.ok("DeleteJob", {"id": job["id"]}))["job"] == deleted  # idempotent
+        assert await api.job(job["id"]) == deleted  # the record stays
+        # the cache entry made by the deleted job's separation went with it
+        again = await separated(api, clip, alice)
+        assert not any(r.get("fromCache") for r in
+                       again["outputs"][0]["smartContentResult"]["musicSeperate"])
+
+
+async def test_delete_an_open_job(running: Running, origin: Origin) -> None:
+    api = running.api
+    job = await api.create([{"url": origin.url + "/slow?s=30"}])
+    deleted = (await api.ok("DeleteJob", {"id": job["id"]}))["job"]
+    assert deleted["state"] == 5 and int(deleted["deletedAt"]) > 0
+    assert await api.job(job["id"]) == deleted
+    status, body = await api.call("DeleteJob", {})
+    assert status == 400 and body["error"]["code"] == "INVALID_PARAMETER"
+
+
+async def test_delete_content(running: Running) -> None:
+    api, alice, bob = running.api, running.api.key, running.other
+    repo = await api.repository("mine")
+    path = f"/content/{repo}/uploads/song.wav"
+    assert (await api.raw("PUT", path, data=b"abc", headers=basic_header(alice)))[0] == 201
+    status, body = await api.raw("DELETE", path, headers=basic_header(bob))
+    assert status == 404 and body["error"]["code"] == "CONTENT_NOT_FOUND"
+    assert (await api.raw("DELETE", path, headers=basic_header(alice)))[0] == 204
+    assert (await api.raw("GET", path, headers=basic_header(alice)))[0] == 404
+    status, body = await api.raw("DELETE", path, headers=basic_header(alice))
+    assert status == 404 and body["error"]["code"] == "CONTENT_NOT_FOUND"
+    status, body = await api.raw("DELETE", f"/content/{repo}/uploads",
+                                 headers=basic_header(alice))
+    assert status == 404  # a folder is not a file
+    assert (await api.raw("DELETE", path))[0] == 401
+
+
+async def test_results_expire_after_the_ttl(tmp_path: Path, origin: Origin) -> None:
+    async with serving(tmp_path / "data", result_ttl=2) as running:
+        api, alice = running.api, running.api.key
+        clip = origin.url + "/files/clip.wav"
+        job = await separated(api, clip, alice)
+        paths = result_paths(job)
+        links = [await link_for(api, path) for path in paths]
+        expired = await api.until(job["id"], lambda j: "resultsExpiredAt" in j, within=30)
+        assert expired["state"] == 3 and "deletedAt" not in expired
+        assert expired["timing"] == job["timing"]  # the record stays, with its timing
+        await gone_everywhere(api, paths, links, alice)
+        await no_stems_on_disk(running, job["id"])
+        again = await separated(api, clip, alice)  # its cache entry expired with it
+        assert not any(r.get("fromCache") for r in
+                       again["outputs"][0]["smartContentResult"]["musicSeperate"])
