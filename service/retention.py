@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from service.content import clean_path
 from service.errors import StorageFull
-from service.protocol import Job
+from service.protocol import Job, State
 from service.result_cache import ResultCache
 from service.settings import ServiceSettings
 from service.store import Gone, Store, now_ms
@@ -32,15 +32,16 @@ def free_bytes(folder: Path) -> int | None:
 
 
 def job_files(content_root: Path, job: Job) -> list[Gone]:
-    """The job's result files: those its record names, and any `<job id>-*` file in its
-    destinations (a run stopped while delivering leaves some it never recorded)."""
+    """The job's result files: those its record names, and for a job that did not complete
+    any `<job id>-*` file in its destinations (a run stopped while delivering leaves some)."""
     found: dict[tuple[str, str], Gone] = {}
     for output in job.outputs:
         destination = clean_path(output.destination, "destination", root_slash=True)
         names = [r.file_name for r in output.results or ()]
         folder = content_root / output.content_id / destination
-        with contextlib.suppress(OSError):
-            names += [p.name for p in folder.glob(f"{job.id}-*") if p.is_file()]
+        if job.state is not State.COMPLETED:  # a scan costs a whole folder: only when needed
+            with contextlib.suppress(OSError):
+                names += [p.name for p in folder.glob(f"{job.id}-*") if p.is_file()]
         for name in names:
             rel = str(PurePosixPath(destination, name)) if destination else name
             found[output.content_id, rel] = Gone(output.content_id, rel)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from service_harness import Api, Origin, Running, basic_header, serving
 from test_service_cache import separated
 
-from service.store import NewKey
+from service import retention
+from service.store import NewKey, Store
 
 
 def result_paths(job: dict[str, Any]) -> list[str]:
@@ -107,3 +110,67 @@ async def test_results_expire_after_the_ttl(tmp_path: Path, origin: Origin) -> N
         again = await separated(api, clip, alice)  # its cache entry expired with it
         assert not any(r.get("fromCache") for r in
                        again["outputs"][0]["smartContentResult"]["musicSeperate"])
+
+
+V1_JOBS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema', '1');
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+    custom_id TEXT NOT NULL, callback TEXT NOT NULL, state INTEGER NOT NULL,
+    inputs TEXT NOT NULL, outputs TEXT NOT NULL, created_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT 0,
+    completed_at INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0,
+    restarts INTEGER NOT NULL DEFAULT 0, error_code TEXT NOT NULL DEFAULT '',
+    error_message TEXT NOT NULL DEFAULT '', callback_state TEXT NOT NULL DEFAULT 'NONE',
+    callback_attempts INTEGER NOT NULL DEFAULT 0, callback_error TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs, created_at,
+                  deadline, completed_at)
+VALUES ('old', 'AKID1', '', '', 3, '[{"url": "http://h/a.wav"}]', '[]', 1, 2, 3);
+"""
+
+
+async def test_a_schema_1_database_gains_the_retention_columns(tmp_path: Path) -> None:
+    path = tmp_path / "service.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_JOBS)
+    for _ in range(2):  # the migration runs once; a second start changes nothing
+        store = await Store.open(path)
+        try:
+            old = await store.job("old")
+            assert old is not None and old.deleted_at == 0 and old.expired_at == 0
+            assert [j.id for j in await store.expirable(10, 10)] == ["old"]
+        finally:
+            await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+
+
+async def test_the_disk_guard(tmp_path: Path, origin: Origin,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below STEMBOT_MIN_FREE_BYTES: CreateJob and PUT answer 507, a run that would write
+    its results ends in ERROR; the reading is faked, the files are real."""
+    readings: list[int] = []
+    monkeypatch.setattr(retention, "free_bytes", lambda folder: readings.pop(0)
+                        if readings else 10)
+    async with serving(tmp_path / "data", min_free_bytes=1000) as running:
+        api, alice = running.api, running.api.key
+        repo = await api.repository("mine")
+        status, body = await api.raw("PUT", f"/content/{repo}/a.wav", data=b"abc",
+                                     headers=basic_header(alice))
+        assert status == 507 and body["error"]["code"] == "STORAGE_FULL", body
+        assert "STEMBOT_MIN_FREE_BYTES" in body["error"]["message"]
+        assert str(tmp_path) not in body["error"]["message"]
+        clip = [{"url": origin.url + "/files/clip.wav"}]
+        status, body = await api.call("CreateJob", {"inputs": clip, "outputs": [{
+            "inputSelectors": [0], "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]})
+        assert status == 507 and body["error"]["code"] == "STORAGE_FULL", body
+        assert not await asyncio.to_thread((running.settings.content_dir / repo).exists)
+        readings[:] = [10**9]  # room at CreateJob, none once the stems are to be written
+        job = await api.create(clip)
+        ended = await api.wait(job["id"])
+        assert ended["state"] == 4 and ended["errorCode"] == "STORAGE_FULL", ended
+        readings[:] = [10**9]
+        assert (await api.raw("PUT", f"/content/{repo}/a.wav", data=b"abc",
+                              headers=basic_header(alice)))[0] == 201
