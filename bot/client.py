@@ -11,10 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.delivery import Delivery
-from bot.jobapi import JobApi
+from bot.jobapi import ApiError, JobApi
 from bot.probe import InputFetcher
 from bot.settings import BotSettings
 from bot.status import StatusMessages
+from bot.takedown import Takedowns
 from bot.tracker import JobTracker
 from bot.webhook import CallbackListener
 from storage import Database, JobStore, LimitStore
@@ -54,6 +55,7 @@ class StemBot(commands.Bot):
     delivery: Delivery
     statuses: StatusMessages
     tracker: JobTracker
+    takedowns: Takedowns
     listener: CallbackListener
 
     def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
@@ -85,6 +87,7 @@ class StemBot(commands.Bot):
         self.statuses = StatusMessages(self)
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
                                   settings.callback_base, settings.job_timeout)
+        self.takedowns = Takedowns(self.api, self.jobs, self.delivery, self.tracker)
         self.listener = CallbackListener(self.jobs, settings.secret_key, self.tracker.on_callback)
         if settings.callbacks:
             await self.listener.start(settings.listen_host, settings.listen_port)
@@ -100,6 +103,11 @@ class StemBot(commands.Bot):
         count = await self.tracker.reconcile()
         if count:
             log.info("following %d job(s) that were unfinished at the last stop", count)
+        try:
+            if taken := await self.takedowns.resume():
+                log.info("finished %d takedown(s) interrupted at the last stop", taken)
+        except (ApiError, discord.HTTPException) as error:
+            log.warning("could not finish an interrupted takedown: %s", error)
 
     async def close(self) -> None:
         if self._services and hasattr(self, "tracker"):

@@ -76,6 +76,9 @@ def history_line(record: JobRecord) -> str:
     created = f"<t:{int(record.created_at)}:f>"
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
     error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
+    state = record.state.value
+    if record.deleted_at is not None:
+        state += f", deleted by <@{record.deleted_by}> <t:{int(record.deleted_at)}:R>"
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
-            f" · **{record.state.value}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
+            f" · **{state}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
             f"  submitted {created}{finished}{error}")

@@ -253,6 +253,15 @@ class JobTracker:
         """Move the job to a final state once, and show it."""
         if await self._jobs.finish(record.id, state, error):
             await self._status.show(await self._jobs.require(record.id))
+            await self.remove_upload(record)
+
+    async def remove_upload(self, record: JobRecord) -> None:
+        """The checked input the bot uploaded is its own file, which the service's TTL does
+        not cover: it goes when its job ends."""
+        try:
+            await self._api.delete_content(self._source(record))
+        except ApiError as error:
+            log.warning("job %s: could not remove its upload: %s", record.id, error)
 
 
 def input_path(record: JobRecord) -> str:

@@ -72,6 +72,8 @@ class JobRecord:
     updated_at: float
     finished_at: float | None
     shifts: int = 1
+    deleted_at: float | None = None  # /job delete: the service's files and our posts removed
+    deleted_by: int | None = None
 
     @property
     def custom_id(self) -> str:
@@ -248,6 +250,40 @@ class JobStore:
             (job_id, stem, message_id, link),
         )
         await self._conn.commit()
+
+    # --- takedowns: the intent is recorded first, so a restart finishes it ----------------
+
+    async def mark_deleted(self, job_id: int, by: int) -> bool:
+        """Record a takedown; False if the job was already taken down."""
+        cursor = await self._conn.execute(
+            "UPDATE jobs SET deleted_at = ?, deleted_by = ?, updated_at = ?"
+            " WHERE id = ? AND deleted_at IS NULL", (time.time(), by, time.time(), job_id))
+        await self._conn.commit()
+        return cursor.rowcount == 1
+
+    async def posts_to_remove(self, job_id: int) -> list[DeliveredStem]:
+        async with self._conn.execute(
+            "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?"
+            " AND removed = 0 AND message_id IS NOT NULL", (job_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [DeliveredStem(row["stem"], row["message_id"], row["link"]) for row in rows]
+
+    async def mark_removed(self, job_id: int, stem: str, message_id: int | None = None) -> None:
+        """The post is gone (or, for the takedown notice, must never be removed)."""
+        await self._conn.execute(
+            "INSERT INTO delivered_stems (job_id, stem, message_id, link, removed)"
+            " VALUES (?, ?, ?, NULL, 1) ON CONFLICT (job_id, stem) DO UPDATE SET removed = 1",
+            (job_id, stem, message_id))
+        await self._conn.commit()
+
+    async def unfinished_takedowns(self) -> list[JobRecord]:
+        """Taken down, but with a post or the notice still to do."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE deleted_at IS NOT NULL AND (EXISTS (SELECT 1 FROM"
+            " delivered_stems d WHERE d.job_id = jobs.id AND d.removed = 0 AND d.message_id"
+            " IS NOT NULL) OR NOT EXISTS (SELECT 1 FROM delivered_stems d WHERE"
+            " d.job_id = jobs.id AND d.stem = 'takedown')) ORDER BY id", ())
 
     async def _one(self, sql: str, params: Sequence[Any]) -> JobRecord | None:
         async with self._conn.execute(sql, params) as cursor:
