@@ -88,6 +88,7 @@ class JobWire(TypedDict):
     callbackStatus: NotRequired[CallbackStatusWire]
     deletedAt: NotRequired[str]
     resultsExpiredAt: NotRequired[str]
+    resultsExpireAt: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class Job:
     callback_error: str = ""
     deleted_at: int = 0  # ms; DeleteJob removed its files
     expired_at: int = 0  # ms; STEMBOT_RESULT_TTL removed its files
+    files_until: int = field(default=0, compare=False)  # ms; when the TTL will remove them
     progress: int = field(default=0, compare=False)
 
     def wire(self) -> JobWire:
@@ -209,6 +211,8 @@ class Job:
             job["deletedAt"] = str(self.deleted_at)
         if self.expired_at:
             job["resultsExpiredAt"] = str(self.expired_at)
+        if self.files_until:
+            job["resultsExpireAt"] = str(self.files_until)
         return job
 
 

@@ -126,12 +126,13 @@ def serialized(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 class Store:
     """One aiosqlite connection; every method is one short statement or transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, result_ttl: int = 0) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._ttl_ms = result_ttl * 1000  # STEMBOT_RESULT_TTL, for jobs' `resultsExpireAt`
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, result_ttl: int = 0) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The key table holds secretKeys (they sign callbacks): readable by the owner only.
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -140,7 +141,7 @@ class Store:
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
+        store = cls(db, result_ttl)
         try:
             await store._migrate()
         except BaseException:
@@ -174,6 +175,13 @@ class Store:
                 await self._db.execute(
                     f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
         await self._db.executescript(RETENTION_INDEXES)
+
+    def _job(self, row: aiosqlite.Row) -> Job:
+        """The job, with when its files will expire if they still exist."""
+        job = _load_job(row)
+        if self._ttl_ms and job.state.final and not (job.deleted_at or job.expired_at):
+            job.files_until = job.completed_at + self._ttl_ms
+        return job
 
     # --- keys ----------------------------------------------------------------------------
 
@@ -279,7 +287,7 @@ class Store:
             sql, args = sql + " AND owner=?", [job_id, owner]
         async with self._db.execute(sql, args) as cur:
             row = await cur.fetchone()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     @serialized
     async def jobs_by_custom_id(self, owner: str, custom_id: str, offset: int = 0,
@@ -289,7 +297,7 @@ class Store:
             "SELECT * FROM jobs WHERE owner=? AND custom_id=? ORDER BY seq LIMIT ? OFFSET ?",
             (owner, custom_id, limit, offset)
         ) as cur:
-            jobs = [_job(row) for row in await cur.fetchall()]
+            jobs = [self._job(row) for row in await cur.fetchall()]
         async with self._db.execute(
             "SELECT COUNT(*) FROM jobs WHERE owner=? AND custom_id=?", (owner, custom_id)
         ) as cur:
@@ -306,7 +314,7 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         await self._db.commit()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     @serialized
     async def finish(
@@ -328,7 +336,7 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         await self._db.commit()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     async def recover(self, max_restarts: int) -> list[Job]:
         """After a restart: PROCESSING jobs run again; those restarted too often end in ERROR."""
@@ -369,7 +377,7 @@ class Store:
         async with self._db.execute(
             "SELECT * FROM jobs WHERE callback_state='PENDING' ORDER BY seq"
         ) as cur:
-            return [_job(row) for row in await cur.fetchall()]
+            return [self._job(row) for row in await cur.fetchall()]
 
     @serialized
     async def record_callback(self, job_id: str, state: str, attempts: int, error: str) -> None:
@@ -395,7 +403,7 @@ class Store:
             ) as cur:
                 row = await cur.fetchone()
             if row is not None:
-                marked.append(_job(row))
+                marked.append(self._job(row))
                 await self._db.executemany(
                     "INSERT OR REPLACE INTO gone VALUES (?, ?, ?)",
                     [(g.content_id, g.path, job_id) for g in files.get(job_id, [])])
@@ -412,7 +420,7 @@ class Store:
     @serialized
     async def purging(self) -> list[Job]:
         async with self._db.execute("SELECT * FROM jobs WHERE purging=1 ORDER BY seq") as cur:
-            return [_job(row) for row in await cur.fetchall()]
+            return [self._job(row) for row in await cur.fetchall()]
 
     @serialized
     async def expirable(self, ended_before: int, limit: int) -> list[Job]:
@@ -421,7 +429,7 @@ class Store:
             "SELECT * FROM jobs WHERE expired_at=0 AND deleted_at=0 AND state IN (3, 4, 5)"
             " AND completed_at<=? ORDER BY completed_at LIMIT ?", (ended_before, limit),
         ) as cur:
-            return [_job(row) for row in await cur.fetchall()]
+            return [self._job(row) for row in await cur.fetchall()]
 
     @serialized
     async def gone_files(self, job_id: str) -> list[Gone]:
@@ -437,7 +445,7 @@ class Store:
             " WHERE gone.content_id=? AND gone.path=?", (content_id, path),
         ) as cur:
             row = await cur.fetchone()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     @serialized
     async def reuse_path(self, content_id: str, path: str) -> None:
@@ -491,7 +499,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
     )
 
 
-def _job(row: aiosqlite.Row) -> Job:
+def _load_job(row: aiosqlite.Row) -> Job:
     return Job(
         id=row["id"], owner=row["owner"], custom_id=row["custom_id"], callback=row["callback"],
         state=State(row["state"]),

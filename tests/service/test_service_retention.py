@@ -58,6 +58,7 @@ async def test_delete_a_finished_job(tmp_path: Path, origin: Origin) -> None:
         assert (await api.raw("GET", paths[0], headers=basic_header(alice)))[0] == 200
         deleted = (await api.ok("DeleteJob", {"id": job["id"]}))["job"]
         assert deleted["state"] == 3 and int(deleted["deletedAt"]) > 0
+        assert "resultsExpireAt" in job and "resultsExpireAt" not in deleted
         await gone_everywhere(api, paths, links, alice)
         await no_stems_on_disk(running, job["id"])
         assert (await api.ok("DeleteJob", {"id": job["id"]}))["job"] == deleted  # idempotent
@@ -100,10 +101,12 @@ async def test_results_expire_after_the_ttl(tmp_path: Path, origin: Origin) -> N
         api, alice = running.api, running.api.key
         clip = origin.url + "/files/clip.wav"
         job = await separated(api, clip, alice)
+        assert int(job["resultsExpireAt"]) == int(job["timing"]["completedAt"]) + 2000
         paths = result_paths(job)
         links = [await link_for(api, path) for path in paths]
         expired = await api.until(job["id"], lambda j: "resultsExpiredAt" in j, within=30)
         assert expired["state"] == 3 and "deletedAt" not in expired
+        assert "resultsExpireAt" not in expired
         assert expired["timing"] == job["timing"]  # the record stays, with its timing
         await gone_everywhere(api, paths, links, alice)
         await no_stems_on_disk(running, job["id"])
