@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -66,6 +69,7 @@ class StemBot(commands.Bot):
         self.settings = settings
         self._services = services
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._forget_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         for name in COGS:
@@ -76,6 +80,7 @@ class StemBot(commands.Bot):
     async def _start_services(self) -> None:
         settings = self.settings
         await asyncio.to_thread(settings.work_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(clear_scratch, settings.work_dir)
         self.db = await Database.open(settings.db_path)
         self.jobs = JobStore(self.db)
         self.limits = LimitStore(self.db, settings.limits)
@@ -96,6 +101,17 @@ class StemBot(commands.Bot):
             self.tracker.callback_base = (
                 f"http://{settings.listen_host}:{self.listener.port}/callbacks/")
         self._reconcile_task = asyncio.create_task(self._reconcile())
+        if settings.retention_days:
+            self._forget_task = asyncio.create_task(self._forget_old_records())
+
+    async def _forget_old_records(self) -> None:
+        """BOT_RETENTION_DAYS: at start, then hourly."""
+        while True:
+            before = time.time() - self.settings.retention_days * 86400
+            if forgotten := await self.jobs.forget_before(before):
+                log.info("forgot %d job record(s) older than %d days", forgotten,
+                         self.settings.retention_days)
+            await asyncio.sleep(3600)
 
     async def _reconcile(self) -> None:
         # Guilds (and their upload limits) are known only once the gateway is ready.
@@ -111,11 +127,22 @@ class StemBot(commands.Bot):
 
     async def close(self) -> None:
         if self._services and hasattr(self, "tracker"):
-            if self._reconcile_task is not None:
-                self._reconcile_task.cancel()
+            for task in (self._reconcile_task, self._forget_task):
+                if task is not None:
+                    task.cancel()
             await self.listener.stop()
             await self.tracker.close()
             await self.session.close()
             await self.inputs.close()
             await self.db.close()
         await super().close()
+
+
+def clear_scratch(work_dir: Path) -> None:
+    """What a stopped run left in the scratch folder: no job of this run uses it yet, and a
+    job of the last one resumes from its upload at the service, not from these files."""
+    for entry in work_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)

@@ -52,6 +52,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     results: tuple[StemFile, ...]
+    files_until: float | None = None  # unix seconds: when the service deletes the files
 
     @classmethod
     def parse(cls, message: JobWire) -> Job:
@@ -69,6 +70,8 @@ class Job:
             error_code=message.get("errorCode"),
             error_message=message.get("errorMessage"),
             results=results,
+            files_until=int(message["resultsExpireAt"]) / 1000
+            if "resultsExpireAt" in message else None,
         )
 
 

@@ -74,6 +74,10 @@ class JobRecord:
     shifts: int = 1
     deleted_at: float | None = None  # /job delete: the service's files and our posts removed
     deleted_by: int | None = None
+    files_until: float | None = None  # when the service deletes the files; None: kept
+
+    def files_expired(self, now: float | None = None) -> bool:
+        return self.files_until is not None and self.files_until <= (now or time.time())
 
     @property
     def custom_id(self) -> str:
@@ -277,6 +281,17 @@ class JobStore:
             (job_id, stem, message_id))
         await self._conn.commit()
 
+    async def forget_before(self, before: float) -> int:
+        """BOT_RETENTION_DAYS: drop records that ended before the time (and whose takedown,
+        if any, is complete); how many went."""
+        async with self._conn.execute(f"SELECT id FROM jobs WHERE {_FORGETTABLE}",
+                                      (before,)) as cursor:
+            ids = [(row[0],) for row in await cursor.fetchall()]
+        await self._conn.executemany("DELETE FROM delivered_stems WHERE job_id = ?", ids)
+        await self._conn.executemany("DELETE FROM jobs WHERE id = ?", ids)
+        await self._conn.commit()
+        return len(ids)
+
     async def unfinished_takedowns(self) -> list[JobRecord]:
         """Taken down, but with a post or the notice still to do."""
         return await self._many(
@@ -299,6 +314,11 @@ class JobStore:
         async with self._conn.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+_FORGETTABLE = (
+    "finished_at IS NOT NULL AND finished_at < ? AND (deleted_at IS NULL OR EXISTS (SELECT 1"
+    " FROM delivered_stems d WHERE d.job_id = jobs.id AND d.stem = 'takedown'))")
 
 
 def _history_clause(where: HistoryFilter) -> tuple[str, list[Any]]:
