@@ -123,7 +123,7 @@ async def test_the_summary_says_how_long_files_stay_and_expiry_is_told_in_words(
             assert "files kept 3 seconds, until <t:" in summary
             assert "files kept until <t:" in await job_status(fake, 1)
             async with asyncio.timeout(30):  # the service's sweep, and the bot's own clock
-                while not (await expired(service, record.service_job_id)
+                while not (await expired(service, record.service_job_id)  # noqa: ASYNC110
                            and record.files_expired()):
                     await asyncio.sleep(0.1)
             assert "files expired <t:" in await job_status(fake, 1)
