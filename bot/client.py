@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -11,11 +14,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.delivery import Delivery
-from bot.jobapi import JobApi
+from bot.jobapi import ApiError, JobApi
 from bot.mixing import MixButton, Mixes
 from bot.probe import InputFetcher
 from bot.settings import BotSettings
 from bot.status import StatusMessages
+from bot.takedown import Takedowns
 from bot.tracker import JobTracker
 from bot.webhook import CallbackListener
 from storage import Database, JobStore, LimitStore
@@ -55,6 +59,7 @@ class StemBot(commands.Bot):
     delivery: Delivery
     statuses: StatusMessages
     tracker: JobTracker
+    takedowns: Takedowns
     listener: CallbackListener
     mixes: Mixes
 
@@ -66,6 +71,7 @@ class StemBot(commands.Bot):
         self.settings = settings
         self._services = services
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._forget_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         for name in COGS:
@@ -77,6 +83,7 @@ class StemBot(commands.Bot):
     async def _start_services(self) -> None:
         settings = self.settings
         await asyncio.to_thread(settings.work_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(clear_scratch, settings.work_dir)
         self.db = await Database.open(settings.db_path)
         self.jobs = JobStore(self.db)
         self.limits = LimitStore(self.db, settings.limits)
@@ -89,6 +96,7 @@ class StemBot(commands.Bot):
         self.statuses = StatusMessages(self)
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
                                   settings.callback_base, settings.job_timeout)
+        self.takedowns = Takedowns(self.api, self.jobs, self.delivery, self.tracker)
         self.listener = CallbackListener(self.jobs, settings.secret_key, self.tracker.on_callback)
         if settings.callbacks:
             await self.listener.start(settings.listen_host, settings.listen_port)
@@ -97,6 +105,17 @@ class StemBot(commands.Bot):
             self.tracker.callback_base = (
                 f"http://{settings.listen_host}:{self.listener.port}/callbacks/")
         self._reconcile_task = asyncio.create_task(self._reconcile())
+        if settings.retention_days:
+            self._forget_task = asyncio.create_task(self._forget_old_records())
+
+    async def _forget_old_records(self) -> None:
+        """BOT_RETENTION_DAYS: at start, then hourly."""
+        while True:
+            before = time.time() - self.settings.retention_days * 86400
+            if forgotten := await self.jobs.forget_before(before):
+                log.info("forgot %d job record(s) older than %d days", forgotten,
+                         self.settings.retention_days)
+            await asyncio.sleep(3600)
 
     async def reconciled(self) -> None:
         """Until the start-up look at unfinished jobs is done (tests wait on it)."""
@@ -110,14 +129,30 @@ class StemBot(commands.Bot):
         if count:
             log.info("following %d job(s) that were unfinished at the last stop", count)
         await self.mixes.resume()
+        try:
+            if taken := await self.takedowns.resume():
+                log.info("finished %d takedown(s) interrupted at the last stop", taken)
+        except (ApiError, discord.HTTPException) as error:
+            log.warning("could not finish an interrupted takedown: %s", error)
 
     async def close(self) -> None:
         if self._services and hasattr(self, "tracker"):
-            if self._reconcile_task is not None:
-                self._reconcile_task.cancel()
+            for task in (self._reconcile_task, self._forget_task):
+                if task is not None:
+                    task.cancel()
             await self.listener.stop()
             await self.tracker.close()
             await self.session.close()
             await self.inputs.close()
             await self.db.close()
         await super().close()
+
+
+def clear_scratch(work_dir: Path) -> None:
+    """What a stopped run left in the scratch folder: no job of this run uses it yet, and a
+    job of the last one resumes from its upload at the service, not from these files."""
+    for entry in work_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import discord
 
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
-from bot.messages import elapsed, headline, shown, stems_of
+from bot.messages import elapsed, headline, kept_for, shown, stems_of
 from bot.mixing import summary_view
 from separation import TONES, OutputFormat
 from storage import DeliveredStem, JobRecord, JobStore
@@ -79,6 +80,8 @@ class Delivery:
             linked=tuple(s for s in stems_of(record) if done[s].link is not None),
             from_cache=all(by_stem[s].from_cache for s in stems_of(record)),
         )
+        if job.files_until is not None:
+            record = await self._jobs.update(record.id, files_until=job.files_until)
         if SUMMARY not in done:
             await self._post_summary(record, result, done, target)
         return result
@@ -185,4 +188,8 @@ def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]
         lines.append(f"the picture: each stem's waveform, top to bottom: {order}")
     for stem in result.linked:
         lines.append(f"{shown(record, stem)} (as a link, too large to attach): {done[stem].link}")
+    if record.files_until is not None:
+        left = kept_for(record.files_until - (record.finished_at or time.time()))
+        lines.append(f"files kept {left}, until <t:{int(record.files_until)}:f>;"
+                     " `/job delete` removes them sooner")
     return "\n".join(lines)

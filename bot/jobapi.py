@@ -52,6 +52,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     results: tuple[StemFile, ...]
+    files_until: float | None = None  # unix seconds: when the service deletes the files
 
     @classmethod
     def parse(cls, message: JobWire) -> Job:
@@ -69,6 +70,8 @@ class Job:
             error_code=message.get("errorCode"),
             error_message=message.get("errorMessage"),
             results=results,
+            files_until=int(message["resultsExpireAt"]) / 1000
+            if "resultsExpireAt" in message else None,
         )
 
 
@@ -163,6 +166,11 @@ class JobApi:
         body = await self._call("CancelJob", "cancelJobRequest", {"id": job_id})
         return Job.parse(cast(JobWire, body["cancelJobResponse"]["job"]))
 
+    async def delete_job(self, job_id: str) -> Job:
+        """The project's DeleteJob extension: the service removes the job's files."""
+        body = await self._call("DeleteJob", "deleteJobRequest", {"id": job_id})
+        return Job.parse(cast(JobWire, body["deleteJobResponse"]["job"]))
+
     async def share_link(self, stem: StemFile) -> tuple[str, int]:
         """A signed, expiring download link (CreateLink extension): (url, expires unix s)."""
         request = {"contentId": stem.content_id, "path": stem.path}
@@ -219,6 +227,19 @@ class JobApi:
             raise ServiceUnreachableError(
                 f"the separation service at {self.url} is not reachable ({error})"
             ) from None
+
+    async def delete_content(self, source: InputSpec) -> bool:
+        """DELETE one of the key's files (an upload the bot made); False if it was not there."""
+        url = self._content_url(source.content_id, source.path)
+        try:
+            async with self._session.delete(url, headers=self._basic_auth()) as response:
+                if response.status in (204, 404):
+                    return response.status == 204
+                text = await response.text()
+                raise _api_error(response.status, text, _json_object(text))
+        except aiohttp.ClientError as error:
+            raise ServiceUnreachableError(f"the separation service is unreachable: {error}"
+                                          ) from None
 
     async def download(self, stem: StemFile, target: Path, max_bytes: int) -> Path:
         """Stream one result file to `target`, refusing more than `max_bytes`."""

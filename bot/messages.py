@@ -52,11 +52,31 @@ def state_line(record: JobRecord) -> str:
             return "⏫ uploading the stems…"
         case JobState.DONE:
             where = f" in <#{record.thread_id}>" if record.thread_id else ""
-            return f"✅ done: {record.stems} stems delivered{where} ({elapsed(record)})"
+            return (f"✅ done: {record.stems} stems delivered{where} ({elapsed(record)})"
+                    f"{files_note(record)}")
         case JobState.FAILED:
             return f"❌ failed: {record.error or 'unknown error'}"
         case JobState.CANCELED:
             return f"🚫 canceled{': ' + record.error if record.error else ''}"
+
+
+def kept_for(seconds: float) -> str:
+    """A retention period in the unit people use for it: '7 days', '12 hours', '5 minutes'."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{round(seconds / size)} {unit}"
+    return f"{max(1, round(seconds))} seconds"
+
+
+def files_note(record: JobRecord) -> str:
+    """Where the files stand: deleted, expired, or kept until when."""
+    if record.deleted_at is not None:
+        return f" · deleted by <@{record.deleted_by}> <t:{int(record.deleted_at)}:R>"
+    if record.files_until is None:
+        return ""
+    if record.files_expired():
+        return f" · files expired <t:{int(record.files_until)}:R>"
+    return f" · files kept until <t:{int(record.files_until)}:f>"
 
 
 def elapsed(record: JobRecord) -> str:
@@ -84,6 +104,7 @@ def history_line(record: JobRecord, mixes: tuple[str, ...] = ()) -> str:
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
     error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
     error += f"\n  mixes: {', '.join(mixes)}" if mixes else ""
+    state = record.state.value + files_note(record).replace(" · ", ", ")
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
-            f" · **{record.state.value}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
+            f" · **{state}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
             f"  submitted {created}{finished}{error}")

@@ -35,6 +35,7 @@ class BotSettings:
     allow_private_networks: bool = False
     data_dir: Path = Path("data")
     job_timeout: int = 3600
+    retention_days: int = 0  # the bot's own job records; 0 keeps them (moderators' history)
     limits: GuildLimits = field(default_factory=GuildLimits)
 
     @classmethod
@@ -56,6 +57,7 @@ class BotSettings:
                 os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
             ),
             job_timeout=env_int("BOT_JOB_TIMEOUT", defaults.job_timeout),
+            retention_days=max(0, env_int("BOT_RETENTION_DAYS", defaults.retention_days)),
             limits=GuildLimits(
                 max_concurrent=env_int("BOT_MAX_CONCURRENT", limits.max_concurrent),
                 daily_quota=env_int("BOT_DAILY_QUOTA", limits.daily_quota),

@@ -64,8 +64,11 @@ class JobTracker:
             await self._api.upload(self._source(record), checked)
             job = await self._create(record)
         except ApiError as error:
-            await self.fail(record, f"the separation service refused the job: {error}"
-                             if not isinstance(error, ServiceUnreachableError) else str(error))
+            unreachable = isinstance(error, ServiceUnreachableError)
+            await self.fail(record, str(error) if unreachable
+                            else f"the separation service refused the job: {error}")
+            if not unreachable:  # refused: no job reads the upload (unreachable: one may)
+                await self.remove_upload(record)
             raise
         return await self._queued(record, job)
 
@@ -87,6 +90,7 @@ class JobTracker:
             # Canceled while CreateJob was on its way: keep the id, stop the service's job.
             await self._jobs.update(record.id, service_job_id=job.id)
             await self.cancel_orphan(job.id)
+            await self.remove_upload(record)
         return queued
 
     async def cancel_orphan(self, job_id: str) -> None:
@@ -228,6 +232,7 @@ class JobTracker:
             else:
                 reason = job.error_message or "the service gave no reason"
                 await self.fail(record, reason)
+            await self.remove_upload(record)  # the service job is final: nothing reads it
 
     async def _deliver(self, record: JobRecord, job: Job) -> None:
         record = await self._jobs.update(record.id, state=JobState.UPLOADING, progress=100)
@@ -253,6 +258,14 @@ class JobTracker:
         """Move the job to a final state once, and show it."""
         if await self._jobs.finish(record.id, state, error):
             await self._status.show(await self._jobs.require(record.id))
+
+    async def remove_upload(self, record: JobRecord) -> None:
+        """The checked input the bot uploaded is its own file, which the service's TTL does
+        not cover: it goes once no service job can still read it."""
+        try:
+            await self._api.delete_content(self._source(record))
+        except ApiError as error:
+            log.warning("job %s: could not remove its upload: %s", record.id, error)
 
 
 def input_path(record: JobRecord) -> str:

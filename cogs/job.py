@@ -1,4 +1,4 @@
-"""`/job status` and `/job cancel`: a member's own jobs (moderators may cancel any)."""
+"""`/job status`, `/job cancel`, `/job delete`: a member's own jobs (moderators: any)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,33 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         await interaction.response.defer(ephemeral=True)
         message = await self._cancel(record, interaction.user)
         await interaction.followup.send(message, ephemeral=True)
+
+    @app_commands.command(name="delete",
+                          description="Delete one of your jobs: its stems here and at the service")
+    @app_commands.describe(job_id="The job number")
+    @app_commands.rename(job_id="id")
+    @app_commands.autocomplete(job_id=own_jobs)
+    async def delete(self, interaction: discord.Interaction, job_id: int) -> None:
+        record = await self._find(interaction, job_id)
+        if record is None:
+            return
+        limits = await self.bot.limits.get(record.guild_id)
+        if record.user_id != interaction.user.id and not is_moderator(interaction.user, limits):
+            await interaction.response.send_message(
+                f"job #{job_id} belongs to <@{record.user_id}>; only they or a moderator may"
+                " delete it.", ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True)
+        try:
+            done = await self.bot.takedowns.take_down(record, interaction.user.id)
+        except (ApiError, discord.HTTPException) as error:
+            await interaction.followup.send(
+                f"job #{job_id}: the deletion is recorded but not finished ({error}); it is"
+                " retried at the bot's next start.", ephemeral=True)
+            return
+        await interaction.followup.send(
+            f"job #{job_id} deleted: its stems were removed." if done
+            else f"job #{job_id} was already deleted.", ephemeral=True)
 
     async def _cancel(self, record: JobRecord, by: discord.User | discord.Member) -> str:
         note = f"by <@{by.id}>"

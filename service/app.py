@@ -56,7 +56,7 @@ async def open_service(settings: ServiceSettings) -> Service:
     """Check the model, open the store, start the runner, the sweeper and pending callbacks."""
     await asyncio.to_thread(check_models, settings)
     await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.db_path, settings.result_ttl)
     content = ContentStore(settings.content_dir, store, settings.max_bytes)
     callbacks = Callbacks(settings, store)
     quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)

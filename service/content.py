@@ -14,10 +14,12 @@ from typing import BinaryIO
 
 from service.errors import (
     ApiError,
+    ContentGone,
     ContentNotFound,
     InvalidParameter,
     PathConflict,
     PayloadTooLarge,
+    StorageFull,
 )
 from service.store import Store
 
@@ -76,6 +78,8 @@ def _fs_error(error: OSError, rel: str) -> ApiError:
         return InvalidParameter(f"path {rel!r} is too long for the file store")
     if error.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
         return PathConflict(f"path {rel!r}: a file and a folder are in each other's way")
+    if error.errno == errno.ENOSPC:
+        return StorageFull(f"path {rel!r}: the server's disk is full")
     raise error
 
 
@@ -118,10 +122,23 @@ class ContentStore:
         raise RuntimeError("no free repository id after 3 random draws")
 
     async def existing_file(self, content_id: str, rel: str) -> Path:
+        """The file; a deleted or expired job's file is Gone, even while its removal runs."""
         path = self.file(content_id, rel)
+        gone = await self._store.gone(content_id, rel) if rel else None
+        if gone is not None:
+            why = "was deleted with its job" if gone.deleted_at else "expired with its job"
+            raise ContentGone(f"file {rel!r} {why} {gone.id!r}")
         if not rel or not await asyncio.to_thread(path.is_file):
             raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}")
         return path
+
+    async def delete(self, content_id: str, rel: str) -> None:
+        """Remove one of the repository's files; ContentNotFound if there is none."""
+        path = self.file(content_id, rel)
+        try:
+            await asyncio.to_thread(_unlink_file, path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}") from None
 
     async def check_writable(self, content_id: str, rel: str, *, folder: bool, name: str
                              ) -> None:
@@ -145,6 +162,7 @@ class ContentStore:
         try:
             size = await self._write(file, chunks)
             await asyncio.to_thread(os.replace, part, target)
+            await self._store.reuse_path(content_id, rel)
         except BaseException as error:
             await asyncio.to_thread(part.unlink, True)
             if isinstance(error, OSError):
@@ -172,6 +190,12 @@ class ContentStore:
             await asyncio.to_thread(_move, source, self.file(content_id, rel))
         except OSError as error:
             raise _fs_error(error, rel) from None
+
+
+def _unlink_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(path.name)
+    path.unlink()
 
 
 def _move(source: Path, target: Path) -> None:

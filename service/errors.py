@@ -57,6 +57,20 @@ class NotFound(ApiError):
     code = "NOT_FOUND"
 
 
+class ContentGone(ApiError):
+    """The file belonged to a job that was deleted or whose results expired."""
+
+    status = 410
+    code = "CONTENT_GONE"
+
+
+class StorageFull(ApiError):
+    """The data folder's disk is below STEMBOT_MIN_FREE_BYTES."""
+
+    status = 507
+    code = "STORAGE_FULL"
+
+
 class MethodNotAllowed(ApiError):
     status = 405
     code = "METHOD_NOT_ALLOWED"

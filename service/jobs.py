@@ -21,13 +21,14 @@ from separation import TONES, StemPreset
 from separation.presets import shown_name
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded
+from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded, StorageFull
 from service.fetch import download
 from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
 from service.quota import StorageQuota
 from service.result_cache import ResultCache, Separation, input_digest
+from service.retention import Retention
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
@@ -61,8 +62,10 @@ class JobRunner:
     async def start(self) -> None:
         self._cache = await asyncio.to_thread(
             ResultCache, self._settings.cache_dir, self._settings.result_cache,
-            self._settings.models)
+            self._settings.models, self._store.has_files)
         await asyncio.to_thread(self._cache.clean)
+        self.retention = Retention(self._settings, self._store, self._cache)
+        await self.retention.start()
         self._client = guarded_session(self._limits)
         self._pool.start()
         for job in await self._store.recover(self._settings.max_restarts):
@@ -80,6 +83,7 @@ class JobRunner:
             await asyncio.to_thread(self._touch_abort, job_id)
             task.cancel()
         await asyncio.gather(*self._loops, *self._running.values(), return_exceptions=True)
+        await self.retention.close()
         await self._pool.close()
         if self._client is not None:
             await self._client.close()
@@ -110,6 +114,16 @@ class JobRunner:
             return done
         current = await self._store.job(job.id)
         return current or job
+
+    async def delete(self, job: Job) -> Job:
+        """DeleteJob: cancel it if open, wait for its run to stop, then remove its files."""
+        task = self._running.get(job.id)
+        if not job.state.final:
+            await self._end(job.id, State.CANCELED, "", "")
+        if task is not None:
+            await asyncio.wait([task])  # no stem is placed after the removal
+        current = await self._store.job(job.id)
+        return await self.retention.delete(current or job)
 
     # --- internals -------------------------------------------------------------------
 
@@ -248,6 +262,10 @@ class JobRunner:
                            ) -> tuple[OutputSpec, ...]:
         """All results or none: the quota is checked for their sum before the first moves."""
         paths = [path for _, results in separated for path, _ in results]
+        try:
+            await self.retention.check_room("the results")
+        except StorageFull as error:
+            raise JobFailure(error.code, error.message) from None
         size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in paths]))
         try:
             async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:

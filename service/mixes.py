@@ -20,7 +20,7 @@ from separation.audio import OutputFormat, decode, encode
 from separation.dsp import Float
 from separation.presets import TONES, StemPreset, shown_name
 from service.content import ContentStore, check_content_id, clean_path
-from service.errors import ContentNotFound, InvalidParameter, JobNotCompleted
+from service.errors import ContentGone, ContentNotFound, InvalidParameter, JobNotCompleted
 from service.protocol import Job, OutputSpec, State, obj, string
 from service.quota import StorageQuota
 from service.store import MixRecord, Store, now_ms
@@ -65,6 +65,9 @@ def job_stems(job: Job) -> list[Stem]:
     """The stems of the job's first output for its first input, in delivery order."""
     if job.state is not State.COMPLETED:
         raise JobNotCompleted(f"job {job.id!r} is not COMPLETED: it has no stems to mix")
+    if job.deleted_at or job.expired_at:  # its mixes and player went with its stems
+        why = "were deleted with it" if job.deleted_at else "expired"
+        raise ContentGone(f"job {job.id!r}: its files {why}")
     output = job.outputs[0]
     preset = StemPreset(int(output.method))
     prefix = f"{job.id}-{output.selectors[0]}-"

@@ -86,6 +86,9 @@ class JobWire(TypedDict):
     errorCode: NotRequired[str]
     errorMessage: NotRequired[str]
     callbackStatus: NotRequired[CallbackStatusWire]
+    deletedAt: NotRequired[str]
+    resultsExpiredAt: NotRequired[str]
+    resultsExpireAt: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,9 @@ class Job:
     callback_state: str = "NONE"
     callback_attempts: int = 0
     callback_error: str = ""
+    deleted_at: int = 0  # ms; DeleteJob removed its files
+    expired_at: int = 0  # ms; STEMBOT_RESULT_TTL removed its files
+    files_until: int = field(default=0, compare=False)  # ms; when the TTL will remove them
     progress: int = field(default=0, compare=False)
 
     def wire(self) -> JobWire:
@@ -201,6 +207,12 @@ class Job:
             job["callbackStatus"] = {"state": self.callback_state,
                                      "attempts": self.callback_attempts,
                                      "lastError": self.callback_error}
+        if self.deleted_at:
+            job["deletedAt"] = str(self.deleted_at)
+        if self.expired_at:
+            job["resultsExpiredAt"] = str(self.expired_at)
+        if self.files_until:
+            job["resultsExpireAt"] = str(self.files_until)
         return job
 
 

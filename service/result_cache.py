@@ -3,6 +3,10 @@
 An entry is a folder `cache/<key>/` holding the stem files and a manifest written last; it
 appears whole (built beside, then renamed into place). Files are hard links where the file
 system allows, so an entry costs no space while its job's results still exist.
+
+An entry lives as long as the job whose separation made it: deleting or expiring that job
+removes it (found by the manifests' `job`: no index that a crash could leave out of step),
+and a hit on an entry whose job has no files any more is a miss that removes it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +54,11 @@ def input_digest(path: Path) -> str:
 class ResultCache:
     """Entries under `folder`, keyed on scope, input digest, separation and model files."""
 
-    def __init__(self, folder: Path, scope: CacheScope, models: Path) -> None:
+    def __init__(self, folder: Path, scope: CacheScope, models: Path,
+                 live: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self._folder = folder
         self._scope = scope
+        self._live = live  # whether a job still has its files
         self._models = _model_identity(models) if scope is not CacheScope.OFF else ""
 
     def key(self, owner: str, digest: str, separation: Separation) -> str | None:
@@ -71,7 +78,24 @@ class ResultCache:
         """Link the entry's stems into `out_dir` (which the caller then owns), or None."""
         if key is None:
             return None
-        return await asyncio.to_thread(self._take, self._folder / key, out_dir)
+        entry = self._folder / key
+        made_by = await asyncio.to_thread(_made_by, entry)
+        if made_by is None:
+            return None
+        if self._live is not None and not await self._live(made_by):
+            await asyncio.to_thread(_remove, entry)  # its job was deleted or expired
+            return None
+        return await asyncio.to_thread(self._take, entry, out_dir)
+
+    async def forget(self, job_id: str) -> None:
+        """Remove every entry made by this job's separations."""
+        await asyncio.to_thread(self._forget, job_id)
+
+    def _forget(self, job_id: str) -> None:
+        if self._folder.is_dir():
+            for entry in self._folder.iterdir():
+                if not entry.name.startswith(".") and _made_by(entry) == job_id:
+                    _remove(entry)
 
     async def keep(self, key: str | None, stems: dict[str, Path], job_id: str) -> None:
         """Record a finished separation's stems; a concurrent identical entry wins quietly."""
@@ -108,6 +132,24 @@ class ResultCache:
         if self._folder.is_dir():
             for path in self._folder.glob(".*"):
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _made_by(entry: Path) -> str | None:
+    """The job named in the entry's manifest; None if the entry is absent or unreadable."""
+    try:
+        return str(json.loads((entry / MANIFEST).read_text())["job"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove(entry: Path) -> None:
+    """Rename aside first: no hit ever links half an entry; `clean` ends what a kill left."""
+    aside = entry.with_name(f".{entry.name}.{uuid.uuid4().hex}.gone")
+    try:
+        os.rename(entry, aside)
+    except OSError:
+        return  # removed by someone else meanwhile
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _link(source: Path, target: Path) -> None:

@@ -97,6 +97,7 @@ async def create_job(
     check_separations(request, service.settings.max_separations)
     if request.callback:
         await check_url(request.callback, service.callback_limits, "callback")
+    await service.runner.retention.check_room("CreateJob")
     for index, spec in enumerate(request.inputs):
         if spec.url:
             await check_url(spec.url, service.fetch_limits, f"inputs[{index}].url")
@@ -166,6 +167,13 @@ async def cancel_job(
     return {"cancelJobResponse": {"job": service.runner.with_progress(job).wire()}}
 
 
+async def delete_job(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    job = await service.runner.delete(await owned_job(service, key, body, "deleteJobRequest"))
+    return {"deleteJobResponse": {"job": service.runner.with_progress(job).wire()}}
+
+
 async def create_link(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
@@ -229,6 +237,7 @@ ACTIONS: dict[str, Action] = {
     "GetJob": get_job,
     "ListJobs": list_jobs,
     "CancelJob": cancel_job,
+    "DeleteJob": delete_job,
     "CreateLink": create_link,
     "CreateRepository": create_repository,
     "MixJob": mix_job,
@@ -255,6 +264,7 @@ async def put_content(request: web.Request) -> web.Response:
     key = await basic_key(request)
     content_id, rel = content_target(request)
     await service.content.writable(key.secret_id, content_id)
+    await service.runner.retention.check_room("this upload")
     replaced = await asyncio.to_thread(file_size, service.content.file(content_id, rel))
     async with service.quota.reserve(key.secret_id, "this upload", replaced) as add:
         body = counted(chunks(request, service.settings.body_timeout), add)
@@ -279,6 +289,17 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         await service.content.readable(key.secret_id, content_id)
     path = await service.content.existing_file(content_id, rel)
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
+
+
+@routes.delete("/content/{content_id}/{path:.*}")
+async def delete_content(request: web.Request) -> web.Response:
+    """One of the key's own files; its repository's other files and folders stay."""
+    service = request.app[SERVICE]
+    key = await basic_key(request)
+    content_id, rel = content_target(request)
+    await service.content.writable(key.secret_id, content_id)
+    await service.content.delete(content_id, rel)
+    return web.Response(status=204)
 
 
 # --- the document and liveness ---------------------------------------------------------

@@ -58,6 +58,8 @@ class ServiceSettings:
     header_timeout: float = 30.0
     body_timeout: float = 60.0
     sweep_interval: float = 0.5
+    result_ttl: int = 7 * 24 * 3600  # seconds a job's files outlive its end; 0: forever
+    min_free_bytes: int = 2 * 1024 ** 3
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -97,6 +99,8 @@ class ServiceSettings:
             max_stored_bytes=env_int("STEMBOT_MAX_STORED_BYTES", cls.max_stored_bytes),
             header_timeout=env_float("STEMBOT_HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=env_float("STEMBOT_BODY_TIMEOUT", cls.body_timeout),
+            result_ttl=max(0, env_int("STEMBOT_RESULT_TTL", cls.result_ttl)),
+            min_free_bytes=max(0, env_int("STEMBOT_MIN_FREE_BYTES", cls.min_free_bytes)),
         )
 
     def with_changes(self, **changes: object) -> ServiceSettings:

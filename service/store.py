@@ -21,7 +21,7 @@ from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,7 +57,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_message TEXT NOT NULL DEFAULT '',
     callback_state TEXT NOT NULL DEFAULT 'NONE',
     callback_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_error TEXT NOT NULL DEFAULT ''
+    callback_error TEXT NOT NULL DEFAULT '',
+    deleted_at INTEGER NOT NULL DEFAULT 0,
+    expired_at INTEGER NOT NULL DEFAULT 0,
+    purging INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS gone (
+    content_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (content_id, path)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_custom_id ON jobs (owner, custom_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
@@ -75,6 +84,14 @@ CREATE TABLE IF NOT EXISTS mixes (
     PRIMARY KEY (job_id, content_id, path)
 );
 CREATE INDEX IF NOT EXISTS mixes_by_digest ON mixes (job_id, digest);
+"""
+
+# Schema 2 (retention): columns a schema-1 database lacks, added in place; then the indexes
+# that use them. Each step checks first, so running it twice changes nothing.
+RETENTION_COLUMNS = ("deleted_at", "expired_at", "purging")
+RETENTION_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_by_end ON jobs (expired_at, deleted_at, completed_at);
+CREATE INDEX IF NOT EXISTS jobs_purging ON jobs (purging);
 """
 
 _OPEN = (int(State.SUBMITTED), int(State.PROCESSING))
@@ -136,12 +153,13 @@ def serialized(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 class Store:
     """One aiosqlite connection; every method is one short statement or transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, result_ttl: int = 0) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._ttl_ms = result_ttl * 1000  # STEMBOT_RESULT_TTL, for jobs' `resultsExpireAt`
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, result_ttl: int = 0) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The key table holds secretKeys (they sign callbacks): readable by the owner only.
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -150,7 +168,7 @@ class Store:
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
+        store = cls(db, result_ttl)
         try:
             await store._migrate()
         except BaseException:
@@ -163,6 +181,7 @@ class Store:
 
     async def _migrate(self) -> None:
         await self._db.executescript(SCHEMA)
+        await self._add_retention_columns()
         async with self._db.execute("SELECT value FROM meta WHERE key='schema'") as cur:
             row = await cur.fetchone()
         if row is None:
@@ -170,7 +189,26 @@ class Store:
         elif int(row[0]) > SCHEMA_VERSION:
             raise SchemaError(
                 f"database schema {row[0]} is newer than this stembot ({SCHEMA_VERSION})")
+        else:
+            await self._db.execute("UPDATE meta SET value=? WHERE key='schema'",
+                                   (str(SCHEMA_VERSION),))
         await self._db.commit()
+
+    async def _add_retention_columns(self) -> None:
+        async with self._db.execute("PRAGMA table_info(jobs)") as cur:
+            present = {str(row[1]) for row in await cur.fetchall()}
+        for column in RETENTION_COLUMNS:
+            if column not in present:
+                await self._db.execute(
+                    f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+        await self._db.executescript(RETENTION_INDEXES)
+
+    def _job(self, row: aiosqlite.Row) -> Job:
+        """The job, with when its files will expire if they still exist."""
+        job = _load_job(row)
+        if self._ttl_ms and job.state.final and not (job.deleted_at or job.expired_at):
+            job.files_until = job.completed_at + self._ttl_ms
+        return job
 
     # --- keys ----------------------------------------------------------------------------
 
@@ -299,7 +337,7 @@ class Store:
             sql, args = sql + " AND owner=?", [job_id, owner]
         async with self._db.execute(sql, args) as cur:
             row = await cur.fetchone()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     @serialized
     async def jobs_by_custom_id(self, owner: str, custom_id: str | None, offset: int = 0,
@@ -313,7 +351,7 @@ class Store:
             f"SELECT * FROM jobs WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
             (*args, limit, offset)
         ) as cur:
-            jobs = [_job(row) for row in await cur.fetchall()]
+            jobs = [self._job(row) for row in await cur.fetchall()]
         async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return jobs, int(row[0]) if row else 0
@@ -328,7 +366,7 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         await self._db.commit()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     @serialized
     async def finish(
@@ -350,7 +388,7 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         await self._db.commit()
-        return _job(row) if row else None
+        return self._job(row) if row else None
 
     async def recover(self, max_restarts: int) -> list[Job]:
         """After a restart: PROCESSING jobs run again; those restarted too often end in ERROR."""
@@ -391,7 +429,7 @@ class Store:
         async with self._db.execute(
             "SELECT * FROM jobs WHERE callback_state='PENDING' ORDER BY seq"
         ) as cur:
-            return [_job(row) for row in await cur.fetchall()]
+            return [self._job(row) for row in await cur.fetchall()]
 
     @serialized
     async def record_callback(self, job_id: str, state: str, attempts: int, error: str) -> None:
@@ -399,6 +437,90 @@ class Store:
             "UPDATE jobs SET callback_state=?, callback_attempts=?, callback_error=? WHERE id=?",
             (state, attempts, error, job_id))
         await self._db.commit()
+
+
+    # --- retention: a job's files leave in an order that survives a kill ---------------
+
+    @serialized
+    async def mark_gone(self, job_ids: list[str], column: str, files: dict[str, list[Gone]]
+                        ) -> list[Job]:
+        """First step of a removal, in one transaction: the jobs say `column` (deleted_at or
+        expired_at) and `purging`, and their files are listed as gone; returns those marked."""
+        assert column in ("deleted_at", "expired_at")
+        at, marked = now_ms(), []
+        for job_id in job_ids:
+            async with self._db.execute(
+                f"UPDATE jobs SET {column}=?, purging=1 WHERE id=? AND {column}=0 RETURNING *",
+                (at, job_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                marked.append(self._job(row))
+                await self._db.executemany(
+                    "INSERT OR REPLACE INTO gone VALUES (?, ?, ?)",
+                    [(g.content_id, g.path, job_id) for g in files.get(job_id, [])])
+        await self._db.commit()
+        return marked
+
+    @serialized
+    async def purged(self, job_ids: list[str]) -> None:
+        """Last step of a removal: every file is gone, nothing is left to finish."""
+        await self._db.executemany("UPDATE jobs SET purging=0 WHERE id=?",
+                                   [(job_id,) for job_id in job_ids])
+        await self._db.commit()
+
+    @serialized
+    async def purging(self) -> list[Job]:
+        async with self._db.execute("SELECT * FROM jobs WHERE purging=1 ORDER BY seq") as cur:
+            return [self._job(row) for row in await cur.fetchall()]
+
+    @serialized
+    async def expirable(self, ended_before: int, limit: int) -> list[Job]:
+        """Final jobs that ended before the time and still have their files."""
+        async with self._db.execute(
+            "SELECT * FROM jobs WHERE expired_at=0 AND deleted_at=0 AND state IN (3, 4, 5)"
+            " AND completed_at<=? ORDER BY completed_at LIMIT ?", (ended_before, limit),
+        ) as cur:
+            return [self._job(row) for row in await cur.fetchall()]
+
+    @serialized
+    async def gone_files(self, job_id: str) -> list[Gone]:
+        async with self._db.execute(
+            "SELECT content_id, path FROM gone WHERE job_id=?", (job_id,)) as cur:
+            return [Gone(str(row[0]), str(row[1])) for row in await cur.fetchall()]
+
+    @serialized
+    async def gone(self, content_id: str, path: str) -> Job | None:
+        """The deleted or expired job a file belonged to, if it is one of those."""
+        async with self._db.execute(
+            "SELECT jobs.* FROM gone JOIN jobs ON jobs.id=gone.job_id"
+            " WHERE gone.content_id=? AND gone.path=?", (content_id, path),
+        ) as cur:
+            row = await cur.fetchone()
+        return self._job(row) if row else None
+
+    @serialized
+    async def reuse_path(self, content_id: str, path: str) -> None:
+        """A new file at a gone path is the owner's own: it is served again."""
+        await self._db.execute("DELETE FROM gone WHERE content_id=? AND path=?",
+                               (content_id, path))
+        await self._db.commit()
+
+    @serialized
+    async def has_files(self, job_id: str) -> bool:
+        """False once the job's files were deleted or expired (or it does not exist)."""
+        async with self._db.execute(
+            "SELECT 1 FROM jobs WHERE id=? AND deleted_at=0 AND expired_at=0", (job_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A file of a deleted or expired job: its content repository and path there."""
+
+    content_id: str
+    path: str
 
 
 def _dump_inputs(inputs: tuple[InputSpec, ...]) -> str:
@@ -429,7 +551,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
     )
 
 
-def _job(row: aiosqlite.Row) -> Job:
+def _load_job(row: aiosqlite.Row) -> Job:
     return Job(
         id=row["id"], owner=row["owner"], custom_id=row["custom_id"], callback=row["callback"],
         state=State(row["state"]),
@@ -439,5 +561,6 @@ def _job(row: aiosqlite.Row) -> Job:
         completed_at=row["completed_at"], attempt=row["attempt"], restarts=row["restarts"],
         error_code=row["error_code"], error_message=row["error_message"],
         callback_state=row["callback_state"], callback_attempts=row["callback_attempts"],
-        callback_error=row["callback_error"],
+        callback_error=row["callback_error"], deleted_at=row["deleted_at"],
+        expired_at=row["expired_at"],
     )

@@ -72,6 +72,12 @@ class JobRecord:
     updated_at: float
     finished_at: float | None
     shifts: int = 1
+    deleted_at: float | None = None  # /job delete: the service's files and our posts removed
+    deleted_by: int | None = None
+    files_until: float | None = None  # when the service deletes the files; None: kept
+
+    def files_expired(self, now: float | None = None) -> bool:
+        return self.files_until is not None and self.files_until <= (now or time.time())
 
     @property
     def custom_id(self) -> str:
@@ -260,6 +266,51 @@ class JobStore:
         )
         await self._conn.commit()
 
+    # --- takedowns: the intent is recorded first, so a restart finishes it ----------------
+
+    async def mark_deleted(self, job_id: int, by: int) -> bool:
+        """Record a takedown; False if the job was already taken down."""
+        cursor = await self._conn.execute(
+            "UPDATE jobs SET deleted_at = ?, deleted_by = ?, updated_at = ?"
+            " WHERE id = ? AND deleted_at IS NULL", (time.time(), by, time.time(), job_id))
+        await self._conn.commit()
+        return cursor.rowcount == 1
+
+    async def posts_to_remove(self, job_id: int) -> list[DeliveredStem]:
+        async with self._conn.execute(
+            "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?"
+            " AND removed = 0 AND message_id IS NOT NULL", (job_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [DeliveredStem(row["stem"], row["message_id"], row["link"]) for row in rows]
+
+    async def mark_removed(self, job_id: int, stem: str, message_id: int | None = None) -> None:
+        """The post is gone (or, for the takedown notice, must never be removed)."""
+        await self._conn.execute(
+            "INSERT INTO delivered_stems (job_id, stem, message_id, link, removed)"
+            " VALUES (?, ?, ?, NULL, 1) ON CONFLICT (job_id, stem) DO UPDATE SET removed = 1",
+            (job_id, stem, message_id))
+        await self._conn.commit()
+
+    async def forget_before(self, before: float) -> int:
+        """BOT_RETENTION_DAYS: drop records that ended before the time (and whose takedown,
+        if any, is complete); how many went."""
+        async with self._conn.execute(f"SELECT id FROM jobs WHERE {_FORGETTABLE}",
+                                      (before,)) as cursor:
+            ids = [(row[0],) for row in await cursor.fetchall()]
+        await self._conn.executemany("DELETE FROM delivered_stems WHERE job_id = ?", ids)
+        await self._conn.executemany("DELETE FROM jobs WHERE id = ?", ids)
+        await self._conn.commit()
+        return len(ids)
+
+    async def unfinished_takedowns(self) -> list[JobRecord]:
+        """Taken down, but with a post or the notice still to do."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE deleted_at IS NOT NULL AND (EXISTS (SELECT 1 FROM"
+            " delivered_stems d WHERE d.job_id = jobs.id AND d.removed = 0 AND d.message_id"
+            " IS NOT NULL) OR NOT EXISTS (SELECT 1 FROM delivered_stems d WHERE"
+            " d.job_id = jobs.id AND d.stem = 'takedown')) ORDER BY id", ())
+
     async def _one(self, sql: str, params: Sequence[Any]) -> JobRecord | None:
         async with self._conn.execute(sql, params) as cursor:
             row = await cursor.fetchone()
@@ -274,6 +325,11 @@ class JobStore:
         async with self._conn.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+_FORGETTABLE = (
+    "finished_at IS NOT NULL AND finished_at < ? AND (deleted_at IS NULL OR EXISTS (SELECT 1"
+    " FROM delivered_stems d WHERE d.job_id = jobs.id AND d.stem = 'takedown'))")
 
 
 def _history_clause(where: HistoryFilter) -> tuple[str, list[Any]]:

@@ -119,6 +119,7 @@ class FakeDiscord:
         self.later: dict[str, bytes] = {}  # what a file becomes after its first download
         self.downloads: collections.Counter[str] = collections.Counter()
         self.redirects: dict[str, str] = {}
+        self.deletions: collections.Counter[int] = collections.Counter()  # message id -> DELETEs
         self.upload_limit = 10 * 1024 * 1024
         self.fail_thread_creation = False
         # Registered application commands: guild id (None: global) to the payloads.
@@ -150,6 +151,7 @@ class FakeDiscord:
         app.router.add_post(api + "/channels/{cid}/messages/{mid}/threads", self.thread)
         app.router.add_post(api + "/channels/{cid}/messages", self.create_message)
         app.router.add_patch(api + "/channels/{cid}/messages/{mid}", self.edit_message)
+        app.router.add_delete(api + "/channels/{cid}/messages/{mid}", self.delete_message)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -449,6 +451,14 @@ class FakeDiscord:
             message.edits.append(content)
         await self._notify()
         return _json(message.payload(self.base))
+
+    async def delete_message(self, request: web.Request) -> web.Response:
+        message_id = int(request.match_info["mid"])
+        self.deletions[message_id] += 1
+        if self.messages.pop(message_id, None) is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        await self._notify()
+        return web.Response(status=204)
 
     async def serve_file(self, request: web.Request) -> web.Response:
         location = self.redirects.get(request.match_info["name"])

@@ -26,7 +26,7 @@ async def test_sync_registers_commands_in_a_guild_and_globally(
     assert separate["file"]["type"] == 11  # an attachment
     # Hidden from members by default, and checked again when run (see test_refusals).
     assert int(commands["jobs"]["default_member_permissions"]) == 1 << 5  # Manage Server
-    assert {o["name"] for o in commands["job"]["options"]} == {"status", "cancel"}
+    assert {o["name"] for o in commands["job"]["options"]} == {"status", "cancel", "delete"}
 
     await sync(settings, None)
     assert sorted(c["name"] for c in fake.commands[None]) == ["job", "jobs", "mix", "separate"]
