@@ -6,6 +6,9 @@ hammers GetJob and ListJobs from C concurrent clients for S seconds. The same lo
 server first gives the baseline.
 
     .venv/bin/python benchmarks/service_load.py --seconds 15 --concurrency 8
+
+Then, on the idle server, the time from CreateJob to COMPLETED of a new song and of the same
+song again (a result-cache hit).
 """
 
 from __future__ import annotations
@@ -99,6 +102,30 @@ async def load(client: Client, job_id: str, seconds: float, concurrency: int) ->
 
     await asyncio.gather(*(one(n) for n in range(concurrency)))
     return latencies
+
+
+async def completion(client: Client, url: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from CreateJob to COMPLETED for one 4-stem job (polling GetJob every 0.1 s)."""
+    started = time.perf_counter()
+    created = await client.call("CreateJob", "createJobRequest", {
+        "inputs": [{"url": url}],
+        "outputs": [{"inputSelectors": [0],
+                     "smartContentDescriptor": {"musicSeperate": {"method": 2}}}]})
+    job_id = created["createJobResponse"]["job"]["id"]
+    while True:
+        job = (await client.call("GetJob", "getJobRequest", {"id": job_id}))["getJobResponse"]
+        if job["job"]["state"] >= 3:
+            break
+        await asyncio.sleep(0.1)
+    if job["job"]["state"] != 3:
+        raise RuntimeError(f"job ended in {job['job']}")
+    return time.perf_counter() - started, job["job"]
+
+
+async def wait_final(client: Client, job_id: str) -> None:
+    while (await client.call("GetJob", "getJobRequest", {"id": job_id}))[
+            "getJobResponse"]["job"]["state"] < 3:
+        await asyncio.sleep(0.2)  # noqa: ASYNC110 (polling the API, as a client does)
 
 
 def summary(latencies: Latencies, seconds: float) -> dict[str, dict[str, float]]:
@@ -208,12 +235,26 @@ async def run(args: argparse.Namespace) -> None:
             busy = await load(client, job_id, args.seconds, args.concurrency)
             job = await client.call("GetJob", "getJobRequest", {"id": job_id})
             state = job["getJobResponse"]["job"]["state"]
+            await wait_final(client, job_id)
+            # another song (other bytes: no cache hit), then the same song again (a hit)
+            fresh, fresh_url = await serve_clip(encode(
+                folder / "other.wav",
+                np.sum(list(synth.demo_clip(args.clip_seconds, bpm=100.0).values()), axis=0),
+                OutputFormat.WAV))
+            try:
+                miss, _ = await completion(client, fresh_url)
+                hit, cached = await completion(client, fresh_url)
+            finally:
+                await fresh.cleanup()
+            assert all(r.get("fromCache") for r in
+                       cached["outputs"][0]["smartContentResult"]["musicSeperate"])
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
         await clip_server.cleanup()
     idle_rows, busy_rows = summary(idle, args.seconds), summary(busy, args.seconds)
     results = {
+        "create_to_completed_s": {"separated": miss, "from_cache": hit},
         "idle": idle_rows,
         "separating": busy_rows,
         "job_state_after": state,
@@ -237,6 +278,8 @@ async def run(args: argparse.Namespace) -> None:
             busy_rows,
         )
     )
+    print(f"\nCreateJob to COMPLETED, {args.clip_seconds:g} s song, 4 stems, idle server:"
+          f" {miss:.1f} s separated, {hit:.2f} s from the result cache")
     out = Path("benchmarks/out")
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread((out / "service_load.json").write_text, json.dumps(results, indent=2))
