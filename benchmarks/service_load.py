@@ -125,7 +125,7 @@ async def completion(client: Client, url: str) -> tuple[float, dict[str, Any]]:
 async def wait_final(client: Client, job_id: str) -> None:
     while (await client.call("GetJob", "getJobRequest", {"id": job_id}))[
             "getJobResponse"]["job"]["state"] < 3:
-        await asyncio.sleep(0.2)  # noqa: ASYNC110 (polling the API, as a client does)
+        await asyncio.sleep(0.2)
 
 
 def summary(latencies: Latencies, seconds: float) -> dict[str, dict[str, float]]:
