@@ -123,8 +123,10 @@ async def completion(client: Client, url: str) -> tuple[float, dict[str, Any]]:
 
 
 async def wait_final(client: Client, job_id: str) -> None:
-    while (await client.call("GetJob", "getJobRequest", {"id": job_id}))[
-            "getJobResponse"]["job"]["state"] < 3:
+    while True:  # polling the API, as a client without a callback does
+        job = await client.call("GetJob", "getJobRequest", {"id": job_id})
+        if job["getJobResponse"]["job"]["state"] >= 3:
+            return
         await asyncio.sleep(0.2)
 
 
