@@ -1,4 +1,4 @@
-"""Song facts from the stems: tempo from the drums, key from the harmonic stems, loudness.
+"""Song facts from the stems: tempo from the drums, key from bass, piano and other, loudness.
 
 Collected while the engine streams its blocks, so a song is analysed once and never held
 whole: the meter keeps 100 ms energies, the tempo a 30 s window, the key a 11 kHz copy.
@@ -25,8 +25,12 @@ KEY_PROFILE = "bgate"
 # 48 rendered songs (all at 3.4 or more) and white noise (up to 2.1, on 10 s): 3.0 parts them.
 TEMPO_CONFIDENCE_MAX = 5.32
 TEMPO_CONFIDENCE_MIN = 3.0
-# The key's correlation with its profile: the same songs 0.69 or more, white noise up to 0.59.
+# The key's correlation with its profile: the same songs 0.69 or more. Noise can correlate
+# as well by chance (0.76 on 10 s), so the sound must also be tonal: the spectral flatness of
+# 100 Hz-3.5 kHz (median over frames) is 0.56 for white noise and at most 0.03 for the songs.
 KEY_STRENGTH_MIN = 0.65
+FLATNESS_MAX = 0.2
+FLATNESS_FRAME = 4096
 MAJOR_NAMES = ("C", "D♭", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 MINOR_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "G♯", "A", "B♭", "B")
 PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6,
@@ -86,6 +90,8 @@ class FactsCollector:
     def __init__(self, stems: tuple[str, ...]) -> None:
         self._stems = stems
         self._beat = "drums" if "drums" in stems else "other"  # 2 stems: the accompaniment
+        # chords live in bass, piano and other; a voice's glides and consonants blur them
+        self._harmonic_stems = [s for s in stems if s not in ("drums", "vocals")]
         self._meter = LoudnessMeter(len(stems), 2, SAMPLE_RATE)
         self._mix_loudness: float | None = None
         self._length = 0
@@ -111,7 +117,7 @@ class FactsCollector:
         started = time.perf_counter()
         self._meter.add(np.stack([block[s] for s in self._stems]))
         self._keep_beat(block[self._beat].mean(axis=0))
-        harmonic = np.sum([x for s, x in block.items() if s != "drums"], axis=0)
+        harmonic = np.sum([block[s] for s in self._harmonic_stems], axis=0)
         self._keep_harmonic(harmonic.mean(axis=0))
         self._position += block[self._beat].shape[-1]
         self.seconds += time.perf_counter() - started
@@ -156,9 +162,26 @@ def estimate_tempo(mono: Float) -> Tempo | None:
     return Tempo(round(float(bpm), 1), round(float(confidence) / TEMPO_CONFIDENCE_MAX, 2))
 
 
+def flatness(mono: Float, rate: float) -> float:
+    """Median spectral flatness of 100 Hz-3.5 kHz over the audible frames: 1 flat, 0 tonal."""
+    frames = len(mono) // FLATNESS_FRAME
+    if frames == 0:
+        return 1.0
+    shaped = mono[: frames * FLATNESS_FRAME].reshape(frames, FLATNESS_FRAME)
+    power = np.abs(np.fft.rfft(shaped * np.hanning(FLATNESS_FRAME), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(FLATNESS_FRAME, 1 / rate)
+    power = power[:, (freqs >= 100) & (freqs <= 3500)] + 1e-12
+    mean = power.mean(axis=1)
+    audible = mean > mean.max() * 1e-3
+    geometric = np.exp(np.log(power[audible]).mean(axis=1))
+    return float(np.median(geometric / mean[audible]))
+
+
 def estimate_key(mono: Float) -> Key | None:
-    """essentia's key extractor on a mono copy at 11 kHz; None when no key stands out."""
+    """essentia's key extractor on a mono copy at 11 kHz; None for noise or no clear key."""
     rate = SAMPLE_RATE / KEY_DECIMATION
+    if flatness(mono, rate) > FLATNESS_MAX:
+        return None
     name, scale, strength = standard.KeyExtractor(profileType=KEY_PROFILE, sampleRate=rate)(
         np.ascontiguousarray(mono, dtype=np.float32))
     if strength < KEY_STRENGTH_MIN or name not in PITCH_CLASSES:
