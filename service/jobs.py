@@ -8,6 +8,7 @@ import logging
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -201,12 +202,17 @@ class JobRunner:
         done = 0
         for number, output in enumerate(job.outputs):
             results: list[tuple[Path, Result]] = []
+            facts: list[dict[str, Any]] = []
             for selector in output.selectors:
                 self._shares[job.id] = (100 * done / pairs, 100 / pairs)
                 out_dir = work / f"out-{number}-{selector}"
-                results += await self._separate(job, output, selector, sources[selector], out_dir)
+                stems, song = await self._separate(job, output, selector, sources[selector],
+                                                   out_dir)
+                results += stems
+                facts.append(song)
                 done += 1
-            finished.append(await self._deliver(output, results))
+            delivered = await self._deliver(output, results)
+            finished.append(dataclasses.replace(delivered, facts=tuple(facts)))
         return tuple(finished)
 
     async def _input(self, job: Job, index: int, work: Path) -> Path:
@@ -225,7 +231,8 @@ class JobRunner:
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
 
     async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
-                        out_dir: Path) -> list[tuple[Path, Result]]:
+                        out_dir: Path) -> tuple[list[tuple[Path, Result]], dict[str, Any]]:
+        """The stems to place and the song's facts."""
         preset = StemPreset(int(output.method))
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
@@ -234,8 +241,9 @@ class JobRunner:
             abort_file=self._abort_file(job.id), shifts=output.shifts))
         if outcome.error_code:
             raise JobFailure(outcome.error_code, f"inputs[{selector}]: {outcome.error_message}")
+        assert outcome.facts is not None, "a separation without an error has facts"
         return [(path, Result(TONES[stem], f"{job.id}-{selector}-{path.name}"))
-                for stem, path in outcome.stems.items()]
+                for stem, path in outcome.stems.items()], outcome.facts
 
     async def _deliver(self, output: OutputSpec, results: list[tuple[Path, Result]]
                        ) -> OutputSpec:

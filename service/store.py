@@ -344,6 +344,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
         results=None if results is None else tuple(
             Result(Tone(r["tone"]), r["fileName"]) for r in results["musicSeperate"]),
         shifts=raw["smartContentDescriptor"]["musicSeperate"].get("shifts", 1),
+        facts=None if results is None or "facts" not in results else tuple(results["facts"]),
     )
 
 
