@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import discord
 
@@ -16,6 +17,7 @@ from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
 from bot.messages import elapsed, headline, stems_of
 from separation import TONES, OutputFormat
+from separation.fact_line import line
 from storage import DeliveredStem, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class Delivery:
         )
         if SUMMARY not in done:
             message = await target.send(
-                summary(record, result, done), nonce=post_nonce(record, SUMMARY)
+                summary(record, result, done, job.facts), nonce=post_nonce(record, SUMMARY)
             )
             await self._jobs.mark_delivered(record.id, SUMMARY, message.id, None)
         return result
@@ -120,9 +122,11 @@ def post_nonce(record: JobRecord, part: str) -> str:
     return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
-def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]) -> str:
+def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem],
+            facts: tuple[dict[str, Any], ...] = ()) -> str:
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
              f" ({elapsed(record)})."]
+    lines += [f"🎵 {line(song)}" for song in facts]
     if result.attached:
         lines.append(f"attached above: {', '.join(result.attached)}")
     for stem in result.linked:

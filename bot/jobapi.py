@@ -47,6 +47,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     results: tuple[StemFile, ...]
+    facts: tuple[dict[str, Any], ...] = ()  # the song facts of each separated input
 
     @classmethod
     def parse(cls, message: JobWire) -> Job:
@@ -64,6 +65,8 @@ class Job:
             error_code=message.get("errorCode"),
             error_message=message.get("errorMessage"),
             results=results,
+            facts=tuple(f for out in message.get("outputs", [])
+                        for f in out.get("smartContentResult", {}).get("facts", [])),
         )
 
 

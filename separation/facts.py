@@ -75,15 +75,6 @@ class SongFacts:
                 "loudness": {"mix": self.loudness, "stems": dict(self.stem_loudness)}}
 
 
-def line(facts: dict[str, Any]) -> str:
-    """One line from the wire shape: `118 BPM · A♭ major · −9.8 LUFS`."""
-    tempo, key, mix = facts.get("tempo"), facts.get("key"), facts["loudness"]["mix"]
-    parts = [f"{round(tempo['bpm'])} BPM" if tempo else "tempo unclear",
-             key["name"] if key else "key unclear",
-             f"{mix:.1f} LUFS".replace("-", "−") if mix is not None else "silent"]
-    return " · ".join(parts)
-
-
 class FactsCollector:
     """Hand it the mix, then every block of stems in order; `facts()` at the end."""
 

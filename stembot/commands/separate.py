@@ -11,7 +11,8 @@ from typing import Any
 from tqdm import tqdm
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
-from separation.facts import FactsCollector, line
+from separation.fact_line import line
+from separation.facts import FactsCollector
 from separation.presets import MAX_SHIFTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings

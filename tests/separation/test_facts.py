@@ -8,7 +8,8 @@ import pytest
 from benchmarks.song_facts import song_stems
 from separation.dsp import Float
 from separation.essentia_lib import standard
-from separation.facts import FactsCollector, line, song_facts
+from separation.fact_line import line
+from separation.facts import FactsCollector, song_facts
 from separation.htdemucs import SAMPLE_RATE
 from separation.loudness import LoudnessMeter, integrated_loudness
 
