@@ -99,6 +99,7 @@ class SongResult:
     index: int
     bpm: float
     key: str
+    opening: int  # degree of the first chord: songs that open off the tonic are ambiguous
     found_bpm: float | None
     found_key: str | None
     tempo: str
@@ -114,7 +115,7 @@ def measure(separator: Separator, index: int, seconds: float, folder: Path) -> S
     facts, separation, spent = separate(separator, source, folder / f"out-{index}")
     truth = Key(song.tonic, song.minor, 1.0)
     return SongResult(
-        index, song.bpm, truth.name, facts.tempo.bpm if facts.tempo else None,
+        index, song.bpm, truth.name, song.opening, facts.tempo.bpm if facts.tempo else None,
         facts.key.name if facts.key else None,
         tempo_verdict(song.bpm, facts.tempo.bpm if facts.tempo else None),
         key_verdict(song.tonic, song.minor, facts.key), separation, spent)
@@ -160,12 +161,17 @@ def long_song_cost(separator: Separator, folder: Path, minutes: float) -> dict[s
 
 
 def summary(results: list[SongResult]) -> dict[str, float]:
+    """Shares of the verdicts; the key also over the songs whose first chord is the tonic."""
     count = len(results)
     share = {f"tempo_{v}": sum(r.tempo == v for r in results) / count
              for v in ("right", "half", "double", "wrong", "unclear")}
     share |= {f"key_{v}": sum(r.key_verdict == v for r in results) / count
               for v in ("exact", "close", "wrong", "unclear")}
     share["key_exact_or_close"] = share["key_exact"] + share["key_close"]
+    home = [r for r in results if r.opening == 0]
+    share["songs_opening_on_the_tonic"] = len(home)
+    share["key_exact_opening_on_the_tonic"] = (
+        sum(r.key_verdict == "exact" for r in home) / len(home) if home else 0.0)
     return share
 
 

@@ -49,6 +49,7 @@ class Arrangement:
     beats: float
     tonic: int = 0  # pitch class of the key, 0 = C
     minor: bool = False
+    opening: int = 0  # scale degree of the first chord (0: the tonic)
     piano: list[Part] = field(default_factory=list)
     others: list[Part] = field(default_factory=list)
     drums: Part | None = None
@@ -278,7 +279,8 @@ def generated(
     bpm = drawn_bpm if bpm is None else bpm
     beats = np.ceil(seconds * bpm / 60) + 1
     chords, scale = progression(rng, beats, float(rng.choice([2.0, 4.0, 4.0, 8.0])), key)
-    song = Arrangement(bpm, beats, tonic=scale[0] % 12, minor=scale[2] - scale[0] == 3)
+    song = Arrangement(bpm, beats, tonic=scale[0] % 12, minor=scale[2] - scale[0] == 3,
+                       opening=scale.index(chords[0].pitches[0] - 48))
     if rng.random() >= NO_PIANO_SHARE:
         song.piano.append(_piano_part(rng, chords, scale))
     count = int(rng.integers(1, 4))
