@@ -27,8 +27,9 @@ import numpy as np
 from separation import OutputFormat, Separator, StemPreset, decode, encode, synth
 from separation.dsp import Float
 from separation.essentia_lib import standard
-from separation.facts import FactsCollector, Key, SongFacts
+from separation.facts import FactsCollector, SongFacts
 from separation.htdemucs import SAMPLE_RATE
+from separation.key import Key
 from separation.loudness import integrated_loudness
 from training import compose
 
