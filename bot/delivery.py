@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import discord
 
@@ -18,6 +19,7 @@ from bot.jobapi import ApiError, Job, JobApi, StemFile
 from bot.messages import elapsed, headline, kept_for, shown, stems_of
 from bot.mixing import summary_view
 from separation import TONES, OutputFormat
+from separation.fact_line import line
 from storage import DeliveredStem, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class Delivered:
     attached: tuple[str, ...]
     linked: tuple[str, ...]
     from_cache: bool = False  # every stem came from the service's result cache
+    facts: tuple[dict[str, Any], ...] = ()  # the song facts of each separated input
 
 
 class Delivery:
@@ -79,6 +82,7 @@ class Delivery:
             attached=tuple(s for s in stems_of(record) if done[s].link is None),
             linked=tuple(s for s in stems_of(record) if done[s].link is not None),
             from_cache=all(by_stem[s].from_cache for s in stems_of(record)),
+            facts=job.facts,
         )
         if job.files_until is not None:
             record = await self._jobs.update(record.id, files_until=job.files_until)
@@ -181,6 +185,7 @@ def summary(record: JobRecord, result: Delivered, done: dict[str, DeliveredStem]
     cached = ", from cache: this song was separated before" if result.from_cache else ""
     lines = [f"✅ {headline(record)}", f"<@{record.user_id}>, your stems are ready"
              f" ({elapsed(record)}{cached})."]
+    lines += [f"🎵 {line(song)}" for song in result.facts]
     if result.attached:
         lines.append(f"attached above: {', '.join(shown(record, s) for s in result.attached)}")
     if with_picture:

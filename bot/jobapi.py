@@ -53,6 +53,7 @@ class Job:
     error_message: str | None
     results: tuple[StemFile, ...]
     files_until: float | None = None  # unix seconds: when the service deletes the files
+    facts: tuple[dict[str, Any], ...] = ()  # the song facts of each separated input
 
     @classmethod
     def parse(cls, message: JobWire) -> Job:
@@ -72,6 +73,8 @@ class Job:
             results=results,
             files_until=int(message["resultsExpireAt"]) / 1000
             if "resultsExpireAt" in message else None,
+            facts=tuple(f for out in message.get("outputs", [])
+                        for f in out.get("smartContentResult", {}).get("facts", [])),
         )
 
 

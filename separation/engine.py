@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from separation.errors import ModelNotInstalledError
 from separation.htdemucs import SAMPLE_RATE, SEGMENT, SOURCES, HTDemucs
 from separation.presets import MAX_SHIFTS, StemPreset, shown_name
 from separation.runtime import RuntimeConfig
+
+if TYPE_CHECKING:  # essentia and scipy load only where facts are collected
+    from separation.facts import FactsCollector
 
 MAX_SHIFT = SAMPLE_RATE // 2  # Demucs' shifts: random delays of up to half a second
 
@@ -102,11 +106,15 @@ class Separator:
         limits: Limits | None = None,
         progress: Progress | None = None,
         shifts: int = 1,
+        facts: FactsCollector | None = None,
     ) -> dict[str, Path]:
         """Decode `source` and write `out_dir/<shown stem name>.<ext>`; nothing is left behind on
-        failure."""
+        failure. A `facts` collector sees the mix and every block on the way (the song's facts).
+        """
         self.check(preset)
         mix = audio.decode(source, limits)
+        if facts is not None:
+            facts.begin(mix)
         out_dir.mkdir(parents=True, exist_ok=True)
         final = {stem: out_dir / f"{shown_name(preset, stem)}.{fmt.extension}"
                  for stem in preset.stems}
@@ -120,6 +128,8 @@ class Separator:
                 for block in self.stream(mix, preset, progress, shifts):
                     for stem, samples in block.items():
                         writers[stem].write(samples)
+                    if facts is not None:
+                        facts.add(block)
             except BaseException:
                 stack.close()
                 for path in partial.values():

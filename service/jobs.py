@@ -14,6 +14,7 @@ import logging
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -283,13 +284,16 @@ class JobRunner:
         done = 0
         for number, output in enumerate(job.outputs):
             results: list[tuple[Path, Result]] = []
+            facts: list[dict[str, Any]] = []
             for selector in output.selectors:
                 self._shares[job.id] = (100 * done / pairs, 100 / pairs)
                 out_dir = work / f"out-{number}-{selector}"
-                results += await self._separate(job, output, selector, sources[selector], out_dir,
-                                                keys[number, selector])
+                stems, song = await self._separate(job, output, selector, sources[selector],
+                                                   out_dir, keys[number, selector])
+                results += stems
+                facts.append(song)
                 done += 1
-            separated.append((output, results))
+            separated.append((dataclasses.replace(output, facts=tuple(facts)), results))
         return separated
 
     async def _input(self, job: Job, index: int, work: Path) -> Path:
@@ -308,21 +312,24 @@ class JobRunner:
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
 
     async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
-                        out_dir: Path, key: str | None) -> list[tuple[Path, Result]]:
-        """One input through one output's method: from the cache, or by a worker."""
-        stems = await self._cache.take(key, out_dir)
-        cached = stems is not None
-        if stems is None:
-            stems = await self._run_worker(job, output, selector, source, out_dir)
-            await self._cache.keep(key, stems, job.id)
+                        out_dir: Path, key: str | None
+                        ) -> tuple[list[tuple[Path, Result]], dict[str, Any]]:
+        """One input through one output's method, from the cache or by a worker: the stems to
+        place and the song's facts."""
+        found = await self._cache.take(key, out_dir)
+        cached = found is not None
+        if found is None:
+            found = await self._run_worker(job, output, selector, source, out_dir)
+            await self._cache.keep(key, *found, job.id)
+        stems, facts = found
         preset = StemPreset(int(output.method))
         # named here, not by the file: a cache entry of an older version says `other.wav`
         return [(path, Result(TONES[stem], f"{job.id}-{selector}-{shown_name(preset, stem)}"
                               f"{path.suffix}", cached))
-                for stem, path in stems.items()]
+                for stem, path in stems.items()], facts
 
     async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,
-                          out_dir: Path) -> dict[str, Path]:
+                          out_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
         preset = StemPreset(int(output.method))
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
@@ -331,7 +338,8 @@ class JobRunner:
             abort_file=self._abort_file(job.id), shifts=output.shifts))
         if outcome.error_code:
             raise JobFailure(outcome.error_code, f"inputs[{selector}]: {outcome.error_message}")
-        return outcome.stems
+        assert outcome.facts is not None, "a separation without an error has facts"
+        return outcome.stems, outcome.facts
 
     async def _deliver(self, output: OutputSpec, results: list[tuple[Path, Result]]
                        ) -> OutputSpec:

@@ -59,7 +59,7 @@ class OutputWire(TypedDict):
     destination: str
     inputSelectors: list[int]
     smartContentDescriptor: dict[str, dict[str, int]]
-    smartContentResult: NotRequired[dict[str, list[ResultWire]]]
+    smartContentResult: NotRequired[dict[str, Any]]
 
 
 class TimingWire(TypedDict):
@@ -126,6 +126,7 @@ class OutputSpec:
     method: Method
     results: tuple[Result, ...] | None = None
     shifts: int = 1
+    facts: tuple[dict[str, Any], ...] | None = None  # one per selector: SongFacts.wire()
 
     def wire(self) -> OutputWire:
         descriptor = {"method": int(self.method)}
@@ -141,6 +142,8 @@ class OutputSpec:
             out["smartContentResult"] = {"musicSeperate": [
                 r.wire() for r in self.results
             ]}
+            if self.facts is not None:  # an extension: the song facts of each input
+                out["smartContentResult"]["facts"] = list(self.facts)
         return out
 
 

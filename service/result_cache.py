@@ -22,10 +22,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from separation import model_files
 
 MANIFEST = "manifest.json"
+Entry = tuple[dict[str, Path], dict[str, Any]]  # stem files, and the song's facts
 
 
 class CacheScope(enum.StrEnum):
@@ -74,8 +76,9 @@ class ResultCache:
         return key is not None and await asyncio.to_thread(
             (self._folder / key / MANIFEST).is_file)
 
-    async def take(self, key: str | None, out_dir: Path) -> dict[str, Path] | None:
-        """Link the entry's stems into `out_dir` (which the caller then owns), or None."""
+    async def take(self, key: str | None, out_dir: Path) -> Entry | None:
+        """Link the entry's stems into `out_dir` (which the caller then owns): the stems and
+        the song's facts, or None."""
         if key is None:
             return None
         entry = self._folder / key
@@ -97,14 +100,16 @@ class ResultCache:
                 if not entry.name.startswith(".") and _made_by(entry) == job_id:
                     _remove(entry)
 
-    async def keep(self, key: str | None, stems: dict[str, Path], job_id: str) -> None:
-        """Record a finished separation's stems; a concurrent identical entry wins quietly."""
+    async def keep(self, key: str | None, stems: dict[str, Path], facts: dict[str, Any],
+                   job_id: str) -> None:
+        """Record a finished separation's stems and facts; a concurrent identical entry wins."""
         if key is not None:
-            await asyncio.to_thread(self._keep, key, stems, job_id)
+            await asyncio.to_thread(self._keep, key, stems, facts, job_id)
 
-    def _take(self, entry: Path, out_dir: Path) -> dict[str, Path] | None:
+    def _take(self, entry: Path, out_dir: Path) -> Entry | None:
         try:
             manifest = json.loads((entry / MANIFEST).read_text())
+            facts: dict[str, Any] = manifest["facts"]  # an entry without: separate again
             out_dir.mkdir(parents=True, exist_ok=True)
             stems = {}
             for stem, name in manifest["stems"].items():
@@ -112,15 +117,17 @@ class ResultCache:
                 stems[stem] = out_dir / name
         except (OSError, ValueError, KeyError):
             return None  # absent, or removed meanwhile: separate instead
-        return stems
+        return stems, facts
 
-    def _keep(self, key: str, stems: dict[str, Path], job_id: str) -> None:
+    def _keep(self, key: str, stems: dict[str, Path], facts: dict[str, Any],
+              job_id: str) -> None:
         building = self._folder / f".{key}.{uuid.uuid4().hex}"
         building.mkdir(parents=True)
         try:
             for path in stems.values():
                 _link(path, building / path.name)
-            manifest = {"job": job_id, "stems": {stem: p.name for stem, p in stems.items()}}
+            manifest = {"job": job_id, "stems": {stem: p.name for stem, p in stems.items()},
+                        "facts": facts}
             (building / MANIFEST).write_text(json.dumps(manifest))
             with contextlib.suppress(OSError):  # an entry exists already: keep that one
                 os.rename(building, self._folder / key)

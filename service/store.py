@@ -548,6 +548,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
             Result(Tone(r["tone"]), r["fileName"], r.get("fromCache", False))
             for r in results["musicSeperate"]),
         shifts=raw["smartContentDescriptor"]["musicSeperate"].get("shifts", 1),
+        facts=None if results is None or "facts" not in results else tuple(results["facts"]),
     )
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
 from separation.errors import (
@@ -25,6 +25,7 @@ from separation.errors import (
     EmptyAudioError,
     ModelNotInstalledError,
 )
+from separation.facts import FactsCollector
 from separation.runtime import RuntimeConfig, available_cores
 
 # (job id, attempt, chunks done, chunks total) from a worker to the server
@@ -59,11 +60,15 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Stem name to file, or an error code and message; exceptions stay in the worker."""
+    """Stem name to file and the song's facts, or an error code and message.
+
+    Exceptions stay in the worker.
+    """
 
     stems: dict[str, Path]
     error_code: str = ""
     error_message: str = ""
+    facts: dict[str, Any] | None = None  # SongFacts.wire()
 
 
 class Aborted(Exception):
@@ -124,11 +129,12 @@ def run_task(task: Task) -> Outcome:
         if _progress is not None:
             _progress.put((task.job_id, task.attempt, done, total))
 
+    facts = FactsCollector(StemPreset(task.method).stems)
     try:
         stems = _separator.separate_file(
             task.source, task.out_dir, StemPreset(task.method), OutputFormat(task.fmt),
             limits=Limits(max_seconds=task.max_seconds, max_bytes=task.max_bytes),
-            progress=progress, shifts=task.shifts,
+            progress=progress, shifts=task.shifts, facts=facts,
         )
     except Aborted:
         return Outcome({}, "ABORTED", "the job was stopped")
@@ -137,7 +143,7 @@ def run_task(task: Task) -> Outcome:
         message = str(error).replace(str(task.source), "the file")
         message = message.replace(task.source.name, "the file")
         return Outcome({}, _ERROR_CODES.get(type(error), "SEPARATION_FAILED"), message)
-    return Outcome(stems)
+    return Outcome(stems, facts=facts.facts().wire())
 
 
 def _cores() -> set[int]:

@@ -47,18 +47,28 @@ class Arrangement:
 
     bpm: float
     beats: float
+    tonic: int = 0  # pitch class of the key, 0 = C
+    minor: bool = False
+    opening: int = 0  # scale degree of the first chord (0: the tonic)
     piano: list[Part] = field(default_factory=list)
     others: list[Part] = field(default_factory=list)
     drums: Part | None = None
     bass: Part | None = None
 
 
+Key = tuple[int, bool]  # (tonic pitch class, minor)
+
+
 def progression(
-    rng: Rng, beats: float, beats_per_chord: float
+    rng: Rng, beats: float, beats_per_chord: float, key: Key | None = None
 ) -> tuple[list[Chord], tuple[int, ...]]:
-    """Chords over `beats`: a key, a progression, triads or sevenths; returns chords and scale."""
-    tonic = int(rng.integers(0, 12))
-    scale = tuple((tonic + s) for s in (MINOR if rng.random() < 0.4 else MAJOR))
+    """Chords over `beats`: a key, a progression, triads or sevenths; returns chords and scale.
+
+    A given `key` replaces the drawn one; the draws still happen, so the rest stays the same.
+    """
+    drawn = (int(rng.integers(0, 12)), bool(rng.random() < 0.4))
+    tonic, minor = key or drawn
+    scale = tuple((tonic + s) for s in (MINOR if minor else MAJOR))
     degrees = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]
     sevenths = rng.random() < 0.35
     chords: list[Chord] = []
@@ -258,12 +268,19 @@ def bass_part(rng: Rng, chords: list[Chord]) -> Part:
     return Part(program, notes, channel=2)
 
 
-def generated(rng: Rng, seconds: float) -> Arrangement:
-    """A song from a chord progression: piano comping against 1-3 other instruments."""
-    bpm = float(rng.uniform(70, 160))
+def generated(
+    rng: Rng, seconds: float, bpm: float | None = None, key: Key | None = None
+) -> Arrangement:
+    """A song from a chord progression: piano comping against 1-3 other instruments.
+
+    `bpm` and `key` fix the tempo and key (the song facts benchmark); else they are drawn.
+    """
+    drawn_bpm = float(rng.uniform(70, 160))
+    bpm = drawn_bpm if bpm is None else bpm
     beats = np.ceil(seconds * bpm / 60) + 1
-    chords, scale = progression(rng, beats, float(rng.choice([2.0, 4.0, 4.0, 8.0])))
-    song = Arrangement(bpm, beats)
+    chords, scale = progression(rng, beats, float(rng.choice([2.0, 4.0, 4.0, 8.0])), key)
+    song = Arrangement(bpm, beats, tonic=scale[0] % 12, minor=scale[2] - scale[0] == 3,
+                       opening=scale.index(chords[0].pitches[0] - 48))
     if rng.random() >= NO_PIANO_SHARE:
         song.piano.append(_piano_part(rng, chords, scale))
     count = int(rng.integers(1, 4))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
+from separation.fact_line import line
+from separation.facts import FactsCollector
 from separation.presets import MAX_SHIFTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
@@ -61,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"average N randomly shifted separations: better, N times slower (1-{MAX_SHIFTS},"
         " default: 1)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (stems written, song facts) instead of text, for scripts",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -77,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         separator = Separator(settings.model_dir, config)
         separator.check(preset)
+        facts = FactsCollector(preset.stems)
         paths = separator.separate_file(
             args.input,
             args.out,
@@ -86,16 +96,27 @@ def run(args: argparse.Namespace) -> int:
             limits=limits,
             progress=bar.update,
             shifts=args.shifts,
+            facts=facts,
         )
     except SeparationError as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
     bar.close()
+    report(args, paths, facts.facts().wire())
+    return 0
+
+
+def report(args: argparse.Namespace, paths: dict[str, Path], facts: dict[str, Any]) -> None:
+    """The stems and the song's facts, as text or (`--json`) as one JSON object."""
+    if args.json:
+        stems = {stem: str(path) for stem, path in paths.items()}
+        print(json.dumps({"stems": stems, "facts": facts}, ensure_ascii=False))
+        return
     print(f"{len(paths)} stems written to {args.out}/")
     for path in paths.values():
         print(f"  {path}")
-    return 0
+    print(line(facts))
 
 
 class _ProgressBar:

@@ -10,6 +10,7 @@ import aiohttp
 from fake_discord import CHANNEL_ID, FakeDiscord, Message
 from harness import BotFactory, Service, decoded_seconds, read_bytes
 
+from separation.fact_line import line
 from service.auth import SIGNATURE_HEADER, callback_signature
 from storage import JobState
 
@@ -74,6 +75,10 @@ async def test_separate_delivers_stems_in_a_thread(
         assert channels == 2 and abs(seconds - 7.0) < 0.1
     summary = fake.in_channel(record.thread_id)[-1]
     assert "your stems are ready" in summary.content and f"<@{MEMBER}>" in summary.content
+    # and the song's facts, as the service measured them on the stems (the demo is 120 BPM)
+    (facts,) = job.wire()["outputs"][0]["smartContentResult"]["facts"]
+    assert f"🎵 {line(facts)}" in summary.content.splitlines()
+    assert line(facts).startswith("120 BPM · ")
 
     # The SQLite record holds the whole story.
     assert record.state is JobState.DONE and record.service_job_id

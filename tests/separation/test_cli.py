@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from separation import decode
 from separation.dsp import Float
+from separation.loudness import integrated_loudness
 
 
 def stembot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,6 +29,30 @@ def test_separate_writes_one_file_per_stem(demo_wav: Path, demo_mix: Float, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["accompaniment.flac", "vocals.flac"]
     for path in out.iterdir():
         assert decode(path).shape == demo_mix.shape
+    # the song's facts: the demo is 120 BPM; its loudness is the input's (16-bit WAV)
+    mix = integrated_loudness(decode(demo_wav), 44_100)
+    assert mix is not None
+    facts = result.stdout.strip().splitlines()[-1]
+    assert facts.startswith("120 BPM · ") and facts.endswith(f" · {mix:.1f} LUFS".replace("-", "−"))
+
+
+def test_json_gives_the_stems_and_the_facts_to_scripts(demo_wav: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stems"
+    result = stembot("separate", str(demo_wav), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    stems = ("vocals", "drums", "bass", "other")
+    assert report["stems"] == {s: str(out / f"{s}.wav") for s in stems}
+    facts = report["facts"]
+    assert facts["tempo"]["bpm"] == pytest.approx(120, rel=0.02)
+    assert 0.5 < facts["tempo"]["confidence"] <= 1
+    assert facts["key"]["mode"] in ("major", "minor") and 0 <= facts["key"]["tonic"] < 12
+    mix = integrated_loudness(decode(demo_wav), 44_100)
+    assert facts["loudness"]["mix"] == pytest.approx(mix, abs=0.01)
+    assert set(facts["loudness"]["stems"]) == set(report["stems"])
+    for stem, path in report["stems"].items():  # each stem's loudness is that of its file
+        expected = integrated_loudness(decode(Path(path)), 44_100)
+        assert facts["loudness"]["stems"][stem] == pytest.approx(expected, abs=0.05)
 
 
 def test_bad_input_is_one_line_and_a_failure(tmp_path: Path) -> None:

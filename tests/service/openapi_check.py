@@ -32,6 +32,8 @@ def check(document: dict[str, Any], schema: dict[str, Any], value: Any, where: s
         if matches != 1:
             raise SchemaMismatch(f"{where}: matches {matches} of oneOf, not exactly 1")
         return
+    if value is None and schema.get("nullable") is True:  # OpenAPI 3.0's null
+        return
     kind = schema.get("type")
     if kind is not None:
         is_bool = isinstance(value, bool)
@@ -58,11 +60,14 @@ def _check_object(document: dict[str, Any], schema: dict[str, Any], value: dict[
     for name in schema.get("required", []):
         if name not in value:
             raise SchemaMismatch(f"{where}: missing {name}")
+    extra = schema.get("additionalProperties", True)
     for name, item in value.items():
         if name in properties:
             check(document, properties[name], item, f"{where}.{name}")
-        elif schema.get("additionalProperties", True) is False:
+        elif extra is False:
             raise SchemaMismatch(f"{where}: unexpected field {name}")
+        elif isinstance(extra, dict):  # a map: every value follows one schema
+            check(document, extra, item, f"{where}.{name}")
 
 
 def response_schema(document: dict[str, Any], path: str, method: str, status: int

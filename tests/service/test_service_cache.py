@@ -35,12 +35,15 @@ async def test_a_key_repeating_a_song_gets_its_stems_from_the_cache(
     async with serving(tmp_path / "data") as running:
         api, alice, bob = running.api, running.api.key, running.other
         clip = origin.url + "/files/clip.wav"
-        first = await stems_of(api, await separated(api, clip, alice), alice)
+        first_job = await separated(api, clip, alice)
+        first = await stems_of(api, first_job, alice)
         assert [hit for hit, _ in first] == [False, False]
         again_job = await separated(api, clip, alice)
         again = await stems_of(api, again_job, alice)
         assert [hit for hit, _ in again] == [True, True]
         assert [data for _, data in again] == [data for _, data in first]
+        facts = [job["outputs"][0]["smartContentResult"]["facts"] for job in (first_job, again_job)]
+        assert facts[1] == facts[0] and facts[0][0]["loudness"] is not None  # kept with the stems
         # its own result files, under its own job id
         assert all(r["fileName"].startswith(again_job["id"])
                    for r in again_job["outputs"][0]["smartContentResult"]["musicSeperate"])

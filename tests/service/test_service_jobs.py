@@ -16,6 +16,7 @@ import pytest
 from service_harness import Api, Origin, Running, basic_header, make_settings, new_key, serving
 
 from separation import decode, model_files
+from separation.loudness import integrated_loudness
 from service.app import start_service
 from service.auth import SIGNATURE_HEADER, link_secret, sign_link
 
@@ -64,6 +65,14 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
     assert two["contentId"] == key.default_content
     assert [r["tone"] for r in two["smartContentResult"]["musicSeperate"]] == [1, 5]
     assert [r["tone"] for r in four["smartContentResult"]["musicSeperate"]] == [1, 2, 3, 5]
+    # the song facts extension: one per separated input, read from that separation's stems
+    loudness = integrated_loudness(decode(short_wav), 44_100)
+    for output, stems in ((two, {"vocals", "other"}), (four, {"vocals", "drums", "bass", "other"})):
+        (facts,) = output["smartContentResult"]["facts"]
+        # 5 s hold ten beats: the trackers may not agree enough; if they do, on 120 BPM
+        assert facts["tempo"] is None or facts["tempo"]["bpm"] == pytest.approx(120, rel=0.02)
+        assert facts["loudness"]["mix"] == pytest.approx(loudness, abs=0.01)
+        assert set(facts["loudness"]["stems"]) == stems
 
     body, headers = await origin.wait_callback(job_id)
     assert signed(body, headers, key.secret_key)

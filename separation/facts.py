@@ -1,0 +1,118 @@
+"""Song facts from the stems: tempo from the drums, key from bass, piano and other, loudness.
+
+Collected while the engine streams its blocks, so a song is analysed once and never held
+whole: the meter keeps 100 ms energies, the tempo a 30 s window, the key a 11 kHz copy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from separation.dsp import Float
+from separation.htdemucs import SAMPLE_RATE
+from separation.key import KEY_DECIMATION, Key, estimate_key
+from separation.loudness import LoudnessMeter
+from separation.tempo import Tempo, estimate_tempo
+
+MIN_SECONDS = 5.0  # shorter songs hold too few beats and chords for an estimate
+TEMPO_WINDOW = 30.0  # seconds from the middle of the song: the beat tracker's cost is linear
+
+
+@dataclass(frozen=True, slots=True)
+class SongFacts:
+    """None where unclear: no beat, no key, or silence."""
+
+    tempo: Tempo | None
+    key: Key | None
+    loudness: float | None  # LUFS of the mix
+    stem_loudness: dict[str, float | None]
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON shape of the Job API's `facts` and of `stembot separate --json`."""
+        tempo = self.tempo and {"bpm": self.tempo.bpm, "confidence": self.tempo.confidence}
+        key = self.key and {"name": self.key.name, "tonic": self.key.tonic,
+                            "mode": "minor" if self.key.minor else "major",
+                            "confidence": self.key.confidence}
+        return {"tempo": tempo, "key": key,
+                "loudness": {"mix": self.loudness, "stems": dict(self.stem_loudness)}}
+
+
+class FactsCollector:
+    """Hand it the mix, then every block of stems in order; `facts()` at the end."""
+
+    def __init__(self, stems: tuple[str, ...]) -> None:
+        self._stems = stems
+        self._beat = "drums" if "drums" in stems else "other"  # 2 stems: the accompaniment
+        # chords live in bass, piano and other; a voice's glides and consonants blur them
+        self._harmonic_stems = [s for s in stems if s not in ("drums", "vocals")]
+        self._meter = LoudnessMeter(len(stems), 2, SAMPLE_RATE)
+        self._mix_loudness: float | None = None
+        self._length = 0
+        self._position = 0
+        self._window = np.zeros(0, dtype=np.float32)
+        self._window_start = 0
+        self._harmonic: list[Float] = []
+        self._carry = np.zeros(0, dtype=np.float32)  # samples not yet decimated
+        self.seconds = 0.0  # time spent here, for the benchmark
+
+    def begin(self, mix: Float) -> None:
+        started = time.perf_counter()
+        meter = LoudnessMeter(1, len(mix), SAMPLE_RATE)
+        meter.add(mix[None])
+        self._mix_loudness = meter.integrated()[0]
+        self._length = mix.shape[-1]
+        size = min(self._length, round(TEMPO_WINDOW * SAMPLE_RATE))
+        self._window = np.zeros(size, dtype=np.float32)
+        self._window_start = (self._length - size) // 2
+        self.seconds += time.perf_counter() - started
+
+    def add(self, block: dict[str, Float]) -> None:
+        started = time.perf_counter()
+        self._meter.add(np.stack([block[s] for s in self._stems]))
+        self._keep_beat(block[self._beat].mean(axis=0))
+        harmonic = np.sum([block[s] for s in self._harmonic_stems], axis=0)
+        self._keep_harmonic(harmonic.mean(axis=0))
+        self._position += block[self._beat].shape[-1]
+        self.seconds += time.perf_counter() - started
+
+    def _keep_beat(self, mono: Float) -> None:
+        start = max(self._position, self._window_start)
+        end = min(self._position + len(mono), self._window_start + len(self._window))
+        if start < end:
+            self._window[start - self._window_start : end - self._window_start] = mono[
+                start - self._position : end - self._position]
+
+    def _keep_harmonic(self, mono: Float) -> None:
+        samples = np.concatenate([self._carry, mono.astype(np.float32)])
+        whole = len(samples) // KEY_DECIMATION * KEY_DECIMATION
+        # a 4-tap mean: a crude low-pass, enough for pitch classes under 3.5 kHz
+        self._harmonic.append(samples[:whole].reshape(-1, KEY_DECIMATION).mean(axis=1))
+        self._carry = samples[whole:]
+
+    def facts(self) -> SongFacts:
+        started = time.perf_counter()
+        stems = dict(zip(self._stems, self._meter.integrated(), strict=True))
+        long_enough = self._length >= MIN_SECONDS * SAMPLE_RATE
+        audible = self._mix_loudness is not None
+        tempo = estimate_tempo(self._window) if long_enough and audible else None
+        harmonic = np.concatenate(self._harmonic) if self._harmonic else self._carry
+        key = estimate_key(harmonic) if long_enough and audible else None
+        self.seconds += time.perf_counter() - started
+        return SongFacts(tempo, key, _rounded(self._mix_loudness),
+                         {s: _rounded(v) for s, v in stems.items()})
+
+
+def _rounded(lufs: float | None) -> float | None:
+    return None if lufs is None else round(lufs, 2)
+
+
+def song_facts(mix: Float, stems: dict[str, Float]) -> SongFacts:
+    """The facts of whole arrays at once (tests, short clips)."""
+    collector = FactsCollector(tuple(stems))
+    collector.begin(mix)
+    collector.add(stems)
+    return collector.facts()
