@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from bot.jobapi import ApiError
+from bot.messages import files_note
 from storage import JobRecord, JobState, JobStore
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class Mixes:
             return f"there is no job #{job_id} in this server."
         if record.state is not JobState.DONE or record.service_job_id is None:
             return f"job #{job_id} is {record.state.value}: mixes need its stems first."
+        if record.deleted_at is not None or record.files_expired():
+            # a button under an old summary: say so in words, and ask the service nothing
+            return f"job #{job_id}'s files are gone{files_note(record)}: no mix can be made now."
         if preset not in presets_for(record):
             fits = ", ".join(LABELS[p] for p in presets_for(record))
             return f"job #{job_id} has {record.stems} stems: its mixes are {fits}."

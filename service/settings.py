@@ -8,9 +8,21 @@ from pathlib import Path
 
 from separation import OutputFormat, model_files, parse_format
 from separation.env import SettingError, env_bool, env_choice, env_float, env_int
-from separation.runtime import RuntimeConfig
+from separation.runtime import RuntimeConfig, available_cores
 from service.fetch import FetchLimits, endpoints
 from service.result_cache import CacheScope
+
+WORKER_MEMORY = 1536 * 1024 * 1024  # a worker's peak while separating, with room to spare
+
+
+def default_workers() -> int:
+    """One single-threaded worker per core, as many as the memory holds.
+
+    Measured (benchmarks/worker_throughput.py): 2 workers x 1 thread separate 17 % more songs
+    per hour than 1 worker x 2 threads on two cores; one thread uses its core better.
+    """
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(available_cores(), memory // WORKER_MEMORY))
 
 
 def callback_allow(raw: str) -> tuple[str, ...]:
@@ -72,7 +84,7 @@ class ServiceSettings:
             public_url=os.environ.get("STEMBOT_PUBLIC_URL", ""),
             data_dir=Path(os.environ.get("STEMBOT_DATA_DIR") or "data"),
             model_dir=Path(model_dir) if model_dir else None,
-            workers=max(1, env_int("STEMBOT_WORKERS", cls.workers)),
+            workers=max(1, env_int("STEMBOT_WORKERS", default_workers())),
             downloads=max(1, env_int("STEMBOT_DOWNLOADS", cls.downloads)),
             result_cache=env_choice(CacheScope, "STEMBOT_RESULT_CACHE", cls.result_cache),
             runtime=RuntimeConfig.from_env().with_threads(threads or None),

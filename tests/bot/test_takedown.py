@@ -77,6 +77,15 @@ async def test_a_member_deletes_a_job_and_a_restart_finishes_a_takedown(
         await taken_down(service, fake, first, first_posts)
         assert "deleted by" in history_line(first)
         assert f"deleted by <@{MEMBER}>" in await job_status(fake, 1)
+        # a mix of the deleted job is answered in words, and nothing is asked of the service
+        typed = await fake.interact("mix", [{"name": "job", "type": 4, "value": 1},
+                                            {"name": "preset", "type": 3,
+                                             "value": "instrumental"}], user_id=MEMBER)
+        await fake.wait_until(lambda: bool(typed.followups), seconds=30)
+        assert "job #1's files are gone · deleted by" in typed.followups[0]
+        assert "no mix can be made now" in typed.followups[0]
+        assert first.service_job_id is not None
+        assert await service.store.mixes_of(first.service_job_id) == []
 
         await separate(fake, song)
         second = await bot.jobs.require(2)

@@ -37,6 +37,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return os.environ | {
         "STEMBOT_DATA_DIR": str(tmp_path / "data"), "STEMBOT_ALLOW_PRIVATE_NETWORKS": "true",
         "STEMBOT_CALLBACK_BACKOFF": "0.2", "STEMBOT_PORT": str(free_port()),
+        "STEMBOT_WORKERS": "1",  # the restart scenarios queue a job behind a running one
     }
 
 

@@ -56,3 +56,19 @@ async def test_each_worker_runs_on_its_own_share(tmp_path: Path) -> None:
         assert sorted(map(sorted, shares)) == [[c] for c in cores[:2]], shares
     finally:
         await pool.close()
+
+
+def test_by_default_each_core_gets_a_worker_as_memory_allows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import settings
+
+    monkeypatch.setattr(settings, "available_cores", lambda: 8)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 6 * settings.WORKER_MEMORY // 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert settings.default_workers() == 6  # memory for six, though eight cores
+    pages["SC_PHYS_PAGES"] = 64 * settings.WORKER_MEMORY // 4096
+    assert settings.default_workers() == 8
+    monkeypatch.delenv("STEMBOT_WORKERS", raising=False)
+    assert settings.ServiceSettings.from_env().workers == 8
+    monkeypatch.setenv("STEMBOT_WORKERS", "1")
+    assert settings.ServiceSettings.from_env().workers == 1
