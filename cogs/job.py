@@ -51,14 +51,8 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
     @app_commands.rename(job_id="id")
     @app_commands.autocomplete(job_id=own_jobs)
     async def cancel(self, interaction: discord.Interaction, job_id: int) -> None:
-        record = await self._find(interaction, job_id)
+        record = await self._allowed(interaction, job_id, "cancel")
         if record is None:
-            return
-        limits = await self.bot.limits.get(record.guild_id)
-        if record.user_id != interaction.user.id and not is_moderator(interaction.user, limits):
-            await interaction.response.send_message(
-                f"job #{job_id} belongs to <@{record.user_id}>; only they or a moderator may"
-                " cancel it.", ephemeral=True)
             return
         if record.state.final:
             await interaction.response.send_message(
@@ -75,14 +69,8 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
     @app_commands.rename(job_id="id")
     @app_commands.autocomplete(job_id=own_jobs)
     async def delete(self, interaction: discord.Interaction, job_id: int) -> None:
-        record = await self._find(interaction, job_id)
+        record = await self._allowed(interaction, job_id, "delete")
         if record is None:
-            return
-        limits = await self.bot.limits.get(record.guild_id)
-        if record.user_id != interaction.user.id and not is_moderator(interaction.user, limits):
-            await interaction.response.send_message(
-                f"job #{job_id} belongs to <@{record.user_id}>; only they or a moderator may"
-                " delete it.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True)
         try:
@@ -114,6 +102,20 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         # The service answers with the job as it is now; the tracker ends it (once).
         await self.bot.tracker.on_callback(record, job)
         return f"job #{record.id} canceled."
+
+    async def _allowed(self, interaction: discord.Interaction, job_id: int,
+                       verb: str) -> JobRecord | None:
+        """The job, if the member may `verb` it (its owner or a moderator); else say why."""
+        record = await self._find(interaction, job_id)
+        if record is None:
+            return None
+        limits = await self.bot.limits.get(record.guild_id)
+        if record.user_id != interaction.user.id and not is_moderator(interaction.user, limits):
+            await interaction.response.send_message(
+                f"job #{job_id} belongs to <@{record.user_id}>; only they or a moderator may"
+                f" {verb} it.", ephemeral=True)
+            return None
+        return record
 
     async def _find(self, interaction: discord.Interaction, job_id: int) -> JobRecord | None:
         record = await self.bot.jobs.get(job_id)
