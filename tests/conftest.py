@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from separation import OutputFormat, Separator, encode, synth
 from separation.dsp import Float
+from tests.infra.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,17 @@ def demo_mix(demo_stems: dict[str, Float]) -> Float:
 def demo_wav(tmp_path_factory: pytest.TempPathFactory, demo_mix: Float) -> Path:
     """The demo mix as a 16-bit WAV file."""
     return encode(tmp_path_factory.mktemp("demo") / "demo-mix.wav", demo_mix, OutputFormat.WAV)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server for the run; tests take a database each."""
+    cluster = PostgresCluster().init().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresCluster) -> str:
+    """The URL of a new, empty database on the run's PostgreSQL server."""
+    return postgres.create_database()

@@ -1,0 +1,1 @@
+"""Throwaway infrastructure servers the tests start themselves (PostgreSQL, SeaweedFS)."""
