@@ -33,7 +33,8 @@ import numpy as np
 from aiohttp import web
 
 from separation import OutputFormat, encode, synth
-from service.store import NewKey, Store
+from service.store import NewKey
+from service.store_sqlite import SqliteStore
 
 Latencies = dict[str, list[float]]
 
@@ -179,7 +180,7 @@ async def run(args: argparse.Namespace) -> None:
         np.sum(list(synth.demo_clip(args.clip_seconds).values()), axis=0),
         OutputFormat.WAV,
     )
-    store = await Store.open(data / "service.sqlite3")
+    store = await SqliteStore.open(data / "service.sqlite3")
     key = await store.create_key("bench")
     await store.close()
     port = free_port()

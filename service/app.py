@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
-from service.store import Store
+from service.store import SchemaError, Store, open_store
 
 log = logging.getLogger("stembot.service")
 
@@ -43,8 +44,11 @@ class AccessLogger(AbstractAccessLogger):
 def check_models(settings: ServiceSettings) -> None:
     """Refuse to start without the 4-stem model, which every worker loads as it starts.
 
-    Without it each worker would die at start, failing every job with WORKER_CRASHED.
+    Without it each worker would die at start, failing every job with WORKER_CRASHED. An
+    API-only node (no workers) needs no model.
     """
+    if settings.workers == 0:
+        return
     try:
         model_files.htdemucs_parts(settings.models)
         model_files.verified_path(model_files.HTDEMUCS, settings.models)
@@ -56,12 +60,15 @@ async def open_service(settings: ServiceSettings) -> Service:
     """Check the model, open the store, start the runner, the sweeper and pending callbacks."""
     await asyncio.to_thread(check_models, settings)
     await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-    store = await Store.open(settings.db_path, settings.result_ttl)
+    try:
+        store = await open_store(settings)
+    except (ConnectionError, SchemaError) as error:
+        raise StartupError(str(error)) from None
     content = ContentStore(settings.content_dir, store, settings.max_bytes)
     callbacks = Callbacks(settings, store)
     quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)
     runner = JobRunner(settings, store, content, callbacks, quota)
-    secret = await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
+    secret = await shared_link_secret(settings, store)
     document = await asyncio.to_thread(
         resources.files("service").joinpath("openapi.json").read_text)
     service = Service(settings, store, content, callbacks, runner, quota,
@@ -70,6 +77,14 @@ async def open_service(settings: ServiceSettings) -> Service:
     await callbacks.start()
     await runner.start()
     return service
+
+
+async def shared_link_secret(settings: ServiceSettings, store: Store) -> bytes:
+    """STEMBOT_LINK_SECRET; else on a shared database one kept in it, so that a link minted by
+    one API node works on every node; else the data folder's file (one box)."""
+    if not settings.link_secret and store.shared:
+        return (await store.meta_default("link_secret", secrets.token_hex(32))).encode()
+    return await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
 
 
 async def close_service(service: Service) -> None:
@@ -133,3 +148,21 @@ async def run_until_signal(settings: ServiceSettings) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await run_service(settings, stop)
+
+
+async def run_worker(settings: ServiceSettings, stop: asyncio.Event) -> None:
+    """A separation node: the runner, sweeper and callbacks on the shared store, no HTTP API;
+    on `stop` its running jobs go back to the queue at once."""
+    service = await open_service(settings)
+    log.info("worker node %s: %d workers", settings.node, settings.workers)
+    try:
+        await stop.wait()
+    finally:
+        await close_service(service)
+
+
+async def run_worker_until_signal(settings: ServiceSettings) -> None:
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    await run_worker(settings, stop)

@@ -1,8 +1,11 @@
-"""Callback delivery: POST the final Job, HMAC-signed, retried with backoff, recorded."""
+"""Callback delivery: POST the final Job, HMAC-signed, retried with backoff, recorded.
+
+The deliveries are an outbox in the job table, so they survive restarts and node deaths."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -13,7 +16,7 @@ from service.fetch import FetchLimits, endpoints, guard_hop
 from service.fetch import session as guarded_session
 from service.protocol import Job
 from service.settings import ServiceSettings
-from service.store import Store
+from service.store import Store, now_ms
 
 log = logging.getLogger("stembot.callbacks")
 
@@ -25,7 +28,9 @@ def callback_limits(settings: ServiceSettings) -> FetchLimits:
 
 
 class Callbacks:
-    """One delivery task per final job; pending deliveries survive a restart in the DB."""
+    """The outbox's delivery loop: any node claims a due PENDING delivery under a lease,
+    makes one attempt and records it; a node dying mid-delivery leaves it to another once
+    the lease ends (at least once), with the same attempt numbering."""
 
     def __init__(self, settings: ServiceSettings, store: Store) -> None:
         self._settings = settings
@@ -33,12 +38,15 @@ class Callbacks:
         self._limits = callback_limits(settings)
         self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        # held longer than one attempt can take, so that no live node loses its delivery
+        self._lease_s = max(2 * settings.callback_timeout + 5, settings.lease_seconds)
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._settings.callback_timeout)
         self._client = guarded_session(self._limits, timeout=timeout)
-        for job in await self._store.pending_callbacks():
-            self.schedule(job)
+        loop = asyncio.create_task(self._claim_loop(), name="callbacks")
+        self._tasks.add(loop)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -48,34 +56,55 @@ class Callbacks:
             await self._client.close()
 
     def schedule(self, job: Job) -> None:
+        """A job just ended here: look for its delivery now rather than at the next poll."""
         if job.callback and job.callback_state == "PENDING":
+            self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        poll = max(0.05, min(self._settings.sweep_interval, 1.0))
+        while True:
+            self._wake.clear()
+            try:
+                job = await self._store.claim_callback(self._lease_s)
+            except Exception:  # the database is away: look again later
+                log.warning("claiming a callback failed", exc_info=True)
+                job = None
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll):
+                        await self._wake.wait()
+                continue
             task = asyncio.create_task(self._deliver(job), name=f"callback-{job.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, job: Job) -> None:
+        """One attempt; a failure is due again after the backoff, until the attempts run out."""
         body = json.dumps(job.wire(), separators=(",", ":")).encode()
         secret_key = await self._store.signing_key(job.owner) or ""
+        attempts = job.callback_attempts + 1
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: callback_signature(secret_key, body),
             "X-Stembot-Job-Id": job.id,
+            "X-Stembot-Delivery-Attempt": str(attempts),
         }
-        attempts = job.callback_attempts
-        error = ""
-        while attempts < self._settings.callback_attempts:
-            # The first try in this process is immediate, also after a restart.
-            if attempts > job.callback_attempts:
-                await asyncio.sleep(self._settings.callback_backoff * 2 ** (attempts - 1))
-            attempts += 1
-            error = await self._post(job.callback, body, headers | {
-                "X-Stembot-Delivery-Attempt": str(attempts)})
-            if not error:
-                await self._store.record_callback(job.id, "DELIVERED", attempts, "")
-                return
-            log.warning("callback for job %s, attempt %d: %s", job.id, attempts, error)
-            await self._store.record_callback(job.id, "PENDING", attempts, error)
-        await self._store.record_callback(job.id, "FAILED", attempts, error)
+        try:
+            error = await self._post(job.callback, body, headers)
+        except asyncio.CancelledError:  # this node stops: the delivery is due again at once
+            await asyncio.shield(self._store.record_callback(
+                job.id, "PENDING", job.callback_attempts, job.callback_error))
+            raise
+        if not error:
+            await self._store.record_callback(job.id, "DELIVERED", attempts, "")
+            return
+        log.warning("callback for job %s, attempt %d: %s", job.id, attempts, error)
+        if attempts >= self._settings.callback_attempts:
+            await self._store.record_callback(job.id, "FAILED", attempts, error)
+            return
+        due = now_ms() + int(1000 * self._settings.callback_backoff * 2 ** (attempts - 1))
+        await self._store.record_callback(job.id, "PENDING", attempts, error, due)
+        self._wake.set()
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
         """Empty on a 2xx answer, else what went wrong (recorded on the job)."""

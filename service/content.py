@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
@@ -27,6 +28,7 @@ _CONTENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # bytes; a file's part name adds 15 to its name, and file systems stop at 255
 MAX_NAME = 240
 MAX_PATH = 1024
+STAGING = ".staging"  # under the content root: results of (job, attempt) before they count
 
 
 def check_content_id(content_id: str, name: str = "contentId") -> str:
@@ -181,6 +183,42 @@ class ContentStore:
         finally:
             await asyncio.to_thread(file.close)
         return size
+
+    # --- results: staged per (job, attempt), then published; see service/jobs.py
+
+    def staging(self, job_id: str, attempt: int | None = None) -> Path:
+        """Where an attempt's stems wait; '.staging' is never a contentId (none starts with
+        a dot), so nothing staged can be read through the API."""
+        folder = self.root / STAGING / job_id
+        return folder / str(attempt) if attempt is not None else folder
+
+    async def stage(self, job_id: str, attempt: int, output: int, name: str, source: Path
+                    ) -> None:
+        """Move a finished stem to the attempt's staging place (same file system: a rename)."""
+        target = self.staging(job_id, attempt) / str(output) / name
+        await asyncio.to_thread(_move, source, target)
+
+    async def publish(self, job_id: str, attempt: int, output: int, content_id: str,
+                      destination: str, name: str) -> None:
+        """Move a staged stem to its destination; done already (no staged file) is fine, so
+        any node can finish a publish another left half-done."""
+        staged = self.staging(job_id, attempt) / str(output) / name
+        if not await asyncio.to_thread(staged.is_file):
+            return
+        await self.place(content_id, destination, name, staged)
+
+    async def unstage(self, job_id: str, attempt: int | None = None) -> None:
+        """Remove an attempt's staging place (every attempt's, without one)."""
+        folder = self.staging(job_id, attempt)
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        if attempt is not None:
+            with contextlib.suppress(OSError):  # the job's folder, once it is empty
+                await asyncio.to_thread(folder.parent.rmdir)
+
+    def staged_jobs(self) -> list[str]:
+        """The jobs with a staging place (blocking: for start-up clean-up in a thread)."""
+        root = self.root / STAGING
+        return [p.name for p in root.iterdir()] if root.is_dir() else []
 
     async def place(self, content_id: str, destination: str, name: str, source: Path) -> None:
         """Move a finished stem into the repository (same file system: a rename)."""

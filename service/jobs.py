@@ -3,17 +3,23 @@
 Downloads and separations have their own slots: a job holds one of `downloads` claim loops
 while its inputs arrive and until a separation worker takes it, so a slow URL never holds
 a worker, and inputs are fetched ahead only that far.
+
+Several nodes may share the store. A claim is a lease that an asyncio task renews (the CPU
+work runs in worker processes, so the loop is free), writing the progress with it; a renewal
+that finds the job gone from this attempt (canceled, timed out, re-claimed) stops the run.
+Results are staged per attempt, committed fenced on the attempt, then published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import aiohttp
@@ -39,7 +45,8 @@ Separated = list[tuple[Path, Result]]  # one output's stem files in the work fol
 
 
 class JobRunner:
-    """`workers` loops take SUBMITTED jobs oldest first; a sweeper enforces deadlines."""
+    """`downloads` loops claim SUBMITTED jobs (none with 0 workers: an API-only node); a
+    sweeper enforces deadlines, requeues expired leases and finishes half-done publishes."""
 
     def __init__(self, settings: ServiceSettings, store: Store, content: ContentStore,
                  callbacks: Callbacks, quota: StorageQuota) -> None:
@@ -49,14 +56,17 @@ class JobRunner:
         self._content = content
         self._callbacks = callbacks
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.workers)
+        self._node = settings.node
+        self._lease_s = settings.lease_seconds
+        self._slots = asyncio.Semaphore(max(1, settings.workers))
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}
+        self._committing: set[tuple[str, int]] = set()  # (job, attempt) ending by its own run
         # per running job: the progress (0-100) where the current separation starts, its width
         self._shares: dict[str, tuple[float, float]] = {}
         self._pool = WorkerPool(settings.models, settings.workers, settings.runtime,
-                                self._on_progress)
+                                self._on_progress) if settings.workers else None
         self._limits = settings.input_limits
         self._client: aiohttp.ClientSession | None = None
 
@@ -68,24 +78,34 @@ class JobRunner:
         self.retention = Retention(self._settings, self._store, self._cache)
         await self.retention.start()
         self._client = guarded_session(self._limits)
-        self._pool.start()
-        for job in await self._store.recover(self._settings.max_restarts):
+        if self._pool is not None:
+            self._pool.start()
+        # This node's leases died with its last run: those jobs run again at once.
+        for job in await self._store.recover(self._settings.max_restarts, self._node):
             self._callbacks.schedule(job)
+        await self._finish_publishing()
         await asyncio.to_thread(self._clean_work, await self._store.open_job_ids())
         self._loops = [asyncio.create_task(self._claim_loop(), name=f"download-{n}")
-                       for n in range(self._settings.downloads)]
+                       for n in range(self._settings.downloads if self._pool else 0)]
         self._loops.append(asyncio.create_task(self._sweep_loop(), name="deadlines"))
 
     async def close(self) -> None:
-        """Stop without finishing anything: open jobs stay open and run after a restart."""
+        """Stop without finishing anything: open jobs go back to the queue at once (their
+        leases released), for another node or the next start."""
         for task in self._loops:
             task.cancel()
         for job_id, task in list(self._running.items()):
             await asyncio.to_thread(self._touch_abort, job_id)
             task.cancel()
         await asyncio.gather(*self._loops, *self._running.values(), return_exceptions=True)
+        try:
+            for job in await self._store.expire_leases(self._settings.max_restarts):
+                self._callbacks.schedule(job)
+        except Exception:  # the database is away: the leases expire by themselves
+            log.warning("could not requeue this node's jobs; their leases will expire")
         await self.retention.close()
-        await self._pool.close()
+        if self._pool is not None:
+            await self._pool.close()
         if self._client is not None:
             await self._client.close()
 
@@ -105,7 +125,7 @@ class JobRunner:
         return job
 
     def with_progress(self, job: Job) -> Job:
-        job.progress = self._progress.get(job.id, 0) if job.state is State.PROCESSING else 0
+        """The job as shown: its progress is the row's, written by whichever node runs it."""
         return job
 
     async def cancel(self, job: Job) -> Job:
@@ -117,13 +137,19 @@ class JobRunner:
         return current or job
 
     async def delete(self, job: Job) -> Job:
-        """DeleteJob: cancel it if open, wait for its run to stop, then remove its files."""
+        """DeleteJob: cancel it if open, wait for its run to stop (here or on any node: its
+        lease released or expired), then remove its files."""
         task = self._running.get(job.id)
         if not job.state.final:
             await self._end(job.id, State.CANCELED, "", "")
         if task is not None:
             await asyncio.wait([task])  # no stem is placed after the removal
         current = await self._store.job(job.id)
+        end = asyncio.get_running_loop().time() + self._lease_s + 5
+        while (current is not None and current.lease_until > now_ms()
+               and asyncio.get_running_loop().time() < end):
+            await asyncio.sleep(0.1)  # another node's run: its renewal sees the cancel
+            current = await self._store.job(job.id)
         return await self.retention.delete(current or job)
 
     # --- internals -------------------------------------------------------------------
@@ -160,22 +186,33 @@ class JobRunner:
         self._abort_file(job_id).touch()
 
     def _clean_work(self, open_ids: set[str]) -> None:
-        """Remove what killed or aborted runs left behind."""
+        """Remove what killed or aborted runs left behind (work folders, staged stems)."""
         if self._settings.work_dir.is_dir():
             for folder in self._settings.work_dir.iterdir():
                 if folder.name not in open_ids:
                     shutil.rmtree(folder, ignore_errors=True)
+        for job_id in self._content.staged_jobs():
+            if job_id not in open_ids:
+                shutil.rmtree(self._content.staging(job_id), ignore_errors=True)
 
     async def _claim_loop(self) -> None:
-        """Start the oldest SUBMITTED job; free again once a worker took it or it ended."""
+        """Start the next SUBMITTED job; free again once a worker took it or it ended.
+
+        Jobs created on other nodes wake nothing here: the loop also looks every sweep."""
         while True:
             self._wake.clear()  # before the claim: a job submitted after it sets it again
-            job = await self._store.claim_next()
+            try:
+                job = await self._store.claim_next(self._node, self._lease_s)
+            except Exception:  # the database is away for longer than the store retries
+                log.exception("claiming a job failed")
+                job = None
             if job is None:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(self._settings.sweep_interval, 0.2)):
+                        await self._wake.wait()
                 continue
             handed_over = asyncio.Event()
-            task = asyncio.create_task(self._run(job, handed_over), name=f"job-{job.id}")
+            task = asyncio.create_task(self._leased(job, handed_over), name=f"job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._forget, job.id, handed_over))
             await handed_over.wait()
@@ -188,41 +225,129 @@ class JobRunner:
             log.error("job %s: runner failed", job_id, exc_info=task.exception())
 
     async def _sweep_loop(self) -> None:
+        """Every node's duties, idempotent: deadlines, expired leases, orphaned publishes."""
         while True:
-            for job_id in await self._store.overdue(now_ms()):
-                await self._end(job_id, State.ERROR, "TIMEOUT",
-                                "the job did not finish before its timeout")
+            try:
+                for job_id in await self._store.overdue(now_ms()):
+                    await self._end(job_id, State.ERROR, "TIMEOUT",
+                                    "the job did not finish before its timeout")
+                for job in await self._store.expire_leases(self._settings.max_restarts):
+                    self._callbacks.schedule(job)
+                await self._finish_publishing()
+            except Exception:  # the database is away: try again at the next sweep
+                log.exception("sweep failed")
+            self._wake.set()  # and look for jobs other nodes created
             await asyncio.sleep(self._settings.sweep_interval)
 
+    async def _leased(self, job: Job, handed_over: asyncio.Event) -> None:
+        """Run the attempt while a task renews its lease; give the lease back at its end."""
+        run = asyncio.current_task()
+        assert run is not None
+        keeper = asyncio.create_task(self._keep_lease(job, run), name=f"lease-{job.id}")
+        try:
+            await self._run(job, handed_over)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            try:
+                await asyncio.shield(self._store.release(job.id, job.attempt))
+            except Exception:  # the database is away: the lease expires by itself
+                log.warning("job %s: could not release its lease", job.id)
+
+    async def _keep_lease(self, job: Job, run: asyncio.Task[None]) -> None:
+        """Renew every second (or lease/3), with the progress; stop the run once it lost the
+        job. A renewal that fails on the database is tried again: the lease may yet hold."""
+        interval = min(1.0, self._lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._store.renew(job.id, job.attempt, self._lease_s,
+                                               self._progress.get(job.id, 0))
+            except Exception:
+                log.warning("job %s: lease renewal failed", job.id, exc_info=True)
+                continue
+            if not held and (job.id, job.attempt) in self._committing:
+                return  # it left PROCESSING by this run's own commit
+            if not held:
+                log.info("job %s attempt %d: no longer this run's; stopping it", job.id,
+                         job.attempt)
+                await asyncio.to_thread(self._touch_abort, job.id)
+                run.cancel()
+                return
+
     async def _run(self, job: Job, handed_over: asyncio.Event) -> None:
-        """One attempt at a job; cancellation leaves the DB to whoever cancelled."""
+        """One attempt at a job; cancellation leaves the DB to whoever cancelled. Every write
+        is fenced on the attempt: one that lost its lease changes nothing."""
         current = await self._store.job(job.id)
-        if current is None or current.state is not State.PROCESSING:
+        if (current is None or current.state is not State.PROCESSING
+                or current.attempt != job.attempt):
             return  # canceled between its claim and now
         self._progress[job.id] = 0
         work = self._job_dir(job.id) / f"attempt-{job.attempt}"
         await asyncio.to_thread(self._reset_dir, job.id, work)
         try:
-            outputs = await self._process(job, work, handed_over)
+            done = await self._process(job, work, handed_over)
         except JobFailure as failure:
             done = await self._store.finish(job.id, State.ERROR, error_code=failure.code,
-                                            error_message=failure.message)
+                                            error_message=failure.message,
+                                            attempt=job.attempt)
         except asyncio.CancelledError:
+            await asyncio.shield(self._content.unstage(job.id, job.attempt))
             raise
         except Exception as error:  # a bug must still end the job, with a reason
             log.exception("job %s failed", job.id)
             # The type only: an exception's text can hold server paths; the log has it all.
             done = await self._store.finish(
                 job.id, State.ERROR, error_code="INTERNAL_ERROR",
-                error_message=f"internal error ({type(error).__name__}); see the service log")
-        else:
-            done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs)
+                error_message=f"internal error ({type(error).__name__}); see the service log",
+                attempt=job.attempt)
         finally:
             self._progress.pop(job.id, None)
             self._shares.pop(job.id, None)
         if done is not None:
             self._callbacks.schedule(done)
         await asyncio.to_thread(shutil.rmtree, self._job_dir(job.id), True)
+
+    async def _commit(self, job: Job, outputs: tuple[OutputSpec, ...]) -> Job | None:
+        """COMPLETED, fenced on the attempt, then the staged stems move into place; a stale
+        attempt's commit fails and it removes its own staging (the winner's files stay)."""
+        self._committing.add((job.id, job.attempt))
+        try:
+            done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs,
+                                            attempt=job.attempt, publishing=True,
+                                            lease_s=self._lease_s)
+            if done is not None:
+                return await self._publish(done)
+        finally:
+            self._committing.discard((job.id, job.attempt))
+        if done is None:
+            log.info("job %s attempt %d: another run ended the job; discarding its stems",
+                     job.id, job.attempt)
+            await self._content.unstage(job.id, job.attempt)
+        return None
+
+    async def _publish(self, job: Job) -> Job | None:
+        """Move the attempt's staged stems to their destinations, then show it COMPLETED;
+        idempotent, so any node can finish a publish a dead node left half-done."""
+        for number, output in enumerate(job.outputs):
+            destination = clean_path(output.destination, "destination", root_slash=True)
+            for result in output.results or ():
+                try:
+                    await self._content.publish(job.id, job.attempt, number,
+                                                output.content_id, destination,
+                                                result.file_name)
+                except ApiError as refused:  # the tree changed since the job was staged
+                    log.warning("job %s: %s not published: %s", job.id, result.file_name,
+                                refused.message)
+        await self._content.unstage(job.id, job.attempt)
+        return await self._store.published(job.id)
+
+    async def _finish_publishing(self) -> None:
+        for job in await self._store.unpublished(now_ms()):
+            log.info("job %s: finishing the publish of its stems", job.id)
+            done = await self._publish(job)
+            if done is not None:
+                self._callbacks.schedule(done)
 
     def _reset_dir(self, job_id: str, work: Path) -> None:
         """A fresh folder per attempt; a stale abort file from an earlier run is removed."""
@@ -232,7 +357,7 @@ class JobRunner:
         work.mkdir(parents=True)
 
     async def _process(self, job: Job, work: Path, handed_over: asyncio.Event
-                       ) -> tuple[OutputSpec, ...]:
+                       ) -> Job | None:
         await self._check_room(job.owner)
         sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
         digests = [await asyncio.to_thread(input_digest, s) for s in sources]
@@ -260,8 +385,9 @@ class JobRunner:
                              f" bytes, at their {self._quota.limit} byte limit")
 
     async def _deliver_all(self, job: Job, separated: list[tuple[OutputSpec, Separated]]
-                           ) -> tuple[OutputSpec, ...]:
-        """All results or none: the quota is checked for their sum before the first moves."""
+                           ) -> Job | None:
+        """All results or none: the quota is checked for their sum before the first moves;
+        the committed job, or None if this attempt lost it."""
         paths = [path for _, results in separated for path, _ in results]
         try:
             await self.retention.check_room("the results")
@@ -271,7 +397,9 @@ class JobRunner:
         try:
             async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:
                 add(size)
-                return tuple([await self._deliver(out, results) for out, results in separated])
+                outputs = tuple([await self._stage(job, number, out, results)
+                                 for number, (out, results) in enumerate(separated)])
+                return await self._commit(job, outputs)
         except QuotaExceeded as error:
             raise JobFailure(error.code, error.message) from None
 
@@ -331,6 +459,7 @@ class JobRunner:
     async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,
                           out_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
         preset = StemPreset(int(output.method))
+        assert self._pool is not None, "an API-only node claims no job"
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,
             method=int(preset), fmt=self._settings.output_format.value,
@@ -341,13 +470,18 @@ class JobRunner:
         assert outcome.facts is not None, "a separation without an error has facts"
         return outcome.stems, outcome.facts
 
-    async def _deliver(self, output: OutputSpec, results: list[tuple[Path, Result]]
-                       ) -> OutputSpec:
+    async def _stage(self, job: Job, number: int, output: OutputSpec,
+                     results: list[tuple[Path, Result]]) -> OutputSpec:
+        """The output's stems to the attempt's staging place; their destinations checked now,
+        so that a file in the way fails the job before it is committed."""
         destination = clean_path(output.destination, "destination", root_slash=True)
         for path, result in results:
+            rel = str(PurePosixPath(destination, result.file_name)) if destination else \
+                result.file_name
             try:
-                await self._content.place(output.content_id, destination, result.file_name,
-                                          path)
+                await self._content.check_writable(output.content_id, rel, folder=False,
+                                                   name="destination")
+                await self._content.stage(job.id, job.attempt, number, result.file_name, path)
             except ApiError as refused:  # the tree changed since CreateJob checked it
                 raise JobFailure(refused.code, refused.message) from None
         return dataclasses.replace(output, results=tuple(r for _, r in results))

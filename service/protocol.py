@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
@@ -184,26 +184,39 @@ class Job:
     expired_at: int = 0  # ms; STEMBOT_RESULT_TTL removed its files
     files_until: int = field(default=0, compare=False)  # ms; when the TTL will remove them
     progress: int = field(default=0, compare=False)
+    # The worker holding the job (claim lease), and until when (ms); 0 once released.
+    lease_node: str = field(default="", compare=False)
+    lease_until: int = field(default=0, compare=False)
+    # COMPLETED in the store, its stems still moving from staging to their destinations:
+    # clients see it PROCESSING (progress 99) until every file is in place.
+    publishing: bool = field(default=False, compare=False)
+
+    @property
+    def shown_state(self) -> State:
+        return State.PROCESSING if self.publishing else self.state
 
     def wire(self) -> JobWire:
+        state = self.shown_state
+        outputs = [replace(o, results=None, facts=None) if self.publishing else o
+                   for o in self.outputs]
         job: JobWire = {
             "id": self.id,
-            "state": int(self.state),
+            "state": int(state),
             "customId": self.custom_id,
             "callback": self.callback,
             "inputs": [i.wire() for i in self.inputs],
-            "outputs": [o.wire() for o in self.outputs],
+            "outputs": [o.wire() for o in outputs],
             "timing": {
                 "createdAt": str(self.created_at),
                 "startedAt": str(self.started_at),
-                "completedAt": str(self.completed_at),
+                "completedAt": str(0 if self.publishing else self.completed_at),
             },
         }
-        if self.state is State.PROCESSING:
-            job["progress"] = self.progress
-        elif self.state is State.COMPLETED:
+        if state is State.PROCESSING:
+            job["progress"] = 99 if self.publishing else self.progress
+        elif state is State.COMPLETED:
             job["progress"] = 100
-        if self.state is State.ERROR:
+        if state is State.ERROR:
             job["errorCode"] = self.error_code
             job["errorMessage"] = self.error_message
         if self.callback:

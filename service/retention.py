@@ -15,7 +15,7 @@ import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
-from service.content import clean_path
+from service.content import STAGING, clean_path
 from service.errors import StorageFull
 from service.protocol import Job, State
 from service.result_cache import ResultCache
@@ -54,6 +54,7 @@ def remove_files(content_root: Path, work_root: Path, files: list[Gone], job_ids
         (content_root / gone.content_id / gone.path).unlink(missing_ok=True)
     for job_id in job_ids:
         shutil.rmtree(work_root / job_id, ignore_errors=True)
+        shutil.rmtree(content_root / STAGING / job_id, ignore_errors=True)
 
 
 class Retention:

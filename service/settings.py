@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +33,21 @@ def callback_allow(raw: str) -> tuple[str, ...]:
     except ValueError as error:
         raise SettingError(f"STEMBOT_CALLBACK_ALLOW: {error}") from None
     return tuple(filter(None, (entry.strip() for entry in raw.split(","))))
+
+
+def database_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise SettingError("STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or"
+                           " a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL, not one of"
+                           f" scheme {url.split(':', 1)[0]!r}")
+    return url
+
+
+def lease_seconds(value: float) -> float:
+    if not value >= 1:
+        raise SettingError(f"STEMBOT_LEASE_SECONDS must be at least 1 (seconds), not {value:g}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,9 @@ class ServiceSettings:
     sweep_interval: float = 0.5
     result_ttl: int = 7 * 24 * 3600  # seconds a job's files outlive its end; 0: forever
     min_free_bytes: int = 2 * 1024 ** 3
+    database_url: str = ""  # empty: SQLite in the data folder
+    node_name: str = ""  # empty: hostname:resolved data folder (see `node`)
+    lease_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -84,7 +103,7 @@ class ServiceSettings:
             public_url=os.environ.get("STEMBOT_PUBLIC_URL", ""),
             data_dir=Path(os.environ.get("STEMBOT_DATA_DIR") or "data"),
             model_dir=Path(model_dir) if model_dir else None,
-            workers=max(1, env_int("STEMBOT_WORKERS", default_workers())),
+            workers=max(0, env_int("STEMBOT_WORKERS", default_workers())),
             downloads=max(1, env_int("STEMBOT_DOWNLOADS", cls.downloads)),
             result_cache=env_choice(CacheScope, "STEMBOT_RESULT_CACHE", cls.result_cache),
             runtime=RuntimeConfig.from_env().with_threads(threads or None),
@@ -113,10 +132,18 @@ class ServiceSettings:
             body_timeout=env_float("STEMBOT_BODY_TIMEOUT", cls.body_timeout),
             result_ttl=max(0, env_int("STEMBOT_RESULT_TTL", cls.result_ttl)),
             min_free_bytes=max(0, env_int("STEMBOT_MIN_FREE_BYTES", cls.min_free_bytes)),
+            database_url=database_url(os.environ.get("STEMBOT_DATABASE_URL", "")),
+            node_name=os.environ.get("STEMBOT_NODE_NAME", "").strip(),
+            lease_seconds=lease_seconds(env_float("STEMBOT_LEASE_SECONDS", cls.lease_seconds)),
         )
 
     def with_changes(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def node(self) -> str:
+        """This node's name in leases: two nodes on one host differ by their data folders."""
+        return self.node_name or f"{socket.gethostname()}:{self.data_dir.resolve()}"
 
     @property
     def cache_dir(self) -> Path:

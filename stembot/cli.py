@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "stembot.commands.separate",
     "stembot.commands.models",
     "stembot.commands.serve",
+    "stembot.commands.worker",
     "stembot.commands.keys",
     "stembot.commands.link",
     "stembot.commands.up",

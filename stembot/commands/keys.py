@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from service.settings import ServiceSettings
-from service.store import Store
+from service.store import Store, open_store
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def with_store(action: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = await Store.open(ServiceSettings.from_env().db_path)
+        store = await open_store(ServiceSettings.from_env())
         try:
             return await action(store)
         finally:

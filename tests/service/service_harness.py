@@ -20,7 +20,7 @@ from separation import OutputFormat
 from service.app import RunningService, start_service
 from service.settings import ServiceSettings
 from service.state import SERVICE
-from service.store import NewKey, Store
+from service.store import NewKey, Store, open_store
 
 DOCUMENT = json.loads((Path(__file__).parents[2] / "service" / "openapi.json").read_text())
 
@@ -113,7 +113,7 @@ def make_settings(data_dir: Path, **changes: Any) -> ServiceSettings:
 
 
 async def new_key(settings: ServiceSettings, name: str = "test") -> NewKey:
-    store = await Store.open(settings.db_path)
+    store = await open_store(settings)
     try:
         return await store.create_key(name)
     finally:

@@ -17,7 +17,8 @@ import test_service_restart as restart
 from service_harness import Api, basic_header
 
 from service.protocol import Method, OutputSpec, Result, State, Tone
-from service.store import NewKey, Store, now_ms
+from service.store import NewKey, now_ms
+from service.store_sqlite import SqliteStore
 
 env = restart.env
 servers = restart.servers
@@ -25,7 +26,7 @@ STEMS = (Tone.VOCALS, Tone.DRUMS, Tone.BASS, Tone.OTHER)
 
 
 async def seeded_key(data: Path) -> NewKey:
-    store = await Store.open(data / "service.sqlite3")
+    store = await SqliteStore.open(data / "service.sqlite3")
     try:
         return await store.create_key("retention")
     finally:
