@@ -201,9 +201,10 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serving(data_dir: Path, **changes: Any) -> AsyncIterator[Running]:
-    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob."""
-    settings = make_settings(data_dir, **changes)
+async def serving(data_dir: Path, database: str = "", **changes: Any) -> AsyncIterator[Running]:
+    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob;
+    `database`: a STEMBOT_DATABASE_URL (PostgreSQL) instead of the data folder's SQLite."""
+    settings = make_settings(data_dir, database_url=database, **changes)
     key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
     service = await start_service(settings)
     try:

@@ -1,0 +1,183 @@
+"""Several nodes on one real PostgreSQL: API-only nodes, worker nodes, failures, a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from service_harness import Origin, Running, make_settings, serving
+from test_service_jobs import signed
+from test_service_restart import pool_workers, start
+
+from separation import OutputFormat, encode, synth
+from service.app import close_service, open_service
+from service.protocol import Job
+from service.state import SERVICE, Service
+from tests.infra.postgres import PostgresCluster
+
+LEASE = 2.0  # seconds: a dead worker's job runs elsewhere this soon
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 30 s rendered clip: four model chunks, long enough to act on mid-separation."""
+    mix = np.sum(list(synth.demo_clip(30.0).values()), axis=0)
+    return encode(tmp_path_factory.mktemp("long") / "long.wav", mix,
+                  OutputFormat.WAV).read_bytes()
+
+
+@contextlib.asynccontextmanager
+async def worker_node(data_dir: Path, database: str, **changes: Any) -> AsyncIterator[Service]:
+    """A separation node in this process, as `stembot worker` runs one (no HTTP API)."""
+    settings = make_settings(data_dir, database_url=database, workers=1,
+                             lease_seconds=LEASE, **changes)
+    service = await open_service(settings)
+    try:
+        yield service
+    finally:
+        await close_service(service)
+
+
+def store_job(running: Running) -> Callable[[str], Any]:
+    return running.service.runner.app[SERVICE].store.job
+
+
+async def row_until(running: Running, job_id: str, ready: Callable[[Job], bool],
+                    within: float = 60) -> Job:
+    """Poll the shared store (there is no event to wait on across nodes)."""
+    async with asyncio.timeout(within):
+        while True:
+            job = await store_job(running)(job_id)
+            if job is not None and ready(job):
+                return job
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def node_env(data_dir: Path, database: str, name: str, lease: float) -> dict[str, str]:
+    return os.environ | {
+        "STEMBOT_DATA_DIR": str(data_dir), "STEMBOT_DATABASE_URL": database,
+        "STEMBOT_NODE_NAME": name, "STEMBOT_LEASE_SECONDS": str(lease),
+        "STEMBOT_WORKERS": "1", "STEMBOT_ALLOW_PRIVATE_NETWORKS": "true",
+        "STEMBOT_ALLOW_PRIVATE_CALLBACKS": "true",
+    }
+
+
+async def test_api_node_and_worker_node_share_jobs_progress_and_cancel(
+        tmp_path: Path, pg_url: str, origin: Origin, long_wav: bytes) -> None:
+    """A job created on an API-only node runs on the worker node; its progress and result are
+    read on the API node; a CancelJob there stops the next job on the worker within seconds."""
+    origin.files["long.wav"] = long_wav
+    clip = origin.url + "/files/clip.wav"
+    async with serving(tmp_path / "api", database=pg_url, workers=0) as api_node, \
+            worker_node(tmp_path / "worker", pg_url) as worker:
+        api, key = api_node.api, api_node.api.key
+        created = await api.ok("CreateJob", {
+            "callback": origin.url + "/callback", "inputs": [{"url": clip}, {"url": clip}],
+            "outputs": [{"inputSelectors": [0, 1],
+                         "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]})
+        job_id = created["job"]["id"]
+        # the first of its two separations is done: the worker's progress, read here
+        seen = await api.until(job_id, lambda job: job["state"] > 2 or (
+            job["state"] == 2 and job["progress"] >= 50))
+        assert seen["state"] == 2 and 50 <= seen["progress"] <= 99, seen
+        row = await store_job(api_node)(job_id)
+        assert row.lease_node == worker.settings.node != api_node.settings.node
+        done = await api.wait(job_id)
+        assert done["state"] == 3, done
+        results = done["outputs"][0]["smartContentResult"]["musicSeperate"]
+        assert len(results) == 4
+        folder = worker.settings.content_dir / key.default_content
+        assert sorted(p.name for p in folder.iterdir()) == sorted(r["fileName"] for r in results)
+        assert not (worker.settings.content_dir / ".staging" / job_id).exists()
+        body, headers = await origin.wait_callback(job_id)
+        assert signed(body, headers, key.secret_key)
+
+        long_job = (await api.create([{"url": origin.url + "/files/long.wav"}]))["id"]
+        await api.until(long_job, lambda job: job["state"] == 2 and job["progress"] > 0)
+        canceled_at = time.monotonic()
+        canceled = await api.ok("CancelJob", {"id": long_job})
+        assert canceled["job"]["state"] == 5
+        stopped = await row_until(api_node, long_job, lambda job: job.lease_until == 0,
+                                  within=5)
+        assert time.monotonic() - canceled_at < 3
+        assert stopped.state.value == 5
+        assert not list(folder.glob(f"{long_job}-*"))
+
+
+async def test_a_stopped_then_a_killed_worker_node_hands_the_job_on(
+        tmp_path: Path, pg_url: str, origin: Origin, long_wav: bytes,
+        nodes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM: the job is back in the queue at once (not after its 30 s lease). kill -9: it
+    runs on another node once the dead one's short lease expired."""
+    origin.files["long.wav"] = long_wav
+    async with serving(tmp_path / "api", database=pg_url, workers=0) as api_node:
+        api = api_node.api
+        job_id = (await api.create([{"url": origin.url + "/files/long.wav"}]))["id"]
+        nodes.append(start("worker", node_env(tmp_path / "w1", pg_url, "w1", 30),
+                           tmp_path / "w1.log"))
+        await row_until(api_node, job_id, lambda job: job.lease_node == "w1")
+        stopping = time.monotonic()
+        nodes[0].send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(nodes[0].wait, 30) == 0
+        requeued = await row_until(api_node, job_id, lambda job: job.state.value == 1,
+                                   within=5)
+        assert time.monotonic() - stopping < 15 and requeued.restarts == 1
+
+        nodes.append(start("worker", node_env(tmp_path / "w2", pg_url, "w2", LEASE),
+                           tmp_path / "w2.log"))
+        await row_until(api_node, job_id, lambda job: job.lease_node == "w2")
+        assert await pool_workers(nodes[1].pid), "w2 separates in a worker process"
+        os.killpg(nodes[1].pid, signal.SIGKILL)
+        await asyncio.to_thread(nodes[1].wait)
+        assert (await store_job(api_node)(job_id)).state.value == 2  # nobody knows yet
+
+        async with worker_node(tmp_path / "w3", pg_url, node_name="w3"):
+            done = await api.wait(job_id, within=120)
+            row = await store_job(api_node)(job_id)
+        assert done["state"] == 3, done
+        assert (row.attempt, row.restarts, row.lease_node) == (3, 2, "")
+
+
+async def test_a_job_on_postgresql_survives_a_server_restart(
+        tmp_path: Path, postgres: PostgresCluster, pg_url: str, origin: Origin) -> None:
+    """A real job through HTTP on PostgreSQL; the server restarts while it runs."""
+    async with serving(tmp_path / "data", database=pg_url) as running:
+        api, key = running.api, running.api.key
+        created = await api.create([{"url": origin.url + "/files/clip.wav"}],
+                                   callback=origin.url + "/callback")
+        await api.wait(created["id"], states=(2,))
+        await asyncio.to_thread(postgres.restart)
+        done = await api.wait(created["id"], within=120)
+        assert done["state"] == 3, done
+        assert [r["tone"] for r in done["outputs"][0]["smartContentResult"]["musicSeperate"]
+                ] == [1, 5]
+        body, headers = await origin.wait_callback(created["id"])
+        assert signed(body, headers, key.secret_key)
+
+
+async def test_api_nodes_share_the_link_secret_through_the_database(
+        tmp_path: Path, pg_url: str) -> None:
+    async with serving(tmp_path / "one", database=pg_url, workers=0) as one, \
+            serving(tmp_path / "two", database=pg_url, workers=0) as two:
+        secrets = [node.service.runner.app[SERVICE].link_secret for node in (one, two)]
+        assert secrets[0] == secrets[1] and len(secrets[0]) == 64
+        assert not (tmp_path / "one" / "link-secret").exists()
