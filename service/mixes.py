@@ -63,7 +63,7 @@ class MixSpec:
 
 def job_stems(job: Job) -> list[Stem]:
     """The stems of the job's first output for its first input, in delivery order."""
-    if job.state is not State.COMPLETED:
+    if job.state is not State.COMPLETED or job.publishing:  # its stems are still moving
         raise JobNotCompleted(f"job {job.id!r} is not COMPLETED: it has no stems to mix")
     if job.deleted_at or job.expired_at:  # its mixes and player went with its stems
         why = "were deleted with it" if job.deleted_at else "expired"

@@ -139,15 +139,18 @@ class PgStore(SqlStore):
 
     @classmethod
     async def open(cls, url: str, result_ttl: int = 0, max_size: int = 10) -> PgStore:
+        try:  # one plain connection first: its error says why (the pool's only "timeout")
+            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
+            await probe.close()
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error) else type(error).__name__
+            raise ConnectionError(
+                f"cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: {reason}"
+            ) from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, timeout=10,
             check=AsyncConnectionPool.check_connection, kwargs={"autocommit": True})
-        try:
-            await pool.open(wait=True, timeout=30)
-        except psycopg.Error as error:
-            await pool.close()
-            raise ConnectionError(f"cannot reach the PostgreSQL server of"
-                                  f" STEMBOT_DATABASE_URL: {error}") from None
+        await pool.open(wait=True, timeout=30)
         store = cls(pool, result_ttl)
         try:
             await store._migrate()
@@ -159,8 +162,8 @@ class PgStore(SqlStore):
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _tx(self, work: Callable[[Tx], Awaitable[T]], *, write: bool = True,
-                  lock: int | None = None) -> T:
+    async def _transaction(self, work: Callable[[Tx], Awaitable[T]], *, write: bool,
+                           lock: int | None) -> T:
         for wait in (*RETRY_WAITS, None):
             try:
                 async with self._pool.connection() as conn, conn.transaction():

@@ -6,6 +6,7 @@ writing node's clock in ms, so the nodes' clocks must agree to well within a lea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +33,12 @@ class Tx(Protocol):
     async def run(self, sql: str, *args: Any) -> int: ...
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a transaction nobody awaits any more (its caller was cancelled)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def lease_end(lease_s: float, at: int | None = None) -> int:
     return (at if at is not None else now_ms()) + int(lease_s * 1000)
 
@@ -46,7 +53,19 @@ class SqlStore:
 
     async def _tx(self, work: Callable[[Tx], Awaitable[T]], *, write: bool = True,
                   lock: int | None = None) -> T:
-        """Run `work` in one transaction; `lock` serializes it with others of that lock."""
+        """Run `work` in one transaction; `lock` serializes it with others of that lock.
+
+        Shielded: a caller cancelled mid-transaction (a stopped run) must not leave the
+        connection inside it; the transaction, a few statements, runs to its end."""
+        task = asyncio.ensure_future(self._transaction(work, write=write, lock=lock))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_consume)
+            raise
+
+    async def _transaction(self, work: Callable[[Tx], Awaitable[T]], *, write: bool,
+                           lock: int | None) -> T:
         raise NotImplementedError
 
     def _job(self, row: Row) -> Job:

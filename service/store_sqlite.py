@@ -147,8 +147,8 @@ class SqliteStore(SqlStore):
     async def close(self) -> None:
         await self._db.close()
 
-    async def _tx(self, work: Callable[[Tx], Awaitable[T]], *, write: bool = True,
-                  lock: int | None = None) -> T:
+    async def _transaction(self, work: Callable[[Tx], Awaitable[T]], *, write: bool,
+                           lock: int | None) -> T:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:

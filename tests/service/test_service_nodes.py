@@ -7,8 +7,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,11 @@ from test_service_jobs import signed
 from test_service_restart import pool_workers, start
 
 from separation import OutputFormat, encode, synth
+from separation.presets import Tone
 from service.app import close_service, open_service
-from service.protocol import Job
+from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
 from service.state import SERVICE, Service
+from service.store import now_ms
 from tests.infra.postgres import PostgresCluster
 
 LEASE = 2.0  # seconds: a dead worker's job runs elsewhere this soon
@@ -122,6 +126,13 @@ async def test_api_node_and_worker_node_share_jobs_progress_and_cancel(
         assert stopped.state.value == 5
         assert not list(folder.glob(f"{long_job}-*"))
 
+        # DeleteJob of a job running on the worker: answered once that run has let go
+        doomed = (await api.create([{"url": origin.url + "/files/long.wav"}]))["id"]
+        await api.until(doomed, lambda job: job["state"] == 2 and job["progress"] > 0)
+        deleted = (await api.ok("DeleteJob", {"id": doomed}))["job"]
+        assert deleted["state"] == 5 and "deletedAt" in deleted
+        assert (await store_job(api_node)(doomed)).lease_until == 0
+
 
 async def test_a_stopped_then_a_killed_worker_node_hands_the_job_on(
         tmp_path: Path, pg_url: str, origin: Origin, long_wav: bytes,
@@ -181,3 +192,79 @@ async def test_api_nodes_share_the_link_secret_through_the_database(
         secrets = [node.service.runner.app[SERVICE].link_secret for node in (one, two)]
         assert secrets[0] == secrets[1] and len(secrets[0]) == 64
         assert not (tmp_path / "one" / "link-secret").exists()
+
+
+def new_job(job_id: str, owner: str, content_id: str) -> Job:
+    return Job(id=job_id, owner=owner, custom_id="", callback="", state=State.SUBMITTED,
+               inputs=(InputSpec(url="http://h/a.wav"),),
+               outputs=(OutputSpec(content_id, "/", (0,), Method.TWO_STEMS),),
+               created_at=now_ms(), deadline=now_ms() + 60_000)
+
+
+async def stage(service: Service, job: Job, text: bytes, tmp_path: Path) -> tuple[OutputSpec, ...]:
+    """The attempt's one stem staged, as its run leaves it; the outputs it would commit."""
+    name = f"{job.id}-0-vocals.wav"
+    source = tmp_path / f"{job.id}-{job.attempt}.wav"
+    source.write_bytes(text)
+    await service.content.stage(job.id, job.attempt, 0, name, source)
+    return (replace(job.outputs[0], results=(Result(Tone.VOCALS, name),)),)
+
+
+async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_finish(
+        tmp_path: Path, pg_url: str) -> None:
+    async with serving(tmp_path / "node", database=pg_url, workers=0) as node:
+        service = node.service.runner.app[SERVICE]
+        store, key = service.store, node.api.key
+        assert await store.insert_job(new_job("j", key.secret_id, key.default_content), 10)
+        stale = await store.claim_next("old-node", 1)
+        assert stale is not None
+        await store.expire_leases(3, at=now_ms() + 2_000)  # its node was cut off
+        winner = await store.claim_next("new-node", 30)
+        assert winner is not None
+        stale_outputs = await stage(service, stale, b"stale", tmp_path)
+        winner_outputs = await stage(service, winner, b"winner", tmp_path)
+        # the stale attempt comes back and tries to commit: refused, its staging removed
+        assert await service.runner._commit(stale, stale_outputs) is None
+        assert not service.content.staging("j", stale.attempt).exists()
+        done = await service.runner._commit(winner, winner_outputs)
+        assert done is not None and done.wire()["state"] == 3
+        stem = service.content.file(key.default_content, "j-0-vocals.wav")
+        assert stem.read_bytes() == b"winner"
+        assert not service.content.staging("j").exists()
+        assert await service.runner._commit(stale, stale_outputs) is None
+        assert stem.read_bytes() == b"winner"
+
+        # a node died between committing and publishing: another node finishes the publish
+        assert await store.insert_job(new_job("k", key.secret_id, key.default_content), 10)
+        dead = await store.claim_next("dead-node", 30)
+        assert dead is not None
+        outputs = await stage(service, dead, b"published", tmp_path)
+        await store.finish("k", State.COMPLETED, outputs=outputs, attempt=dead.attempt,
+                           publishing=True, lease_s=1)
+        shown = await node.api.job("k")
+        assert (shown["state"], shown["progress"]) == (2, 99)
+        finished = await node.api.wait("k", within=10)
+        assert finished["state"] == 3
+        assert finished["outputs"][0]["smartContentResult"]["musicSeperate"][0]["fileName"] \
+            == "k-0-vocals.wav"
+        assert service.content.file(key.default_content, "k-0-vocals.wav").read_bytes() \
+            == b"published"
+
+
+@pytest.mark.parametrize(("command", "changes", "says"), [
+    ("serve", {"STEMBOT_DATABASE_URL": "mysql://u:sekret@db/x"},
+     "error: STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql://"),
+    ("serve", {"STEMBOT_DATABASE_URL": "postgresql://u:sekret@127.0.0.1:1/x"},
+     "cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: connection failed"),
+    ("worker", {"STEMBOT_WORKERS": "0"}, "error: stembot worker needs STEMBOT_WORKERS of 1"),
+    ("serve", {"STEMBOT_LEASE_SECONDS": "0.5"}, "error: STEMBOT_LEASE_SECONDS must be at least 1"),
+])
+def test_bad_node_settings_say_why_in_one_line(
+        tmp_path: Path, command: str, changes: dict[str, str], says: str) -> None:
+    env = os.environ | {"STEMBOT_DATA_DIR": str(tmp_path), "STEMBOT_WORKERS": "0"} | changes
+    done = subprocess.run([sys.executable, "-m", "stembot", command], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(says), lines
+    assert "sekret" not in done.stderr + done.stdout
