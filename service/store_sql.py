@@ -23,6 +23,7 @@ NO_LIMIT = 2**62  # LIMIT for "all": SQLite reads -1 as none, PostgreSQL refuses
 # Transaction-level locks (PostgreSQL advisory lock keys; SQLite's writes serialize anyway).
 CLAIM_LOCK = 7_310_001
 CALLBACK_LOCK = 7_310_002
+INSERT_LOCK = 7_310_003
 
 
 class Tx(Protocol):
@@ -172,15 +173,18 @@ class SqlStore:
     # --- jobs ----------------------------------------------------------------------------
 
     async def insert_job(self, job: Job, max_open: int) -> bool:
-        """Store the job unless its owner already has `max_open` open jobs (in one statement,
-        so concurrent CreateJobs cannot pass the limit together); True if stored."""
-        return await self._write(
-            "INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs,"
-            " created_at, deadline, callback_state) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
-            " WHERE (SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN (1, 2)) < ?",
-            job.id, job.owner, job.custom_id, job.callback, int(job.state),
-            dump_inputs(job.inputs), dump_outputs(job.outputs), job.created_at,
-            job.deadline, job.callback_state, job.owner, max_open) == 1
+        """Store the job unless its owner already has `max_open` open jobs (one statement under
+        a lock, so concurrent CreateJobs on any nodes cannot pass the limit together); True if
+        stored."""
+        async def work(tx: Tx) -> int:
+            return await tx.run(
+                "INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs,"
+                " created_at, deadline, callback_state) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+                " WHERE (SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN (1, 2)) < ?",
+                job.id, job.owner, job.custom_id, job.callback, int(job.state),
+                dump_inputs(job.inputs), dump_outputs(job.outputs), job.created_at,
+                job.deadline, job.callback_state, job.owner, max_open)
+        return await self._tx(work, lock=INSERT_LOCK) == 1
 
     async def open_jobs(self, owner: str) -> int:
         """How many of the key's jobs are not final yet."""

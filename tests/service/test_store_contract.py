@@ -318,3 +318,11 @@ async def test_two_postgresql_nodes_migrate_at_once(pg_url: str) -> None:
     finally:
         for one in stores:
             await one.close()
+
+
+async def test_concurrent_inserts_on_two_stores_keep_the_open_job_limit(opener: Opener) -> None:
+    one, two = await opener(), await opener()
+    stored = await asyncio.gather(*(
+        (one if n % 2 else two).insert_job(job(f"j{n}", "alice"), max_open=5)
+        for n in range(16)))
+    assert sum(stored) == 5 and await one.open_jobs("alice") == 5
