@@ -215,10 +215,13 @@ class ContentStore:
             with contextlib.suppress(OSError):  # the job's folder, once it is empty
                 await asyncio.to_thread(folder.parent.rmdir)
 
-    def staged_jobs(self) -> list[str]:
-        """The jobs with a staging place (blocking: for start-up clean-up in a thread)."""
+    async def staged_jobs(self) -> list[str]:
+        """The jobs with a staging place (for the start-up clean-up)."""
         root = self.root / STAGING
-        return [p.name for p in root.iterdir()] if root.is_dir() else []
+
+        def names() -> list[str]:
+            return [p.name for p in root.iterdir()] if root.is_dir() else []
+        return await asyncio.to_thread(names)
 
     async def place(self, content_id: str, destination: str, name: str, source: Path) -> None:
         """Move a finished stem into the repository (same file system: a rename)."""

@@ -84,7 +84,10 @@ class JobRunner:
         for job in await self._store.recover(self._settings.max_restarts, self._node):
             self._callbacks.schedule(job)
         await self._finish_publishing()
-        await asyncio.to_thread(self._clean_work, await self._store.open_job_ids())
+        open_ids = await self._store.open_job_ids()
+        await asyncio.to_thread(self._clean_work, open_ids)
+        for job_id in set(await self._content.staged_jobs()) - open_ids:
+            await self._content.unstage(job_id)  # a killed run's or a lost attempt's stems
         self._loops = [asyncio.create_task(self._claim_loop(), name=f"download-{n}")
                        for n in range(self._settings.downloads if self._pool else 0)]
         self._loops.append(asyncio.create_task(self._sweep_loop(), name="deadlines"))
@@ -186,14 +189,11 @@ class JobRunner:
         self._abort_file(job_id).touch()
 
     def _clean_work(self, open_ids: set[str]) -> None:
-        """Remove what killed or aborted runs left behind (work folders, staged stems)."""
+        """Remove what killed or aborted runs left behind."""
         if self._settings.work_dir.is_dir():
             for folder in self._settings.work_dir.iterdir():
                 if folder.name not in open_ids:
                     shutil.rmtree(folder, ignore_errors=True)
-        for job_id in self._content.staged_jobs():
-            if job_id not in open_ids:
-                shutil.rmtree(self._content.staging(job_id), ignore_errors=True)
 
     async def _claim_loop(self) -> None:
         """Start the next SUBMITTED job; free again once a worker took it or it ended.

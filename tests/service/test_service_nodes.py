@@ -268,3 +268,12 @@ def test_bad_node_settings_say_why_in_one_line(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(says), lines
     assert "sekret" not in done.stderr + done.stdout
+
+
+async def test_a_start_removes_stems_staged_for_no_open_job(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    left = data / "content" / ".staging" / "ghost" / "1" / "0" / "ghost-0-vocals.wav"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"a killed run's stem")
+    async with serving(data, workers=0):
+        assert not (data / "content" / ".staging" / "ghost").exists()
