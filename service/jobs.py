@@ -287,7 +287,8 @@ class JobRunner:
         await asyncio.to_thread(self._reset_dir, job.id, work)
         try:
             done = await self._process(job, work, handed_over)
-        except JobFailure as failure:
+        except JobFailure as failure:  # before any commit: what this attempt staged goes
+            await self._content.unstage(job.id, job.attempt)
             done = await self._store.finish(job.id, State.ERROR, error_code=failure.code,
                                             error_message=failure.message,
                                             attempt=job.attempt)
