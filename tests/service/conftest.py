@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,7 +32,12 @@ async def origin(short_wav: Path) -> AsyncIterator[Origin]:
 
 
 @pytest_asyncio.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    """A service with two keys, on a fresh data folder."""
-    async with serving(tmp_path / "data") as started:
+async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """A service with two keys, on a fresh data folder; STEMBOT_TEST_DATABASE=postgresql runs
+    every test of this fixture on a fresh PostgreSQL database instead of SQLite."""
+    backend = os.environ.get("STEMBOT_TEST_DATABASE", "sqlite")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"STEMBOT_TEST_DATABASE must be sqlite or postgresql, not {backend!r}")
+    database = request.getfixturevalue("pg_url") if backend == "postgresql" else ""
+    async with serving(tmp_path / "data", database=database) as started:
         yield started

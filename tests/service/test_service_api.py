@@ -230,6 +230,7 @@ async def test_two_keys_are_isolated(running: Running, origin: Origin) -> None:
 async def test_keys_cli_and_revocation(running: Running, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("STEMBOT_DATA_DIR", str(running.settings.data_dir))
+    monkeypatch.setenv("STEMBOT_DATABASE_URL", running.settings.database_url)
     assert await asyncio.to_thread(main, ["keys", "create", "--name", "carol"]) == 0
     created = json.loads(capsys.readouterr().out)
     assert set(created) == {"secretId", "secretKey", "contentId"}
