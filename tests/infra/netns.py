@@ -106,14 +106,12 @@ def kill_namespace(netns: str, within: float = 10) -> None:
         time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+def process_state(pid: int) -> str:
+    """The process's state letter from /proc (R, S, D, Z, ...), 'gone' when there is none."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
 
 
 def sweep() -> list[str]:
@@ -121,7 +119,7 @@ def sweep() -> list[str]:
     removed = []
     for netns in our_namespaces():
         match = _OURS.match(netns)
-        if match and not _alive(int(match[1])):
+        if match and process_state(int(match[1])) in ("gone", "Z"):  # a zombie is dead too
             kill_namespace(netns)
             ip("netns", "del", netns, check=False)
             removed.append(netns)

@@ -16,7 +16,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.infra.netns import PREFIX, Host, Network, ip, our_namespaces, require_netns
+from tests.infra.netns import (
+    PREFIX,
+    Host,
+    Network,
+    ip,
+    our_namespaces,
+    process_state,
+    require_netns,
+)
 from tests.infra.nodes import (
     NodeFailed,
     http_get,
@@ -121,14 +129,6 @@ def test_link_down_times_out_and_link_up_restores(net: Network, tmp_path: Path) 
     assert ask(b, a, "after") == "after\n"
 
 
-def state(pid: int) -> str:
-    """The process's state letter, 'gone' when it no longer exists."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
-
-
 def test_kill_all_leaves_no_process_of_that_host(net: Network) -> None:
     a, b = net["a"], net["b"]
     # A child in the group, one that left it (setsid) and the leader: all of them must die.
@@ -140,7 +140,7 @@ def test_kill_all_leaves_no_process_of_that_host(net: Network) -> None:
         time.sleep(0.02)
     a.kill_all()
     assert a.pids() == []
-    assert {state(pid) for pid in pids} <= {"gone", "Z"}
+    assert {process_state(pid) for pid in pids} <= {"gone", "Z"}
     assert survivor.poll() is None and b.pids() == [survivor.pid]
 
 
