@@ -26,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -42,10 +43,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 Socket = socket.socket  # Host.socket (the method) shadows the module in the class body
 
 
-class NetnsUnavailable(RuntimeError):
-    """Network namespaces cannot be made here (not root, no `ip`, no CAP_NET_ADMIN)."""
-
-
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `ip ARGS`; a failure raises with ip's own message."""
     done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
@@ -54,6 +51,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+@cache
 def unavailable() -> str | None:
     """Why namespaces cannot be made here, or None when they can (checked by making one)."""
     if os.geteuid() != 0:
@@ -142,6 +140,13 @@ def free_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("every 10.213.X.0/24 is in use on this machine")
 
 
+def netns_command(netns: str, argv: Sequence[str], user: str | None = None) -> list[str]:
+    """argv run inside the namespace, as `user` if given (`ip netns exec` itself needs root)."""
+    if user:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]
+    return ["ip", "netns", "exec", netns, *argv]
+
+
 @contextmanager
 def inside(netns_fd: int) -> Iterator[None]:
     """Run the block with this thread in the namespace; sockets made there stay there."""
@@ -171,10 +176,7 @@ class Host:
         return f"Host({self.name!r}, {self.address})"
 
     def command(self, argv: Sequence[str], user: str | None = None) -> list[str]:
-        """argv run inside the namespace (as `user` if given: `ip netns exec` itself needs root)."""
-        if user:
-            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]
-        return ["ip", "netns", "exec", self.netns, *argv]
+        return netns_command(self.netns, argv, user)
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
               log: Path | None = None, *, cwd: Path | None = None,

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.infra.netns import NETNS_DIR, inside
+from tests.infra.netns import NETNS_DIR, inside, netns_command
 
 SUPERUSER = "stembot"
 
@@ -107,11 +107,8 @@ class PostgresCluster:
                    "-p", str(self.port), "-k", str(self.root), "-c", "fsync=off",
                    "-c", "max_connections=200"]
         user = _user()
-        if netns:
-            # `ip netns exec` needs root, so it runs first and setpriv drops to the user after it.
-            drop = [f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
-            drop = ["setpriv", *drop] if drop else []
-            command, user = ["ip", "netns", "exec", netns, *drop, *command], None
+        if netns:  # `ip netns exec` needs root: it runs first, then drops to the user
+            command, user = netns_command(netns, command, user), None
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, user=user,
                                             start_new_session=True)
