@@ -62,7 +62,7 @@ def page(title: str, data: dict[str, Any], script: str) -> str:
 <link rel="stylesheet" href="/static/player.css"></head>
 <body><main id="app"></main>
 <script type="application/json" id="page-data">{payload}</script>
-<script src="/static/{script}"></script></body></html>
+<script src="/static/dom.js"></script><script src="/static/{script}"></script></body></html>
 """
 
 
