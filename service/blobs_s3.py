@@ -27,6 +27,7 @@ from service.settings import ServiceSettings, s3_location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PaginatorConfigTypeDef
 
 log = logging.getLogger("stembot.storage")
 T = TypeVar("T")
@@ -124,16 +125,19 @@ class S3Blobs:
     async def _listed(self, prefix: str, delimiter: bool, most: int | None = None
                       ) -> list[dict[str, Any]]:
         """The objects whose keys start with `prefix` (right under it with `delimiter`)."""
-        def run() -> list[dict[str, Any]]:
+        def list_objects_v2() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self._bucket, Prefix=self._key(prefix),
-                Delimiter="/" if delimiter else "",
-                PaginationConfig={"MaxItems": most} if most else {})
+            paginator = self._client.get_paginator("list_objects_v2")
+            limit: PaginatorConfigTypeDef = {"MaxItems": most} if most else {}
+            # no empty Delimiter: not every store reads `delimiter=` as none
+            pages = (paginator.paginate(Bucket=self._bucket, Prefix=self._key(prefix),
+                                        Delimiter="/", PaginationConfig=limit) if delimiter
+                     else paginator.paginate(Bucket=self._bucket, Prefix=self._key(prefix),
+                                             PaginationConfig=limit))
             for page in pages:
                 found += [dict(item) for item in page.get("Contents", [])]
             return found
-        return await self._call(run)
+        return await self._call(list_objects_v2)
 
     async def kind(self, key: str) -> Kind:
         if await self._head(key) is not None:

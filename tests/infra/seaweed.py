@@ -78,7 +78,8 @@ class SeaweedFS:
                    f"-filer.localSocket={self.folder / 'filer.sock'}",
                    f"-s3.localSocket={self.folder / 's3.sock'}",
                    "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0",
-                   "-s3.port.lance=0", "-master.telemetry=false", *flags]
+                   "-s3.port.lance=0", "-master.telemetry=false", "-volume.preStopSeconds=0",
+                   *flags]
         log = (self.folder / "weed.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
