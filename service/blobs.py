@@ -170,7 +170,8 @@ def _names(folder: Path, start: str) -> list[str]:
     return []
 
 
-async def _write(file: BinaryIO, chunks: AsyncIterator[bytes], limit: int) -> int:
+async def write_chunks(file: BinaryIO, chunks: AsyncIterator[bytes], limit: int) -> int:
+    """Write the chunks and close the file; PayloadTooLarge before the byte past `limit`."""
     size = 0
     try:
         async for chunk in chunks:
@@ -216,7 +217,7 @@ class LocalBlobs:
         except OSError as error:  # a racing writer changed the tree since the check
             raise _fs_error(error, rel) from None
         try:
-            size = await _write(file, chunks, limit)
+            size = await write_chunks(file, chunks, limit)
             await asyncio.to_thread(os.replace, part, target)
         except BaseException as error:
             await asyncio.to_thread(part.unlink, True)

@@ -21,7 +21,7 @@ import botocore.exceptions
 from aiohttp import web
 from boto3.exceptions import S3UploadFailedError
 
-from service.blobs import Kind, _write
+from service.blobs import Kind, write_chunks
 from service.errors import ContentNotFound, StartupError, StorageUnavailable
 from service.settings import ServiceSettings, s3_location
 
@@ -153,7 +153,7 @@ class S3Blobs:
         spool = self._scratch / f"upload-{secrets.token_hex(8)}.part"
         try:
             await asyncio.to_thread(self._scratch.mkdir, parents=True, exist_ok=True)
-            size = await _write(await asyncio.to_thread(spool.open, "wb"), chunks, limit)
+            size = await write_chunks(await asyncio.to_thread(spool.open, "wb"), chunks, limit)
             await self.put_file(key, spool)
         finally:
             await asyncio.to_thread(spool.unlink, True)

@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ def free_port(host: str) -> int:
 class SeaweedFS:
     """One SeaweedFS with an S3 endpoint and one admin identity; `stop()` removes its data."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, wrap: Sequence[str] = ()) -> None:
+        """`wrap`: a command to run weed under, e.g. `ip netns exec NAME`; its ports are
+        then the S3 port's next ten (a fresh namespace has them all free)."""
         self.folder = folder or Path(tempfile.mkdtemp(prefix="seaweedfs-"))
+        self.wrap = list(wrap)
         self.access_key = ACCESS_KEY
         self.secret_key = secrets.token_hex(16)
         self.host = "127.0.0.1"
@@ -63,9 +67,12 @@ class SeaweedFS:
 
     def start(self, host: str = "127.0.0.1", port: int = 0, within: float = 30.0) -> None:
         """Run it on host:port (0: a free port) and wait until S3 answers."""
-        self.host, self.port = host, port or self.port or free_port(host)
+        self.host, self.port = host, port or self.port or (8333 if self.wrap else
+                                                           free_port(host))
         # the same ports again after a stop(keep=True): the data names them
-        self._ports = self._ports or {flag: free_port(host) for flag in PORT_FLAGS}
+        self._ports = self._ports or {
+            flag: self.port + 1 + n if self.wrap else free_port(host)
+            for n, flag in enumerate(PORT_FLAGS)}
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         config = self.folder / "s3.json"
         config.write_text(json.dumps({"identities": [{
@@ -73,7 +80,7 @@ class SeaweedFS:
                                                 "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
         flags = [f"-{flag}={port}" for flag, port in self._ports.items()]
-        command = [weed_binary(), "mini", f"-dir={self.folder / 'data'}", f"-ip={host}",
+        command = [*self.wrap, weed_binary(), "mini", f"-dir={self.folder / 'data'}", f"-ip={host}",
                    f"-ip.bind={host}", f"-s3.port={self.port}", f"-s3.config={config}",
                    f"-filer.localSocket={self.folder / 'filer.sock'}",
                    f"-s3.localSocket={self.folder / 's3.sock'}",
