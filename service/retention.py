@@ -69,8 +69,10 @@ class Retention:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def delete(self, job: Job) -> Job:
-        """Remove a final job's files now; the record stays, with `deleted_at`."""
-        await self._remove([job], "deleted_at")
+        """Remove a final job's files now; the record stays, with `deleted_at`. A removal that
+        an object-store outage cut short (503) is finished by the next DeleteJob."""
+        if not await self._remove([job], "deleted_at"):
+            await self._finish({job.id})
         return await self._store.job(job.id) or job
 
     async def sweep(self) -> int:
@@ -79,6 +81,7 @@ class Retention:
             return 0
         total = 0
         async with self._sweeping:
+            await self._finish()  # expiries an object-store outage cut short
             while True:
                 ended = now_ms() - self._settings.result_ttl * 1000
                 jobs = await self._store.expirable(ended, BATCH)
@@ -121,8 +124,8 @@ class Retention:
         await self._purge(marked, files)
         return marked
 
-    async def _finish(self) -> None:
-        jobs = await self._store.purging()
+    async def _finish(self, only: set[str] | None = None) -> None:
+        jobs = [job for job in await self._store.purging() if only is None or job.id in only]
         files = {job.id: await self._store.gone_files(job.id) + await self._files(job)
                  for job in jobs}
         if jobs:

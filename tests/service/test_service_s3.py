@@ -140,7 +140,8 @@ async def test_a_short_outage_during_the_upload_is_waited_out(
         caplog: pytest.LogCaptureFixture) -> None:
     storage = outage_settings(outage_store, "short-outage", retry=60)
     caplog.set_level(logging.WARNING, "stembot.storage")
-    async with serving(tmp_path / "data", storage=storage) as running:
+    # no TTL: no expiry sweep finishes the interrupted DeleteJob below before the test does
+    async with serving(tmp_path / "data", storage=storage, result_ttl=0) as running:
         api, alice = running.api, running.api.key
         status, _ = await api.raw("PUT", f"/content/{alice.default_content}/a.txt", data=b"a",
                                   headers=basic_header(alice))
@@ -165,8 +166,23 @@ async def test_a_short_outage_during_the_upload_is_waited_out(
         done = await api.wait(job["id"], within=90)
         assert done["state"] == 3, done
         stored = await objects(outage_store, storage)
-        for result in done["outputs"][0]["smartContentResult"]["musicSeperate"]:
-            assert stored[f"{alice.default_content}/{result['fileName']}"] > 100_000
+        names = [f"{alice.default_content}/{result['fileName']}"
+                 for result in done["outputs"][0]["smartContentResult"]["musicSeperate"]]
+        assert all(stored[name] > 100_000 for name in names)
+
+        # DeleteJob in an outage answers 503 (the files are gone to clients already); asked
+        # again later it removes every file
+        outage_store.pause()
+        try:
+            status, body = await api.call("DeleteJob", {"id": job["id"]})
+            assert (status, body["error"]["code"]) == (503, "STORAGE_UNAVAILABLE"), body
+        finally:
+            outage_store.resume()
+        assert set(names) <= set(await objects(outage_store, storage))
+        status, body = await api.raw("GET", f"/content/{names[0]}", headers=basic_header(alice))
+        assert (status, body["error"]["code"]) == (410, "CONTENT_GONE")
+        await api.ok("DeleteJob", {"id": job["id"]})
+        assert not set(names) & set(await objects(outage_store, storage))
 
 
 async def test_an_outage_past_the_retry_window_fails_the_job(
