@@ -112,7 +112,7 @@ class ServiceSettings:
     s3_region: str = ""
     s3_access_key: str = ""  # empty: boto3's own credential chain
     s3_secret_key: str = field(default="", repr=False)
-    s3_timeout: float = 20.0  # seconds: connecting, and each wait for an answer
+    s3_timeout: float = 10.0  # seconds: connecting, and each wait for an answer
     s3_retry_seconds: float = 60.0  # how long a job waits out an unreachable store
 
     @classmethod
