@@ -17,6 +17,7 @@ from aiohttp.web_response import StreamResponse
 from separation import model_files
 from separation.errors import ModelNotInstalledError
 from service.auth import link_secret
+from service.blobs import open_blobs
 from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
@@ -57,9 +58,15 @@ async def open_service(settings: ServiceSettings) -> Service:
     await asyncio.to_thread(check_models, settings)
     await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
     store = await Store.open(settings.db_path, settings.result_ttl)
-    content = ContentStore(settings.content_dir, store, settings.max_bytes)
+    blobs = open_blobs(settings)
+    content = ContentStore(blobs, store, settings.max_bytes, settings.scratch_dir)
+    try:
+        await content.prepare()
+    except BaseException:
+        await store.close()
+        raise
     callbacks = Callbacks(settings, store)
-    quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)
+    quota = StorageQuota(blobs, store, settings.max_stored_bytes)
     runner = JobRunner(settings, store, content, callbacks, quota)
     secret = await asyncio.to_thread(link_secret, settings.data_dir, settings.link_secret)
     document = await asyncio.to_thread(

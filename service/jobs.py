@@ -13,16 +13,25 @@ import functools
 import logging
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from separation import TONES, StemPreset
 from separation.presets import shown_name
+from service.blobs import patiently
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded, StorageFull
+from service.errors import (
+    ApiError,
+    ContentNotFound,
+    JobFailure,
+    QuotaExceeded,
+    StorageFull,
+    StorageUnavailable,
+)
 from service.fetch import download
 from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
@@ -35,6 +44,7 @@ from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
 
 log = logging.getLogger("stembot.jobs")
+T = TypeVar("T")
 Separated = list[tuple[Path, Result]]  # one output's stem files in the work folder
 
 
@@ -65,7 +75,7 @@ class JobRunner:
             ResultCache, self._settings.cache_dir, self._settings.result_cache,
             self._settings.models, self._store.has_files)
         await asyncio.to_thread(self._cache.clean)
-        self.retention = Retention(self._settings, self._store, self._cache)
+        self.retention = Retention(self._settings, self._store, self._cache, self._content)
         await self.retention.start()
         self._client = guarded_session(self._limits)
         self._pool.start()
@@ -254,7 +264,7 @@ class JobRunner:
 
     async def _check_room(self, owner: str) -> None:
         """A key whose repositories are full already gets no separation it cannot keep."""
-        used = await self._quota.used(owner)
+        used = await self._patient(lambda: self._quota.used(owner))
         if used >= self._quota.limit:
             raise JobFailure("QUOTA_EXCEEDED", f"this key's repositories already hold {used}"
                              f" bytes, at their {self._quota.limit} byte limit")
@@ -268,12 +278,27 @@ class JobRunner:
         except StorageFull as error:
             raise JobFailure(error.code, error.message) from None
         size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in paths]))
-        try:
+
+        async def deliver() -> tuple[OutputSpec, ...]:
             async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:
                 add(size)
                 return tuple([await self._deliver(out, results) for out, results in separated])
+
+        try:
+            return await self._patient(deliver)  # a retry only re-reads the stored bytes
         except QuotaExceeded as error:
             raise JobFailure(error.code, error.message) from None
+
+    async def _patient(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A job's storage call, waiting out an unreachable object store for up to
+        STEMBOT_S3_RETRY_SECONDS; past that the job ends in ERROR STORAGE_UNAVAILABLE."""
+        window = self._settings.s3_retry_seconds
+        try:
+            return await patiently(window, call)
+        except StorageUnavailable as error:
+            raise JobFailure(error.code, f"the object store could not be reached for {window:g}"
+                             " s (STEMBOT_S3_RETRY_SECONDS); the job's files could not be"
+                             " read or written") from None
 
     async def _separate_all(self, job: Job, work: Path, sources: list[Path],
                             keys: dict[tuple[int, int], str | None]
@@ -306,7 +331,10 @@ class JobRunner:
         try:
             await self._content.readable(job.owner, spec.content_id)
             rel = clean_path(spec.path, "path", root_slash=True)
-            return await self._content.existing_file(spec.content_id, rel)
+            await self._patient(lambda: self._content.existing_file(spec.content_id, rel))
+            # the repository's own file where it is local, else a download into the work folder
+            return await self._patient(lambda: self._content.local_copy(
+                spec.content_id, rel, work / f"input-{index}"))
         except ApiError as refused:  # the file can vanish between CreateJob and the run
             code = "INPUT_NOT_FOUND" if isinstance(refused, ContentNotFound) else refused.code
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
@@ -346,8 +374,9 @@ class JobRunner:
         destination = clean_path(output.destination, "destination", root_slash=True)
         for path, result in results:
             try:
-                await self._content.place(output.content_id, destination, result.file_name,
-                                          path)
+                await self._patient(functools.partial(
+                    self._content.place, output.content_id, destination, result.file_name,
+                    path))
             except ApiError as refused:  # the tree changed since CreateJob checked it
                 raise JobFailure(refused.code, refused.message) from None
         return dataclasses.replace(output, results=tuple(r for _, r in results))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import pytest_asyncio
 from service_harness import Origin, Running, serving, start_origin
 
 from separation import OutputFormat, encode, synth
+from tests.infra.seaweed import SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,20 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     """A service with two keys, on a fresh data folder."""
     async with serving(tmp_path / "data") as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the session; each test takes a bucket of its own."""
+    store = SeaweedFS()
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def s3_storage(seaweed: SeaweedFS) -> dict[str, Any]:
+    """Service settings for a fresh bucket on the session's SeaweedFS (`serving(storage=)`)."""
+    bucket = f"test-{secrets.token_hex(6)}"
+    seaweed.create_bucket(bucket)
+    return seaweed.settings(f"s3://{bucket}")

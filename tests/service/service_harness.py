@@ -201,9 +201,11 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serving(data_dir: Path, **changes: Any) -> AsyncIterator[Running]:
-    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob."""
-    settings = make_settings(data_dir, **changes)
+async def serving(data_dir: Path, storage: dict[str, Any] | None = None, **changes: Any
+                  ) -> AsyncIterator[Running]:
+    """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob;
+    `storage`: settings of another content store (an S3 bucket: SeaweedFS.settings)."""
+    settings = make_settings(data_dir, **{**(storage or {}), **changes})
     key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
     service = await start_service(settings)
     try:
