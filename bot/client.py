@@ -84,7 +84,7 @@ class StemBot(commands.Bot):
         settings = self.settings
         await asyncio.to_thread(settings.work_dir.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(clear_scratch, settings.work_dir)
-        self.db = await Database.open(settings.db_path)
+        self.db = await Database.open(settings.database)
         self.jobs = JobStore(self.db)
         self.limits = LimitStore(self.db, settings.limits)
         self.session = aiohttp.ClientSession()

@@ -6,13 +6,23 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from separation.env import env_bool, env_int
-from storage import GuildLimits
+from separation.env import SettingError, env_bool, env_int
+from storage import GuildLimits, database_dialect
 
 
 def _optional_id(name: str) -> int | None:
     value = env_int(name, 0)
     return value or None
+
+
+def _database_url(name: str) -> str:
+    """Empty (the SQLite file) or a postgresql:// URL; anything else is refused here."""
+    url = os.environ.get(name, "").strip()
+    try:
+        database_dialect(url)
+    except ValueError as error:
+        raise SettingError(f"{name} {error}") from None
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,9 @@ class BotSettings:
     callbacks: bool = True
     allow_private_networks: bool = False
     data_dir: Path = Path("data")
+    # Empty: the SQLite file in data_dir; postgresql://…: the records live there instead,
+    # so the bot host keeps no state.
+    database_url: str = ""
     job_timeout: int = 3600
     retention_days: int = 0  # the bot's own job records; 0 keeps them (moderators' history)
     limits: GuildLimits = field(default_factory=GuildLimits)
@@ -56,6 +69,7 @@ class BotSettings:
             data_dir=Path(
                 os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
             ),
+            database_url=_database_url("BOT_DATABASE_URL"),
             job_timeout=env_int("BOT_JOB_TIMEOUT", defaults.job_timeout),
             retention_days=max(0, env_int("BOT_RETENTION_DAYS", defaults.retention_days)),
             limits=GuildLimits(
@@ -85,6 +99,11 @@ class BotSettings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "bot.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """What `Database.open` takes: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url or self.db_path
 
     @property
     def work_dir(self) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from separation.dsp import Float
+from separation.mix_source import Delayed, MixSource, as_source
 
 ChunkModel = Callable[[Float], Float]
 """[channels, segment] -> [sources, channels, segment]."""
@@ -49,31 +50,30 @@ class ChunkPlan:
         return len(self.offsets)
 
 
-def padded_chunk(mix: Float, offset: int, segment: int) -> Float:
+def padded_chunk(mix: Float | MixSource, offset: int, segment: int) -> Float:
     """`segment` samples centred on mix[offset : offset + segment], zero-padded past the ends.
 
     A short final chunk takes real context from before it, as Demucs' TensorChunk does.
     """
-    length = min(segment, mix.shape[-1] - offset)
+    source = as_source(mix)
+    length = min(segment, source.length - offset)
     start = offset - (segment - length) // 2
-    lo, hi = max(0, start), min(mix.shape[-1], start + segment)
-    chunk = np.zeros((*mix.shape[:-1], segment), dtype=np.float32)
-    chunk[..., lo - start : hi - start] = mix[..., lo:hi]
-    return chunk
+    return source.window(start, start + segment)
 
 
 def stream_chunks(
     model: ChunkModel,
-    mix: Float,
+    mix: Float | MixSource,
     segment: int,
     sources: int,
     progress: Progress | None = None,
     overlap: float = 0.25,
 ) -> Iterator[Float]:
     """Yield [sources, channels, n] blocks that, concatenated, are the separated signal."""
-    plan = ChunkPlan(mix.shape[-1], segment, overlap)
+    mix = as_source(mix)
+    plan = ChunkPlan(mix.length, segment, overlap)
     weight = triangle_weight(segment)
-    acc = np.zeros((sources, mix.shape[0], segment), dtype=np.float32)
+    acc = np.zeros((sources, mix.channels, segment), dtype=np.float32)
     weight_sum = np.zeros(segment, dtype=np.float32)
     if progress:
         progress(0, plan.total)
@@ -126,7 +126,7 @@ def shift_offsets(shifts: int, max_shift: int, seed: int = 0) -> list[int]:
 
 def stream_shifted(
     model: ChunkModel,
-    mix: Float,
+    mix: Float | MixSource,
     segment: int,
     sources: int,
     offsets: list[int],
@@ -142,16 +142,16 @@ def stream_shifted(
     if len(offsets) <= 1 and not any(offsets):
         yield from stream_chunks(model, mix, segment, sources, progress)
         return
-    length = mix.shape[-1]
-    padded = np.pad(mix, ((0, 0), (max_shift, max_shift)))
+    mix = as_source(mix)
+    length = mix.length
     plans = [ChunkPlan(length + max_shift - offset, segment).total for offset in offsets]
     counter = _ProgressSum(plans, progress)
     streams = [
-        _drop(stream_chunks(model, padded[..., offset : length + max_shift], segment, sources,
-                            counter.part(k)), max_shift - offset)
+        _drop(stream_chunks(model, Delayed(mix, max_shift - offset, length + max_shift - offset),
+                            segment, sources, counter.part(k)), max_shift - offset)
         for k, offset in enumerate(offsets)
     ]
-    yield from _mean_of_streams(streams, sources, mix.shape[0], length)
+    yield from _mean_of_streams(streams, sources, mix.channels, length)
 
 
 class _ProgressSum:

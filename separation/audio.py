@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -94,8 +95,38 @@ def parse_format(value: str) -> OutputFormat:
 
 def decode(path: Path, limits: Limits | None = None) -> Float:
     """Decode a file to float32 [2, samples] at 44.1 kHz; mono is duplicated, more is downmixed."""
-    limits = limits or Limits()
-    path = Path(path)
+    buffer: _Growable | None = None
+    for block, declared in _checked_blocks(Path(path), limits or Limits()):
+        if buffer is None:  # one allocation for the declared length, grown only if it lied
+            buffer = _Growable(CHANNELS, round(((declared or 30.0) + 1.0) * SAMPLE_RATE))
+        buffer.append(block)
+    assert buffer is not None, "a file without samples raises EmptyAudioError"
+    return buffer.array()
+
+
+def decoded_blocks(path: Path, limits: Limits | None = None) -> Iterator[Float]:
+    """The file's audio as consecutive float32 [2, n] blocks at 44.1 kHz, checked as `decode`
+    checks it; a fault found late (truncation) raises after the last block."""
+    for block, _declared in _checked_blocks(Path(path), limits or Limits()):
+        yield block
+
+
+def count_samples(path: Path, limits: Limits | None = None,
+                  each: Callable[[Float], None] | None = None) -> int:
+    """Decode the whole file once, checking it, without keeping it; each block goes to `each`.
+
+    Returns the number of samples, so that a second pass can stream the file knowing its length.
+    """
+    total = 0
+    for block in decoded_blocks(path, limits):
+        total += block.shape[1]
+        if each is not None:
+            each(block)
+    return total
+
+
+def _checked_blocks(path: Path, limits: Limits) -> Iterator[tuple[Float, float | None]]:
+    """(stereo block, declared seconds) pairs; every check of `decode` on the way."""
     if not path.is_file():
         raise AudioDecodeError(f"{path}: no such file")
     limits.check_size(path)
@@ -112,15 +143,17 @@ def decode(path: Path, limits: Limits | None = None) -> Float:
             raise AudioDecodeError(f"{path.name}: truncated: the WAV header promises more data")
         if declared is not None:
             limits.check_seconds(path.name, declared)
-        audio = _decode_stream(container, stream, path.name, limits, declared)
-    if audio.shape[1] == 0:
+        samples = 0
+        for block in _decode_stream(container, stream, path.name, limits):
+            samples += block.shape[1]
+            yield block, declared
+    if samples == 0:
         raise EmptyAudioError(f"{path.name}: contains no audio samples")
-    if declared and audio.shape[1] < _TRUNCATION_RATIO * declared * SAMPLE_RATE - SAMPLE_RATE:
+    if declared and samples < _TRUNCATION_RATIO * declared * SAMPLE_RATE - SAMPLE_RATE:
         raise AudioDecodeError(
-            f"{path.name}: truncated or corrupt: {_clock(audio.shape[1] / SAMPLE_RATE)} decoded"
+            f"{path.name}: truncated or corrupt: {_clock(samples / SAMPLE_RATE)} decoded"
             f" of {_clock(declared)} declared"
         )
-    return audio
 
 
 def _decode_stream(
@@ -128,29 +161,29 @@ def _decode_stream(
     stream: av.audio.stream.AudioStream,
     name: str,
     limits: Limits,
-    declared: float | None,
-) -> Float:
+) -> Iterator[Float]:
+    """Resampled stereo blocks; the length limit is checked as they come."""
     mono = stream.codec_context.channels == 1
-    # a second of slack covers resampler rounding and durations estimated from bitrate
-    expected = round(((declared or 30.0) + 1.0) * SAMPLE_RATE)
     resampler = av.AudioResampler(
         format="fltp", layout="mono" if mono else "stereo", rate=SAMPLE_RATE
     )
-    buffer = _Growable(1 if mono else 2, expected)
     max_samples = int(limits.max_seconds * SAMPLE_RATE)
+    length = 0
     try:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                buffer.append(_planar(out))
-            if buffer.length > max_samples:
-                limits.check_seconds(name, buffer.length / SAMPLE_RATE)
+                block = _planar(out)
+                length += block.shape[1]
+                if length > max_samples:
+                    limits.check_seconds(name, length / SAMPLE_RATE)
+                yield np.repeat(block, 2, axis=0) if mono else block
         for out in resampler.resample(None):
-            buffer.append(_planar(out))
+            block = _planar(out)
+            length += block.shape[1]
+            yield np.repeat(block, 2, axis=0) if mono else block
     except av.error.FFmpegError:
         raise AudioDecodeError(f"{name}: corrupt or truncated audio data") from None
-    limits.check_seconds(name, buffer.length / SAMPLE_RATE)
-    audio = buffer.array()
-    return np.repeat(audio, 2, axis=0) if mono else audio
+    limits.check_seconds(name, length / SAMPLE_RATE)
 
 
 def _planar(frame: av.AudioFrame) -> Float:

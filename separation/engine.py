@@ -16,6 +16,7 @@ from separation.audio import AudioWriter, Limits, OutputFormat
 from separation.dsp import Float
 from separation.errors import ModelNotInstalledError
 from separation.htdemucs import SAMPLE_RATE, SEGMENT, SOURCES, HTDemucs
+from separation.mix_source import MixSource, StreamedMix
 from separation.presets import MAX_SHIFTS, StemPreset, shown_name
 from separation.runtime import RuntimeConfig
 
@@ -68,7 +69,8 @@ class Separator:
         return self._piano
 
     def stream(
-        self, mix: Float, preset: StemPreset, progress: Progress | None = None, shifts: int = 1
+        self, mix: Float | MixSource, preset: StemPreset, progress: Progress | None = None,
+        shifts: int = 1,
     ) -> Iterator[Stems]:
         """Yield consecutive blocks of every stem; memory stays flat whatever the length.
 
@@ -112,9 +114,7 @@ class Separator:
         failure. A `facts` collector sees the mix and every block on the way (the song's facts).
         """
         self.check(preset)
-        mix = audio.decode(source, limits)
-        if facts is not None:
-            facts.begin(mix)
+        mix = self._streamed(source, limits, facts)
         out_dir.mkdir(parents=True, exist_ok=True)
         final = {stem: out_dir / f"{shown_name(preset, stem)}.{fmt.extension}"
                  for stem in preset.stems}
@@ -138,6 +138,20 @@ class Separator:
         for stem, path in partial.items():
             os.replace(path, final[stem])
         return final
+
+
+    @staticmethod
+    def _streamed(source: Path, limits: Limits | None, facts: FactsCollector | None
+                  ) -> StreamedMix:
+        """The file checked and counted (and the mix measured) in a first decode, then decoded
+        again as inference reads it: a long song is never in memory whole (10 min = 212 MB)."""
+        length = audio.count_samples(source, limits, facts.add_mix if facts else None)
+        if facts is not None:
+            facts.start(length)
+        # chunks move forward; the last one and shifted copies look back at most a segment
+        keep = 2 * SEGMENT + MAX_SHIFT
+        return StreamedMix(lambda: audio.decoded_blocks(source, limits), audio.CHANNELS,
+                           length, keep)
 
 
 def check_shifts(shifts: int) -> None:

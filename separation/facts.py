@@ -42,7 +42,8 @@ class SongFacts:
 
 
 class FactsCollector:
-    """Hand it the mix, then every block of stems in order; `facts()` at the end."""
+    """Hand it the mix (`begin`, or `add_mix` blocks then `start`), then every block of stems in
+    order; `facts()` at the end."""
 
     def __init__(self, stems: tuple[str, ...]) -> None:
         self._stems = stems
@@ -50,6 +51,7 @@ class FactsCollector:
         # chords live in bass, piano and other; a voice's glides and consonants blur them
         self._harmonic_stems = [s for s in stems if s not in ("drums", "vocals")]
         self._meter = LoudnessMeter(len(stems), 2, SAMPLE_RATE)
+        self._mix_meter = LoudnessMeter(1, 2, SAMPLE_RATE)
         self._mix_loudness: float | None = None
         self._length = 0
         self._position = 0
@@ -60,15 +62,23 @@ class FactsCollector:
         self.seconds = 0.0  # time spent here, for the benchmark
 
     def begin(self, mix: Float) -> None:
+        """The whole mix at once: `add_mix`, then `start`."""
+        self.add_mix(mix)
+        self.start(mix.shape[-1])
+
+    def add_mix(self, block: Float) -> None:
+        """One [2, n] block of the mix, in order, before `start` (its loudness)."""
         started = time.perf_counter()
-        meter = LoudnessMeter(1, len(mix), SAMPLE_RATE)
-        meter.add(mix[None])
-        self._mix_loudness = meter.integrated()[0]
-        self._length = mix.shape[-1]
+        self._mix_meter.add(block[None])
+        self.seconds += time.perf_counter() - started
+
+    def start(self, length: int) -> None:
+        """The mix is measured and `length` samples long; the stems' blocks come next."""
+        self._mix_loudness = self._mix_meter.integrated()[0]
+        self._length = length
         size = min(self._length, round(TEMPO_WINDOW * SAMPLE_RATE))
         self._window = np.zeros(size, dtype=np.float32)
         self._window_start = (self._length - size) // 2
-        self.seconds += time.perf_counter() - started
 
     def add(self, block: dict[str, Float]) -> None:
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from aiohttp.web_response import StreamResponse
 from separation import model_files
 from separation.errors import ModelNotInstalledError
 from service.auth import link_secret
+from service.blobs import open_blobs
 from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
@@ -64,9 +65,15 @@ async def open_service(settings: ServiceSettings) -> Service:
         store = await open_store(settings)
     except (ConnectionError, SchemaError) as error:
         raise StartupError(str(error)) from None
-    content = ContentStore(settings.content_dir, store, settings.max_bytes)
+    blobs = open_blobs(settings)
+    content = ContentStore(blobs, store, settings.max_bytes, settings.scratch_dir)
+    try:
+        await content.prepare()
+    except BaseException:
+        await store.close()
+        raise
     callbacks = Callbacks(settings, store)
-    quota = StorageQuota(settings.content_dir, store, settings.max_stored_bytes)
+    quota = StorageQuota(blobs, store, settings.max_stored_bytes)
     runner = JobRunner(settings, store, content, callbacks, quota)
     secret = await shared_link_secret(settings, store)
     document = await asyncio.to_thread(

@@ -1,26 +1,24 @@
-"""Content repositories: folders of the file store, owned by a key, with confined paths."""
+"""Content repositories: owned by a key, with confined paths; their bytes are Blobs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
+from aiohttp import web
+
+from service.blobs import Blobs, Kind
 from service.errors import (
-    ApiError,
     ContentGone,
     ContentNotFound,
     InvalidParameter,
     PathConflict,
-    PayloadTooLarge,
-    StorageFull,
 )
 from service.store import Store
 
@@ -28,7 +26,7 @@ _CONTENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # bytes; a file's part name adds 15 to its name, and file systems stop at 255
 MAX_NAME = 240
 MAX_PATH = 1024
-STAGING = ".staging"  # under the content root: results of (job, attempt) before they count
+STAGING = ".staging"  # a folder of the store: results of (job, attempt) before they count
 
 
 def check_content_id(content_id: str, name: str = "contentId") -> str:
@@ -59,50 +57,21 @@ def clean_path(path: str, name: str, *, root_slash: bool) -> str:
     return str(PurePosixPath(*parts)) if parts else ""
 
 
-def conflict(base: Path, rel: str, *, folder: bool) -> str:
-    """Why `rel` cannot be written under `base`, or "": a file where a folder must be, or a
-    folder where the file goes (`folder`: `rel` itself is to be a folder)."""
-    parts = PurePosixPath(rel).parts
-    for depth in range(1, len(parts) + 1):
-        here = base.joinpath(*parts[:depth])
-        shown = "/".join(parts[:depth])
-        wants_file = depth == len(parts) and not folder
-        if wants_file and here.is_dir():
-            return f"{shown!r} is a folder"
-        if not wants_file and here.exists() and not here.is_dir():
-            return f"{shown!r} is a file, not a folder"
-    return ""
-
-
-def _fs_error(error: OSError, rel: str) -> ApiError:
-    """What a file-system refusal means to the caller, without the server's paths."""
-    if error.errno == errno.ENAMETOOLONG:
-        return InvalidParameter(f"path {rel!r} is too long for the file store")
-    if error.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
-        return PathConflict(f"path {rel!r}: a file and a folder are in each other's way")
-    if error.errno == errno.ENOSPC:
-        return StorageFull(f"path {rel!r}: the server's disk is full")
-    raise error
-
-
 class ContentStore:
-    """Maps (contentId, path) to files under `root`, never outside a repository."""
+    """Maps (contentId, path) to blobs, never outside a repository; the rules live here,
+    the bytes in `blobs` (the local folder or S3)."""
 
-    def __init__(self, root: Path, store: Store, max_bytes: int) -> None:
-        self.root = root
+    def __init__(self, blobs: Blobs, store: Store, max_bytes: int, scratch: Path) -> None:
+        self.blobs = blobs
         self._store = store
         self._max_bytes = max_bytes
+        self._scratch = scratch
 
-    def folder(self, content_id: str) -> Path:
-        return self.root / check_content_id(content_id)
-
-    def file(self, content_id: str, rel: str) -> Path:
-        """The file's path; symlinks that lead out of the repository are refused too."""
-        base = self.folder(content_id)
-        target = base / rel if rel else base
-        if not target.resolve().is_relative_to(base.resolve()):
-            raise InvalidParameter("path leaves the repository")
-        return target
+    @staticmethod
+    def key(content_id: str, rel: str) -> str:
+        """The blob key of a checked repository-relative path ("" is the repository)."""
+        check_content_id(content_id)
+        return f"{content_id}/{rel}" if rel else content_id
 
     async def readable(self, owner: str, content_id: str) -> None:
         """Another key's repository looks exactly like a missing one."""
@@ -123,124 +92,155 @@ class ContentStore:
                 return content_id
         raise RuntimeError("no free repository id after 3 random draws")
 
-    async def existing_file(self, content_id: str, rel: str) -> Path:
-        """The file; a deleted or expired job's file is Gone, even while its removal runs."""
-        path = self.file(content_id, rel)
+    async def existing_file(self, content_id: str, rel: str) -> str:
+        """The file's key; a deleted or expired job's file is Gone, even while its removal
+        runs."""
+        key = self.key(content_id, rel)
+        size = await self.blobs.size(key) if rel else None
         gone = await self._store.gone(content_id, rel) if rel else None
         if gone is not None:
             why = "was deleted with its job" if gone.deleted_at else "expired with its job"
             raise ContentGone(f"file {rel!r} {why} {gone.id!r}")
-        if not rel or not await asyncio.to_thread(path.is_file):
+        if size is None:
             raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}")
-        return path
+        return key
+
+    async def size(self, content_id: str, rel: str) -> int:
+        """The bytes of the file at `rel`; 0 if there is none."""
+        return await self.blobs.size(self.key(content_id, rel)) or 0
+
+    async def exists(self, content_id: str, rel: str) -> bool:
+        return await self.blobs.size(self.key(content_id, rel)) is not None
 
     async def delete(self, content_id: str, rel: str) -> None:
         """Remove one of the repository's files; ContentNotFound if there is none."""
-        path = self.file(content_id, rel)
-        try:
-            await asyncio.to_thread(_unlink_file, path)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}") from None
+        if not rel or not await self.blobs.delete(self.key(content_id, rel)):
+            raise ContentNotFound(f"no file {rel!r} in repository {content_id!r}")
+
+    async def conflict(self, content_id: str, rel: str, *, folder: bool) -> str:
+        """Why `rel` cannot be written, or "": a file where a folder must be, or a folder
+        where the file goes (`folder`: `rel` itself is to be a folder)."""
+        parts = PurePosixPath(rel).parts if rel else ()
+        for depth in range(1, len(parts) + 1):
+            shown = "/".join(parts[:depth])
+            kind = await self.blobs.kind(self.key(content_id, shown))
+            wants_file = depth == len(parts) and not folder
+            if wants_file and kind is Kind.FOLDER:
+                return f"{shown!r} is a folder"
+            if not wants_file and kind is Kind.FILE:
+                return f"{shown!r} is a file, not a folder"
+        return ""
 
     async def check_writable(self, content_id: str, rel: str, *, folder: bool, name: str
                              ) -> None:
         """PathConflict, naming the field, if `rel` cannot be written (see `conflict`)."""
-        why = await asyncio.to_thread(conflict, self.folder(content_id), rel, folder=folder)
+        why = await self.conflict(content_id, rel, folder=folder)
         if why:
             raise PathConflict(f"{name}: {why}")
 
     async def save(self, content_id: str, rel: str, chunks: AsyncIterator[bytes]) -> int:
-        """Stream an upload to a hidden part file and rename it into place; returns its size."""
+        """Store an upload whole (or not at all); returns its size."""
         if not rel:
             raise InvalidParameter("path: a file name is required")
-        target = self.file(content_id, rel)
+        key = self.key(content_id, rel)
         await self.check_writable(content_id, rel, folder=False, name="path")
-        part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-        try:
-            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-            file = await asyncio.to_thread(part.open, "wb")
-        except OSError as error:  # a racing writer changed the tree since the check
-            raise _fs_error(error, rel) from None
-        try:
-            size = await self._write(file, chunks)
-            await asyncio.to_thread(os.replace, part, target)
-            await self._store.reuse_path(content_id, rel)
-        except BaseException as error:
-            await asyncio.to_thread(part.unlink, True)
-            if isinstance(error, OSError):
-                raise _fs_error(error, rel) from None
-            raise
+        size = await self.blobs.put_stream(key, chunks, self._max_bytes)
+        await self._store.reuse_path(content_id, rel)
         return size
 
-    async def _write(self, file: BinaryIO, chunks: AsyncIterator[bytes]) -> int:
-        size = 0
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise PayloadTooLarge(f"file is over the {self._max_bytes} byte limit")
-                await asyncio.to_thread(file.write, chunk)
-        finally:
-            await asyncio.to_thread(file.close)
-        return size
+    async def put_file(self, content_id: str, rel: str, source: Path, *, name: str) -> None:
+        """Store a finished local file (which may be moved away) at `rel`."""
+        await self.check_writable(content_id, rel, folder=False, name=name)
+        await self.blobs.put_file(self.key(content_id, rel), source)
 
     # --- results: staged per (job, attempt), then published; see service/jobs.py
 
-    def staging(self, job_id: str, attempt: int | None = None) -> Path:
-        """Where an attempt's stems wait; '.staging' is never a contentId (none starts with
-        a dot), so nothing staged can be read through the API."""
-        folder = self.root / STAGING / job_id
-        return folder / str(attempt) if attempt is not None else folder
+    @staticmethod
+    def staged_key(job_id: str, attempt: int, output: int, name: str) -> str:
+        """Where an attempt's stem waits: `.staging/JOB.ATTEMPT.OUTPUT.NAME`, one flat folder
+        that Blobs can list. '.staging' is never a contentId (none starts with a dot), so
+        nothing staged is ever served; a job id holds no '.', so the prefixes are exact."""
+        return f"{STAGING}/{job_id}.{attempt}.{output}.{name}"
 
     async def stage(self, job_id: str, attempt: int, output: int, name: str, source: Path
                     ) -> None:
-        """Move a finished stem to the attempt's staging place (same file system: a rename)."""
-        target = self.staging(job_id, attempt) / str(output) / name
-        await asyncio.to_thread(_move, source, target)
+        """Store a finished stem (which may be moved away) in the attempt's staging place."""
+        await self.blobs.put_file(self.staged_key(job_id, attempt, output, name), source)
 
     async def publish(self, job_id: str, attempt: int, output: int, content_id: str,
                       destination: str, name: str) -> None:
-        """Move a staged stem to its destination; done already (no staged file) is fine, so
+        """Move a staged stem to its destination; done already (nothing staged) is fine, so
         any node can finish a publish another left half-done."""
-        staged = self.staging(job_id, attempt) / str(output) / name
-        if not await asyncio.to_thread(staged.is_file):
+        staged = self.staged_key(job_id, attempt, output, name)
+        if await self.blobs.size(staged) is None:
             return
-        await self.place(content_id, destination, name, staged)
+        target = self.scratch_file(PurePosixPath(name).suffix)
+        local = await self.blobs.local_copy(staged, target)  # locally: the staged file itself
+        try:
+            await self.place(content_id, destination, name, local)
+        finally:
+            if local == target:  # a download of ours, not the store's own file
+                await asyncio.to_thread(target.unlink, True)
+        await self.blobs.delete(staged)
+
+    async def staged(self, job_id: str | None = None, attempt: int | None = None) -> list[str]:
+        """Names in the staging place: of one attempt, of one job's attempts, or all."""
+        start = "" if job_id is None else f"{job_id}." if attempt is None else \
+            f"{job_id}.{attempt}."
+        return await self.blobs.names(STAGING, start)
 
     async def unstage(self, job_id: str, attempt: int | None = None) -> None:
-        """Remove an attempt's staging place (every attempt's, without one)."""
-        folder = self.staging(job_id, attempt)
-        await asyncio.to_thread(shutil.rmtree, folder, True)
-        if attempt is not None:
-            with contextlib.suppress(OSError):  # the job's folder, once it is empty
-                await asyncio.to_thread(folder.parent.rmdir)
+        """Remove what an attempt staged (every attempt's, without one)."""
+        for name in await self.staged(job_id, attempt):
+            await self.blobs.delete(f"{STAGING}/{name}")
 
     async def staged_jobs(self) -> list[str]:
-        """The jobs with a staging place (for the start-up clean-up)."""
-        root = self.root / STAGING
-
-        def names() -> list[str]:
-            return [p.name for p in root.iterdir()] if root.is_dir() else []
-        return await asyncio.to_thread(names)
+        """The jobs something is staged for (for the start-up clean-up)."""
+        return sorted({name.split(".", 1)[0] for name in await self.staged()})
 
     async def place(self, content_id: str, destination: str, name: str, source: Path) -> None:
-        """Move a finished stem into the repository (same file system: a rename)."""
+        """Store a finished stem in the repository (locally: a rename)."""
         rel = str(PurePosixPath(destination, name)) if destination else name
-        await self.check_writable(content_id, rel, folder=False, name="destination")
+        await self.put_file(content_id, rel, source, name="destination")
+
+    async def local_copy(self, content_id: str, rel: str, target: Path) -> Path:
+        """A local file with the file's bytes, to read only (see Blobs.local_copy)."""
+        return await self.blobs.local_copy(self.key(content_id, rel), target)
+
+    @contextlib.asynccontextmanager
+    async def local_files(self, files: list[tuple[str, str]]) -> AsyncIterator[list[Path]]:
+        """Local files with these (contentId, path) files' bytes while the block runs."""
+        folder = await asyncio.to_thread(_scratch_folder, self._scratch)
         try:
-            await asyncio.to_thread(_move, source, self.file(content_id, rel))
-        except OSError as error:
-            raise _fs_error(error, rel) from None
+            yield [await self.local_copy(content_id, rel,
+                                         folder / f"{n}{PurePosixPath(rel).suffix}")
+                   for n, (content_id, rel) in enumerate(files)]
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def scratch_file(self, suffix: str) -> Path:
+        """A fresh name in the scratch folder (made by `local_files` or `prepare`)."""
+        return self._scratch / f"{secrets.token_hex(8)}{suffix}"
+
+    async def prepare(self) -> None:
+        """At start: the store is usable, and the scratch folder empty (a kill leaves files)."""
+        await self.blobs.check()
+        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+        await asyncio.to_thread(self._scratch.mkdir, parents=True, exist_ok=True)
+
+    async def response(self, content_id: str, rel: str, request: web.Request,
+                       headers: dict[str, str]) -> web.StreamResponse:
+        return await self.blobs.response(self.key(content_id, rel), request, headers)
+
+    async def job_names(self, content_id: str, folder: str, start: str) -> list[str]:
+        """Files right in `folder` of the repository whose names start with `start`."""
+        return await self.blobs.names(self.key(content_id, folder), start)
+
+    async def remove(self, content_id: str, rel: str) -> None:
+        """Remove the file if it is there."""
+        await self.blobs.delete(self.key(content_id, rel))
 
 
-def _unlink_file(path: Path) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(path.name)
-    path.unlink()
-
-
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():  # shutil.move would put the file inside it
-        raise IsADirectoryError(errno.EISDIR, "is a folder")
-    shutil.move(source, target)
+def _scratch_folder(scratch: Path) -> Path:
+    scratch.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=scratch))

@@ -71,6 +71,13 @@ class StorageFull(ApiError):
     code = "STORAGE_FULL"
 
 
+class StorageUnavailable(ApiError):
+    """The object store (STEMBOT_STORAGE_URL) did not answer, even after retries."""
+
+    status = 503
+    code = "STORAGE_UNAVAILABLE"
+
+
 class MethodNotAllowed(ApiError):
     status = 405
     code = "METHOD_NOT_ALLOWED"

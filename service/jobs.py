@@ -19,16 +19,25 @@ import functools
 import logging
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from separation import TONES, StemPreset
 from separation.presets import shown_name
+from service.blobs import patiently
 from service.callbacks import Callbacks
 from service.content import ContentStore, clean_path
-from service.errors import ApiError, ContentNotFound, JobFailure, QuotaExceeded, StorageFull
+from service.errors import (
+    ApiError,
+    ContentNotFound,
+    JobFailure,
+    QuotaExceeded,
+    StorageFull,
+    StorageUnavailable,
+)
 from service.fetch import download
 from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
@@ -41,6 +50,7 @@ from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
 
 log = logging.getLogger("stembot.jobs")
+T = TypeVar("T")
 Separated = list[tuple[Path, Result]]  # one output's stem files in the work folder
 
 
@@ -75,7 +85,7 @@ class JobRunner:
             ResultCache, self._settings.cache_dir, self._settings.result_cache,
             self._settings.models, self._store.has_files)
         await asyncio.to_thread(self._cache.clean)
-        self.retention = Retention(self._settings, self._store, self._cache)
+        self.retention = Retention(self._settings, self._store, self._cache, self._content)
         await self.retention.start()
         self._client = guarded_session(self._limits)
         if self._pool is not None:
@@ -327,16 +337,20 @@ class JobRunner:
             await self._content.unstage(job.id, job.attempt)
         return None
 
-    async def _publish(self, job: Job) -> Job | None:
+    async def _publish(self, job: Job, patient: bool = True) -> Job | None:
         """Move the attempt's staged stems to their destinations, then show it COMPLETED;
-        idempotent, so any node can finish a publish a dead node left half-done."""
+        idempotent, so any node can finish a publish a dead node left half-done. A store
+        outage leaves it publishing: a sweep finishes it once the publisher's lease ended."""
         for number, output in enumerate(job.outputs):
             destination = clean_path(output.destination, "destination", root_slash=True)
             for result in output.results or ():
+                move = functools.partial(self._content.publish, job.id, job.attempt, number,
+                                         output.content_id, destination, result.file_name)
                 try:
-                    await self._content.publish(job.id, job.attempt, number,
-                                                output.content_id, destination,
-                                                result.file_name)
+                    await (self._patient(move) if patient else move())
+                except (JobFailure, StorageUnavailable):
+                    log.warning("job %s: the object store is away; its publish waits", job.id)
+                    return None
                 except ApiError as refused:  # the tree changed since the job was staged
                     log.warning("job %s: %s not published: %s", job.id, result.file_name,
                                 refused.message)
@@ -346,7 +360,7 @@ class JobRunner:
     async def _finish_publishing(self) -> None:
         for job in await self._store.unpublished(now_ms()):
             log.info("job %s: finishing the publish of its stems", job.id)
-            done = await self._publish(job)
+            done = await self._publish(job, patient=False)
             if done is not None:
                 self._callbacks.schedule(done)
 
@@ -380,7 +394,7 @@ class JobRunner:
 
     async def _check_room(self, owner: str) -> None:
         """A key whose repositories are full already gets no separation it cannot keep."""
-        used = await self._quota.used(owner)
+        used = await self._patient(lambda: self._quota.used(owner))
         if used >= self._quota.limit:
             raise JobFailure("QUOTA_EXCEEDED", f"this key's repositories already hold {used}"
                              f" bytes, at their {self._quota.limit} byte limit")
@@ -395,14 +409,29 @@ class JobRunner:
         except StorageFull as error:
             raise JobFailure(error.code, error.message) from None
         size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in paths]))
-        try:
+
+        async def stage_all() -> tuple[OutputSpec, ...]:
             async with self._quota.reserve(job.owner, f"the results ({size} bytes)") as add:
                 add(size)
-                outputs = tuple([await self._stage(job, number, out, results)
-                                 for number, (out, results) in enumerate(separated)])
-                return await self._commit(job, outputs)
+                return tuple([await self._stage(job, number, out, results)
+                              for number, (out, results) in enumerate(separated)])
+
+        try:
+            outputs = await self._patient(stage_all)  # a retry only re-reads the stored bytes
         except QuotaExceeded as error:
             raise JobFailure(error.code, error.message) from None
+        return await self._commit(job, outputs)
+
+    async def _patient(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A job's storage call, waiting out an unreachable object store for up to
+        STEMBOT_S3_RETRY_SECONDS; past that the job ends in ERROR STORAGE_UNAVAILABLE."""
+        window = self._settings.s3_retry_seconds
+        try:
+            return await patiently(window, call)
+        except StorageUnavailable as error:
+            raise JobFailure(error.code, f"the object store could not be reached for {window:g}"
+                             " s (STEMBOT_S3_RETRY_SECONDS); the job's files could not be"
+                             " read or written") from None
 
     async def _separate_all(self, job: Job, work: Path, sources: list[Path],
                             keys: dict[tuple[int, int], str | None]
@@ -435,7 +464,10 @@ class JobRunner:
         try:
             await self._content.readable(job.owner, spec.content_id)
             rel = clean_path(spec.path, "path", root_slash=True)
-            return await self._content.existing_file(spec.content_id, rel)
+            await self._patient(lambda: self._content.existing_file(spec.content_id, rel))
+            # the repository's own file where it is local, else a download into the work folder
+            return await self._patient(lambda: self._content.local_copy(
+                spec.content_id, rel, work / f"input-{index}"))
         except ApiError as refused:  # the file can vanish between CreateJob and the run
             code = "INPUT_NOT_FOUND" if isinstance(refused, ContentNotFound) else refused.code
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None

@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import json
 import math
-import os
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,15 +209,15 @@ class Mixer:
         earlier = await self._store.mixes_of(job.id, spec.digest)
         for record in earlier:
             if (record.content_id, record.path) == (spec.content_id, rel) and \
-                    await asyncio.to_thread(content.file(record.content_id, record.path).is_file):
+                    await content.exists(record.content_id, record.path):
                 return record
         await content.check_writable(spec.content_id, rel, folder=False,
                                      name="mixJobRequest.destination")
-        target = content.file(spec.content_id, rel)
-        part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        part = content.scratch_file(f".{spec.fmt.extension}")
         try:
             await self._write(job, stems, spec, earlier, part)
-            await asyncio.to_thread(os.replace, part, target)
+            await content.put_file(spec.content_id, rel, part,
+                                   name="mixJobRequest.destination")
         finally:
             await asyncio.to_thread(part.unlink, True)
         record = MixRecord(job.id, spec.digest, spec.name, spec.gains, spec.fmt.value,
@@ -233,13 +231,16 @@ class Mixer:
         content = self._content
         async with self._quota.reserve(job.owner, "this mix") as add:
             for record in earlier:
-                source = content.file(record.content_id, record.path)
-                if await asyncio.to_thread(source.is_file):
-                    await asyncio.to_thread(_copy, source, part)
+                if await content.exists(record.content_id, record.path):
+                    async with content.local_files([(record.content_id, record.path)]) as [f]:
+                        await asyncio.to_thread(_copy, f, part)
                     break
             else:
-                sources = [(await content.existing_file(s.content_id, s.path),
-                            spec.gains[s.name]) for s in stems]
-                await asyncio.to_thread(part.parent.mkdir, parents=True, exist_ok=True)
-                await asyncio.to_thread(render, sources, part, spec.fmt)
+                for s in stems:
+                    await content.existing_file(s.content_id, s.path)
+                async with content.local_files([(s.content_id, s.path) for s in stems]) as files:
+                    await asyncio.to_thread(part.parent.mkdir, parents=True, exist_ok=True)
+                    await asyncio.to_thread(
+                        render, list(zip(files, [spec.gains[s.name] for s in stems],
+                                         strict=True)), part, spec.fmt)
             add(await asyncio.to_thread(lambda: part.stat().st_size))

@@ -62,7 +62,7 @@ def page(title: str, data: dict[str, Any], script: str) -> str:
 <link rel="stylesheet" href="/static/player.css"></head>
 <body><main id="app"></main>
 <script type="application/json" id="page-data">{payload}</script>
-<script src="/static/{script}"></script></body></html>
+<script src="/static/dom.js"></script><script src="/static/{script}"></script></body></html>
 """
 
 
@@ -123,7 +123,10 @@ async def waveforms(request: web.Request) -> web.Response:
     """The stems' waveforms stacked in one PNG, top to bottom in delivery order."""
     service = request.app[SERVICE]
     job = await linked_job(request)
-    paths = [await service.content.existing_file(s.content_id, s.path) for s in job_stems(job)]
-    body = await asyncio.to_thread(waveforms_png, paths)
+    stems = [(s.content_id, s.path) for s in job_stems(job)]
+    for content_id, rel in stems:
+        await service.content.existing_file(content_id, rel)
+    async with service.content.local_files(stems) as paths:
+        body = await asyncio.to_thread(waveforms_png, paths)
     return web.Response(body=body, content_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})

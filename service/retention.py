@@ -10,12 +10,11 @@ every job still marked, so no record is ever left pointing at half its files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
-from service.content import STAGING, clean_path
+from service.content import ContentStore, clean_path
 from service.errors import StorageFull
 from service.protocol import Job, State
 from service.result_cache import ResultCache
@@ -31,37 +30,28 @@ def free_bytes(folder: Path) -> int | None:
     return shutil.disk_usage(folder).free
 
 
-def job_files(content_root: Path, job: Job) -> list[Gone]:
+async def job_files(content: ContentStore, job: Job) -> list[Gone]:
     """The job's result files: those its record names, and for a job that did not complete
     any `<job id>-*` file in its destinations (a run stopped while delivering leaves some)."""
     found: dict[tuple[str, str], Gone] = {}
     for output in job.outputs:
         destination = clean_path(output.destination, "destination", root_slash=True)
         names = [r.file_name for r in output.results or ()]
-        folder = content_root / output.content_id / destination
         if job.state is not State.COMPLETED:  # a scan costs a whole folder: only when needed
-            with contextlib.suppress(OSError):
-                names += [p.name for p in folder.glob(f"{job.id}-*") if p.is_file()]
+            names += await content.job_names(output.content_id, destination, f"{job.id}-")
         for name in names:
             rel = str(PurePosixPath(destination, name)) if destination else name
             found[output.content_id, rel] = Gone(output.content_id, rel)
     return list(found.values())
 
 
-def remove_files(content_root: Path, work_root: Path, files: list[Gone], job_ids: list[str]
-                 ) -> None:
-    for gone in files:
-        (content_root / gone.content_id / gone.path).unlink(missing_ok=True)
-    for job_id in job_ids:
-        shutil.rmtree(work_root / job_id, ignore_errors=True)
-        shutil.rmtree(content_root / STAGING / job_id, ignore_errors=True)
-
-
 class Retention:
     """Removes jobs' files on DeleteJob and after the TTL; one sweeper task for the TTL."""
 
-    def __init__(self, settings: ServiceSettings, store: Store, cache: ResultCache) -> None:
+    def __init__(self, settings: ServiceSettings, store: Store, cache: ResultCache,
+                 content: ContentStore) -> None:
         self._settings = settings
+        self._content = content
         self._store = store
         self._cache = cache
         self._task: asyncio.Task[None] | None = None
@@ -79,8 +69,10 @@ class Retention:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def delete(self, job: Job) -> Job:
-        """Remove a final job's files now; the record stays, with `deleted_at`."""
-        await self._remove([job], "deleted_at")
+        """Remove a final job's files now; the record stays, with `deleted_at`. A removal that
+        an object-store outage cut short (503) is finished by the next DeleteJob."""
+        if not await self._remove([job], "deleted_at"):
+            await self._finish({job.id})
         return await self._store.job(job.id) or job
 
     async def sweep(self) -> int:
@@ -89,6 +81,7 @@ class Retention:
             return 0
         total = 0
         async with self._sweeping:
+            await self._finish()  # expiries an object-store outage cut short
             while True:
                 ended = now_ms() - self._settings.result_ttl * 1000
                 jobs = await self._store.expirable(ended, BATCH)
@@ -123,7 +116,7 @@ class Retention:
     async def _files(self, job: Job) -> list[Gone]:
         """The job's result files and the mixes made from them."""
         mixes = [Gone(mix.content_id, mix.path) for mix in await self._store.mixes_of(job.id)]
-        return await asyncio.to_thread(job_files, self._settings.content_dir, job) + mixes
+        return await job_files(self._content, job) + mixes
 
     async def _remove(self, jobs: list[Job], column: str) -> list[Job]:
         files = {job.id: await self._files(job) for job in jobs}
@@ -131,8 +124,8 @@ class Retention:
         await self._purge(marked, files)
         return marked
 
-    async def _finish(self) -> None:
-        jobs = await self._store.purging()
+    async def _finish(self, only: set[str] | None = None) -> None:
+        jobs = [job for job in await self._store.purging() if only is None or job.id in only]
         files = {job.id: await self._store.gone_files(job.id) + await self._files(job)
                  for job in jobs}
         if jobs:
@@ -144,7 +137,9 @@ class Retention:
             return
         for job in jobs:
             await self._cache.forget(job.id)
-        await asyncio.to_thread(
-            remove_files, self._settings.content_dir, self._settings.work_dir,
-            [gone for job in jobs for gone in files.get(job.id, [])], [job.id for job in jobs])
+        for gone in [gone for job in jobs for gone in files.get(job.id, [])]:
+            await self._content.remove(gone.content_id, gone.path)
+        for job in jobs:
+            await asyncio.to_thread(shutil.rmtree, self._settings.work_dir / job.id, True)
+            await self._content.unstage(job.id)  # what a stopped run had staged
         await self._store.purged([job.id for job in jobs])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -29,7 +28,6 @@ from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
-from service.quota import file_size
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -265,7 +263,7 @@ async def put_content(request: web.Request) -> web.Response:
     content_id, rel = content_target(request)
     await service.content.writable(key.secret_id, content_id)
     await service.runner.retention.check_room("this upload")
-    replaced = await asyncio.to_thread(file_size, service.content.file(content_id, rel))
+    replaced = await service.content.size(content_id, rel)
     async with service.quota.reserve(key.secret_id, "this upload", replaced) as add:
         body = counted(chunks(request, service.settings.body_timeout), add)
         size = await service.content.save(content_id, rel, body)
@@ -287,8 +285,9 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     else:
         key = await basic_key(request)
         await service.content.readable(key.secret_id, content_id)
-    path = await service.content.existing_file(content_id, rel)
-    return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
+    await service.content.existing_file(content_id, rel)
+    return await service.content.response(content_id, rel, request,
+                                          {"Cache-Control": "private, no-store"})
 
 
 @routes.delete("/content/{content_id}/{path:.*}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from service.fetch import FetchLimits, endpoints
 from service.result_cache import CacheScope
 
 WORKER_MEMORY = 1536 * 1024 * 1024  # a worker's peak while separating, with room to spare
+# S3's bucket naming rules (the DNS-compatible ones every S3 store accepts)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def default_workers() -> int:
@@ -48,6 +51,38 @@ def lease_seconds(value: float) -> float:
     if not value >= 1:
         raise SettingError(f"STEMBOT_LEASE_SECONDS must be at least 1 (seconds), not {value:g}")
     return value
+
+
+def s3_location(url: str) -> tuple[str, str]:
+    """The bucket and key prefix of `s3://BUCKET[/PREFIX]`; SettingError for anything else."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://"):
+        raise SettingError("STEMBOT_STORAGE_URL must be empty (the local content folder) or"
+                           f" s3://BUCKET[/PREFIX], not {url!r}")
+    if not _BUCKET.fullmatch(bucket):
+        raise SettingError(f"STEMBOT_STORAGE_URL: {bucket!r} is not an S3 bucket name (3-63"
+                           " lowercase letters, digits, '.' and '-')")
+    parts = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+    if any(part in ("", ".", "..") for part in parts) or "\\" in prefix:
+        raise SettingError(f"STEMBOT_STORAGE_URL: the key prefix {prefix!r} has an empty,"
+                           " '.' or '..' segment or a backslash")
+    return bucket, "/".join(parts)
+
+
+def storage_url(raw: str) -> str:
+    """STEMBOT_STORAGE_URL, checked now so that a typo stops the start, not the first job."""
+    raw = raw.strip()
+    if raw:
+        s3_location(raw)
+    return raw
+
+
+def endpoint_url(raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if raw and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", raw):
+        raise SettingError(f"STEMBOT_S3_ENDPOINT_URL must be an http:// or https:// URL, not"
+                           f" {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,13 @@ class ServiceSettings:
     database_url: str = ""  # empty: SQLite in the data folder
     node_name: str = ""  # empty: hostname:resolved data folder (see `node`)
     lease_seconds: float = 30.0
+    storage_url: str = ""  # empty: the content folder; s3://BUCKET[/PREFIX]: that bucket
+    s3_endpoint_url: str = ""  # empty: AWS
+    s3_region: str = ""
+    s3_access_key: str = ""  # empty: boto3's own credential chain
+    s3_secret_key: str = field(default="", repr=False)
+    s3_timeout: float = 10.0  # seconds: connecting, and each wait for an answer
+    s3_retry_seconds: float = 60.0  # how long a job waits out an unreachable store
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -135,6 +177,14 @@ class ServiceSettings:
             database_url=database_url(os.environ.get("STEMBOT_DATABASE_URL", "")),
             node_name=os.environ.get("STEMBOT_NODE_NAME", "").strip(),
             lease_seconds=lease_seconds(env_float("STEMBOT_LEASE_SECONDS", cls.lease_seconds)),
+            storage_url=storage_url(os.environ.get("STEMBOT_STORAGE_URL", "")),
+            s3_endpoint_url=endpoint_url(os.environ.get("STEMBOT_S3_ENDPOINT_URL", "")),
+            s3_region=os.environ.get("STEMBOT_S3_REGION", "").strip(),
+            s3_access_key=os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            s3_secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            s3_timeout=max(0.1, env_float("STEMBOT_S3_TIMEOUT", cls.s3_timeout)),
+            s3_retry_seconds=max(0.0, env_float("STEMBOT_S3_RETRY_SECONDS",
+                                                cls.s3_retry_seconds)),
         )
 
     def with_changes(self, **changes: object) -> ServiceSettings:
@@ -176,4 +226,9 @@ class ServiceSettings:
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Short-lived local files: uploads on their way to S3, stems fetched for a mix."""
+        return self.data_dir / "scratch"
 

@@ -1,13 +1,17 @@
-"""The bot's SQLite storage: job records and per-guild limits, with versioned migrations."""
+"""The bot's storage: job records and per-guild limits in SQLite or PostgreSQL, with versioned
+migrations per dialect."""
 
+from storage.connection import Connection, Dialect, database_dialect
 from storage.database import Database
 from storage.jobs import DeliveredStem, HistoryFilter, JobRecord, JobState, JobStore, NewJob
 from storage.limits import LIMIT_FIELDS, GuildLimits, LimitStore
 
 __all__ = [
     "LIMIT_FIELDS",
+    "Connection",
     "Database",
     "DeliveredStem",
+    "Dialect",
     "GuildLimits",
     "HistoryFilter",
     "JobRecord",
@@ -15,4 +19,5 @@ __all__ = [
     "JobStore",
     "LimitStore",
     "NewJob",
+    "database_dialect",
 ]

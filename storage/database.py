@@ -1,4 +1,4 @@
-"""The bot's SQLite database: one aiosqlite connection, versioned migrations."""
+"""The bot's database: SQLite or PostgreSQL behind one Connection, with versioned migrations."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-import aiosqlite
+from storage.connection import Connection, Dialect, database_dialect
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 
 
-def migrations() -> list[tuple[int, str]]:
-    """Every migration as (version, SQL), in version order."""
+def migrations(dialect: Dialect = Dialect.SQLITE) -> list[tuple[int, str]]:
+    """Every migration of one dialect as (version, SQL), in version order."""
     found: list[tuple[int, str]] = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in resources.files(f"storage.migrations.{dialect.value}").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
@@ -26,42 +26,50 @@ def migrations() -> list[tuple[int, str]]:
     return found
 
 
-class Database:
-    """An open, migrated database; use `await Database.open(path)` and `await db.close()`."""
+async def connect(target: Path | str) -> Connection:
+    """The one place that picks the backend: a postgresql:// URL is PostgreSQL, a path is
+    the SQLite file; ValueError for any other URL."""
+    # database_dialect raises for a URL that is not PostgreSQL's.
+    if isinstance(target, str) and "://" in target and (
+            database_dialect(target) is Dialect.POSTGRESQL):
+        from storage.postgres import PostgresConnection  # the driver only when used
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+        return await PostgresConnection.open(target)
+    from storage.sqlite import SqliteConnection
+
+    return await SqliteConnection.open(target)
+
+
+class Database:
+    """An open, migrated database; use `await Database.open(target)` and `await db.close()`."""
+
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path)
-        connection.row_factory = aiosqlite.Row
-        # WAL lets moderators read history while a delivery writes.
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        db = cls(connection)
-        await db.migrate()
+    async def open(cls, target: Path | str) -> Database:
+        """`target`: the SQLite file's path, or a postgresql:// URL."""
+        db = cls(await connect(target))
+        try:
+            await db.migrate()
+        except BaseException:
+            await db.close()
+            raise
         return db
 
+    @property
+    def dialect(self) -> Dialect:
+        return self.connection.dialect
+
     async def version(self) -> int:
-        async with self.connection.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return await self.connection.version()
 
     async def migrate(self) -> int:
         """Apply the migrations newer than the database; return the resulting version."""
-        current = await self.version()
-        for version, sql in migrations():
-            if version <= current:
-                continue
-            # One transaction per migration: a failure leaves the previous version intact.
-            await self.connection.executescript(
-                f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
-            )
-            current = version
-        return current
+        # Each migration is one transaction: a failure leaves the previous version intact.
+        for version, sql in migrations(self.dialect):
+            await self.connection.apply(version, sql)
+        return await self.version()
 
     async def close(self) -> None:
         await self.connection.close()

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from storage.connection import Row
 from storage.database import Database
 
 
@@ -85,7 +84,7 @@ class JobRecord:
         return f"stembot-discord-{self.id}"
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> JobRecord:
+    def from_row(cls, row: Row) -> JobRecord:
         values = dict(row)
         values["state"] = JobState(values["state"])
         return cls(**values)
@@ -116,16 +115,15 @@ class JobStore:
         now = time.time()
         # The callback path carries this token, so nobody can guess another job's URL.
         token = secrets.token_urlsafe(24)
-        cursor = await self._conn.execute(
+        row = await self._conn.fetch_one(
             "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
             " format, shifts, callback_token, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (job.guild_id, job.channel_id, job.user_id, job.input_url, job.track_name,
              job.stems, job.format, job.shifts, token, state.value, now, now),
         )
-        await self._conn.commit()
-        assert cursor.lastrowid is not None
-        return await self.require(cursor.lastrowid)
+        assert row is not None
+        return await self.require(int(row["id"]))
 
     async def get(self, job_id: int) -> JobRecord | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -167,21 +165,18 @@ class JobStore:
             active = [s.value for s in JobState.active()]
             sql += f" AND state IN ({', '.join('?' * len(active))})"
             params += active
-        cursor = await self._conn.execute(sql, params)
-        await self._conn.commit()
-        return cursor.rowcount == 1
+        return await self._conn.execute(sql, params) == 1
 
     async def finish(self, job_id: int, state: JobState, error: str | None = None) -> bool:
         """Move an active job to a final state; False if it already was final (a duplicate)."""
         now = time.time()
         active = [s.value for s in JobState.active()]
-        cursor = await self._conn.execute(
+        changed = await self._conn.execute(
             f"UPDATE jobs SET state = ?, error = ?, finished_at = ?, updated_at = ?"
             f" WHERE id = ? AND state IN ({', '.join('?' * len(active))})",
             (state.value, error, now, now, job_id, *active),
         )
-        await self._conn.commit()
-        return cursor.rowcount == 1
+        return changed == 1
 
     async def unfinished(self) -> list[JobRecord]:
         active = [s.value for s in JobState.active()]
@@ -193,7 +188,7 @@ class JobStore:
     async def count_active(self, guild_id: int, user_id: int) -> int:
         active = [s.value for s in JobState.active()]
         return await self._count(
-            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
+            f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ?"
             f" AND state IN ({', '.join('?' * len(active))})",
             (guild_id, user_id, *active),
         )
@@ -201,17 +196,17 @@ class JobStore:
     async def count_since(self, guild_id: int, user_id: int, since: float) -> int:
         """Jobs submitted since `since`, whatever became of them (the daily quota)."""
         return await self._count(
-            "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?",
+            "SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ?"
+            " AND created_at >= ?",
             (guild_id, user_id, since),
         )
 
     async def last_submitted(self, guild_id: int, user_id: int) -> float | None:
-        async with self._conn.execute(
-            "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
+        row = await self._conn.fetch_one(
+            "SELECT MAX(created_at) AS last FROM jobs WHERE guild_id = ? AND user_id = ?",
             (guild_id, user_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        )
+        return float(row["last"]) if row and row["last"] is not None else None
 
     async def recent_for_user(
         self, guild_id: int, user_id: int, limit: int = 25
@@ -235,53 +230,49 @@ class JobStore:
 
     async def history_count(self, where: HistoryFilter) -> int:
         clause, params = _history_clause(where)
-        return await self._count(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params)
+        return await self._count(f"SELECT COUNT(*) AS n FROM jobs WHERE {clause}", params)
 
     async def delivered(self, job_id: int) -> dict[str, DeliveredStem]:
-        async with self._conn.execute(
-            "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?", (job_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._conn.fetch_all(
+            "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?", (job_id,))
         return {row["stem"]: DeliveredStem(row["stem"], row["message_id"], row["link"])
                 for row in rows}
 
     async def pending_mixes(self, asked: str, posted: str) -> list[tuple[int, str]]:
         """(job id, preset) of every part `asked + preset` without its `posted + preset`."""
-        async with self._conn.execute(
+        # CAST: PostgreSQL must know a parameter is text before it concatenates it.
+        rows = await self._conn.fetch_all(
             "SELECT a.job_id, substr(a.stem, ?) AS preset FROM delivered_stems a"
-            " WHERE a.stem LIKE ? || '%' AND NOT EXISTS (SELECT 1 FROM delivered_stems b"
-            " WHERE b.job_id = a.job_id AND b.stem = ? || substr(a.stem, ?))"
+            " WHERE a.stem LIKE CAST(? AS TEXT) || '%' AND NOT EXISTS (SELECT 1 FROM"
+            " delivered_stems b WHERE b.job_id = a.job_id"
+            " AND b.stem = CAST(? AS TEXT) || substr(a.stem, ?))"
             " ORDER BY a.job_id, a.stem",
             (len(asked) + 1, asked, posted, len(asked) + 1),
-        ) as cursor:
-            return [(int(row[0]), str(row[1])) for row in await cursor.fetchall()]
+        )
+        return [(int(row["job_id"]), str(row["preset"])) for row in rows]
 
     async def mark_delivered(
         self, job_id: int, stem: str, message_id: int | None, link: str | None
     ) -> None:
         await self._conn.execute(
-            "INSERT OR IGNORE INTO delivered_stems (job_id, stem, message_id, link)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO delivered_stems (job_id, stem, message_id, link)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (job_id, stem) DO NOTHING",
             (job_id, stem, message_id, link),
         )
-        await self._conn.commit()
 
     # --- takedowns: the intent is recorded first, so a restart finishes it ----------------
 
     async def mark_deleted(self, job_id: int, by: int) -> bool:
         """Record a takedown; False if the job was already taken down."""
-        cursor = await self._conn.execute(
+        changed = await self._conn.execute(
             "UPDATE jobs SET deleted_at = ?, deleted_by = ?, updated_at = ?"
             " WHERE id = ? AND deleted_at IS NULL", (time.time(), by, time.time(), job_id))
-        await self._conn.commit()
-        return cursor.rowcount == 1
+        return changed == 1
 
     async def posts_to_remove(self, job_id: int) -> list[DeliveredStem]:
-        async with self._conn.execute(
+        rows = await self._conn.fetch_all(
             "SELECT stem, message_id, link FROM delivered_stems WHERE job_id = ?"
-            " AND removed = 0 AND message_id IS NOT NULL", (job_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
+            " AND removed = 0 AND message_id IS NOT NULL", (job_id,))
         return [DeliveredStem(row["stem"], row["message_id"], row["link"]) for row in rows]
 
     async def mark_removed(self, job_id: int, stem: str, message_id: int | None = None) -> None:
@@ -290,17 +281,15 @@ class JobStore:
             "INSERT INTO delivered_stems (job_id, stem, message_id, link, removed)"
             " VALUES (?, ?, ?, NULL, 1) ON CONFLICT (job_id, stem) DO UPDATE SET removed = 1",
             (job_id, stem, message_id))
-        await self._conn.commit()
 
     async def forget_before(self, before: float) -> int:
         """BOT_RETENTION_DAYS: drop records that ended before the time (and whose takedown,
         if any, is complete); how many went."""
-        async with self._conn.execute(f"SELECT id FROM jobs WHERE {_FORGETTABLE}",
-                                      (before,)) as cursor:
-            ids = [(row[0],) for row in await cursor.fetchall()]
-        await self._conn.executemany("DELETE FROM delivered_stems WHERE job_id = ?", ids)
-        await self._conn.executemany("DELETE FROM jobs WHERE id = ?", ids)
-        await self._conn.commit()
+        async with self._conn.transaction() as tx:
+            rows = await tx.fetch_all(f"SELECT id FROM jobs WHERE {_FORGETTABLE}", (before,))
+            ids = [(row["id"],) for row in rows]
+            await tx.execute_many("DELETE FROM delivered_stems WHERE job_id = ?", ids)
+            await tx.execute_many("DELETE FROM jobs WHERE id = ?", ids)
         return len(ids)
 
     async def unfinished_takedowns(self) -> list[JobRecord]:
@@ -312,19 +301,15 @@ class JobStore:
             " d.job_id = jobs.id AND d.stem = 'takedown')) ORDER BY id", ())
 
     async def _one(self, sql: str, params: Sequence[Any]) -> JobRecord | None:
-        async with self._conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetch_one(sql, params)
         return JobRecord.from_row(row) if row else None
 
     async def _many(self, sql: str, params: Sequence[Any]) -> list[JobRecord]:
-        async with self._conn.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
-        return [JobRecord.from_row(row) for row in rows]
+        return [JobRecord.from_row(row) for row in await self._conn.fetch_all(sql, params)]
 
     async def _count(self, sql: str, params: Sequence[Any]) -> int:
-        async with self._conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        row = await self._conn.fetch_one(sql, params)
+        return int(row["n"]) if row else 0
 
 
 _FORGETTABLE = (

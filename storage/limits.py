@@ -32,10 +32,8 @@ class LimitStore:
         self.defaults = defaults
 
     async def get(self, guild_id: int) -> GuildLimits:
-        async with self._conn.execute(
-            "SELECT * FROM guild_limits WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetch_one(
+            "SELECT * FROM guild_limits WHERE guild_id = ?", (guild_id,))
         if row is None:
             return self.defaults
         overrides = {name: row[name] for name in LIMIT_FIELDS if row[name] is not None}
@@ -46,14 +44,14 @@ class LimitStore:
         unknown = set(values) - set(LIMIT_FIELDS)
         if unknown:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
-        await self._conn.execute(
-            "INSERT OR IGNORE INTO guild_limits (guild_id) VALUES (?)", (guild_id,)
-        )
-        if values:
-            assignments = ", ".join(f"{name} = ?" for name in values)
-            await self._conn.execute(
-                f"UPDATE guild_limits SET {assignments} WHERE guild_id = ?",
-                (*values.values(), guild_id),
-            )
-        await self._conn.commit()
+        async with self._conn.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO guild_limits (guild_id) VALUES (?) ON CONFLICT (guild_id) DO NOTHING",
+                (guild_id,))
+            if values:
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                await tx.execute(
+                    f"UPDATE guild_limits SET {assignments} WHERE guild_id = ?",
+                    (*values.values(), guild_id),
+                )
         return await self.get(guild_id)

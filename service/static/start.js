@@ -7,16 +7,6 @@ const app = document.getElementById("app");
 const STATES = { 1: "queued", 2: "processing", 3: "completed", 4: "error", 5: "canceled" };
 const METHODS = { 2: 1, 4: 2, 5: 3 };
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
 function key() { return JSON.parse(sessionStorage.getItem("stembot-key") || "null"); }
 
 async function call(action, request, credentials = key()) {

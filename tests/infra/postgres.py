@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.infra.netns import NETNS_DIR, inside, netns_command
+
 SUPERUSER = "stembot"
 
 
@@ -25,8 +27,18 @@ class PostgresUnavailable(RuntimeError):
     """The server binaries or the unprivileged user are missing: setup was not run."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
+def free_port(host: str = "127.0.0.1", netns: str | None = None) -> int:
+    """A TCP port free on `host` (in network namespace `netns` if given: bound from inside it)."""
+    if netns:
+        fd = os.open(NETNS_DIR / netns, os.O_RDONLY)
+        try:
+            with inside(fd):
+                probe = socket.socket()
+        finally:
+            os.close(fd)
+    else:
+        probe = socket.socket()
+    with probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
@@ -58,6 +70,7 @@ class PostgresCluster:
     password: str = field(default_factory=lambda: secrets.token_hex(12))
     host: str = "127.0.0.1"
     port: int = 0
+    netns: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,16 +97,21 @@ class PostgresCluster:
 
     def start(self, host: str = "127.0.0.1", port: int = 0, *,
               netns: str | None = None) -> PostgresCluster:
-        """Start the server (inside network namespace `netns` if given); wait until it answers."""
-        self.host, self.port = host, port or self.port or free_port(host)
+        """Start the server (inside network namespace `netns` if given); wait until it answers.
+
+        Readiness and createdb go over the unix socket in `root`, which works from any namespace.
+        """
+        self.host, self.netns = host, netns
+        self.port = port or self.port or free_port(host, netns)
         command = [server_bin("postgres"), "-D", str(self.data), "-h", self.host,
                    "-p", str(self.port), "-k", str(self.root), "-c", "fsync=off",
                    "-c", "max_connections=200"]
-        if netns:
-            command = ["ip", "netns", "exec", netns, *command]
-        log = (self.root / "server.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, user=_user(),
-                                        start_new_session=True)
+        user = _user()
+        if netns:  # `ip netns exec` needs root: it runs first, then drops to the user
+            command, user = netns_command(netns, command, user), None
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, user=user,
+                                            start_new_session=True)
         self._wait_ready()
         return self
 
@@ -127,7 +145,7 @@ class PostgresCluster:
 
     def restart(self) -> None:
         self.stop()
-        self.start(self.host, self.port)
+        self.start(self.host, self.port, netns=self.netns)
 
     def remove(self) -> None:
         self.stop()

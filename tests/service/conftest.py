@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import pytest_asyncio
 from service_harness import Origin, Running, serving, start_origin
 
 from separation import OutputFormat, encode, synth
+from tests.infra.seaweed import SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,20 @@ async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     database = request.getfixturevalue("pg_url") if backend == "postgresql" else ""
     async with serving(tmp_path / "data", database=database) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the session; each test takes a bucket of its own."""
+    store = SeaweedFS()
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def s3_storage(seaweed: SeaweedFS) -> dict[str, Any]:
+    """Service settings for a fresh bucket on the session's SeaweedFS (`serving(storage=)`)."""
+    bucket = f"test-{secrets.token_hex(6)}"
+    seaweed.create_bucket(bucket)
+    return seaweed.settings(f"s3://{bucket}")

@@ -201,10 +201,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serving(data_dir: Path, database: str = "", **changes: Any) -> AsyncIterator[Running]:
+async def serving(data_dir: Path, storage: dict[str, Any] | None = None, database: str = "",
+                  **changes: Any) -> AsyncIterator[Running]:
     """A service on `make_settings(data_dir, **changes)` with two keys, alice and bob;
+    `storage`: settings of another content store (an S3 bucket: SeaweedFS.settings);
     `database`: a STEMBOT_DATABASE_URL (PostgreSQL) instead of the data folder's SQLite."""
-    settings = make_settings(data_dir, database_url=database, **changes)
+    settings = make_settings(data_dir, database_url=database, **{**(storage or {}), **changes})
     key, other = await new_key(settings, "alice"), await new_key(settings, "bob")
     service = await start_service(settings)
     try:

@@ -111,7 +111,7 @@ async def test_api_node_and_worker_node_share_jobs_progress_and_cancel(
         assert len(results) == 4
         folder = worker.settings.content_dir / key.default_content
         assert sorted(p.name for p in folder.iterdir()) == sorted(r["fileName"] for r in results)
-        assert not (worker.settings.content_dir / ".staging" / job_id).exists()
+        assert await worker.content.staged() == []
         body, headers = await origin.wait_callback(job_id)
         assert signed(body, headers, key.secret_key)
 
@@ -210,6 +210,11 @@ async def stage(service: Service, job: Job, text: bytes, tmp_path: Path) -> tupl
     return (replace(job.outputs[0], results=(Result(Tone.VOCALS, name),)),)
 
 
+async def read(service: Service, content_id: str, rel: str) -> bytes:
+    async with service.content.local_files([(content_id, rel)]) as (path,):
+        return await asyncio.to_thread(path.read_bytes)
+
+
 async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_finish(
         tmp_path: Path, pg_url: str) -> None:
     async with serving(tmp_path / "node", database=pg_url, workers=0) as node:
@@ -225,14 +230,15 @@ async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_fi
         winner_outputs = await stage(service, winner, b"winner", tmp_path)
         # the stale attempt comes back and tries to commit: refused, its staging removed
         assert await service.runner._commit(stale, stale_outputs) is None
-        assert not service.content.staging("j", stale.attempt).exists()
+        assert await service.content.staged("j") == [f"j.{winner.attempt}.0.j-0-vocals.wav"]
         done = await service.runner._commit(winner, winner_outputs)
         assert done is not None and done.wire()["state"] == 3
-        stem = service.content.file(key.default_content, "j-0-vocals.wav")
-        assert stem.read_bytes() == b"winner"
-        assert not service.content.staging("j").exists()
+        assert await read(service, key.default_content, "j-0-vocals.wav") == b"winner"
+        assert await service.content.staged() == []
+        stale_outputs = await stage(service, stale, b"stale again", tmp_path)
         assert await service.runner._commit(stale, stale_outputs) is None
-        assert stem.read_bytes() == b"winner"
+        assert await read(service, key.default_content, "j-0-vocals.wav") == b"winner"
+        assert await service.content.staged() == []
 
         # a node died between committing and publishing: another node finishes the publish
         assert await store.insert_job(new_job("k", key.secret_id, key.default_content), 10)
@@ -247,8 +253,7 @@ async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_fi
         assert finished["state"] == 3
         assert finished["outputs"][0]["smartContentResult"]["musicSeperate"][0]["fileName"] \
             == "k-0-vocals.wav"
-        assert service.content.file(key.default_content, "k-0-vocals.wav").read_bytes() \
-            == b"published"
+        assert await read(service, key.default_content, "k-0-vocals.wav") == b"published"
 
 
 @pytest.mark.parametrize(("command", "changes", "says"), [
@@ -272,8 +277,9 @@ def test_bad_node_settings_say_why_in_one_line(
 
 async def test_a_start_removes_stems_staged_for_no_open_job(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    left = data / "content" / ".staging" / "ghost" / "1" / "0" / "ghost-0-vocals.wav"
+    left = data / "content" / ".staging" / "ghost.1.0.ghost-0-vocals.wav"
     left.parent.mkdir(parents=True)
     left.write_bytes(b"a killed run's stem")
-    async with serving(data, workers=0):
-        assert not (data / "content" / ".staging" / "ghost").exists()
+    async with serving(data, workers=0) as running:
+        assert not left.exists()
+        assert await running.service.runner.app[SERVICE].content.staged() == []

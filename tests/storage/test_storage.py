@@ -1,11 +1,9 @@
-"""The bot's SQLite storage: migrations, job records, limits."""
+"""The bot's storage on every backend (the `database` fixture): migrations, job records, limits."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-
-import aiosqlite
 
 from storage import (
     Database,
@@ -16,7 +14,7 @@ from storage import (
     LimitStore,
     NewJob,
 )
-from storage.database import migrations
+from storage.database import connect, migrations
 
 REQUEST = NewJob(
     guild_id=1, channel_id=2, user_id=3, input_url="https://example.com/a.mp3",
@@ -24,33 +22,36 @@ REQUEST = NewJob(
 )
 
 
-async def test_migrations_reach_latest_and_are_idempotent(tmp_path: Path) -> None:
-    latest = migrations()[-1][0]
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_migrations_reach_latest_and_are_idempotent(database: Path | str) -> None:
+    async with await Database.open(database) as db:
+        latest = migrations(db.dialect)[-1][0]
         assert await db.version() == latest
     # Reopening applies nothing twice.
-    async with await Database.open(tmp_path / "bot.db") as db:
+    async with await Database.open(database) as db:
         assert await db.migrate() == latest
 
 
-async def test_migrations_upgrade_an_older_database(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    async with aiosqlite.connect(path) as conn:
-        await conn.executescript(migrations()[0][1] + "\nPRAGMA user_version = 1;")
+async def test_migrations_upgrade_an_older_database(database: Path | str) -> None:
+    conn = await connect(database)
+    try:
+        assert await conn.version() == 0
+        assert await conn.apply(1, migrations(conn.dialect)[0][1])
         await conn.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
             " format, callback_token, state, created_at, updated_at)"
             " VALUES (1, 2, 3, 'u', 't', 2, 'mp3', 'tok', 'done', 0, 0)"
         )
-        await conn.commit()
-    async with await Database.open(path) as db:
-        assert await db.version() == migrations()[-1][0]
+        assert await conn.version() == 1
+    finally:
+        await conn.close()
+    async with await Database.open(database) as db:
+        assert await db.version() == migrations(db.dialect)[-1][0]
         record = await JobStore(db).get(1)
-        assert record is not None and record.state is JobState.DONE
+        assert record is not None and record.state is JobState.DONE and record.shifts == 1
 
 
-async def test_job_lifecycle_and_finish_once(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_job_lifecycle_and_finish_once(database: Path | str) -> None:
+    async with await Database.open(database) as db:
         jobs = JobStore(db)
         record = await jobs.create(REQUEST)
         assert record.state is JobState.DOWNLOADING and len(record.callback_token) >= 32
@@ -66,9 +67,9 @@ async def test_job_lifecycle_and_finish_once(tmp_path: Path) -> None:
         assert await jobs.unfinished() == []
 
 
-async def test_update_active_never_overwrites_a_final_state(tmp_path: Path) -> None:
+async def test_update_active_never_overwrites_a_final_state(database: Path | str) -> None:
     """The submission's QUEUED must lose to a cancel that came first."""
-    async with await Database.open(tmp_path / "bot.db") as db:
+    async with await Database.open(database) as db:
         jobs = JobStore(db)
         record = await jobs.create(REQUEST)
         queued = await jobs.update_active(record.id, state=JobState.QUEUED, service_job_id="a")
@@ -79,8 +80,8 @@ async def test_update_active_never_overwrites_a_final_state(tmp_path: Path) -> N
         assert canceled.state is JobState.CANCELED and canceled.error == "by them"
 
 
-async def test_counts_for_limits(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_counts_for_limits(database: Path | str) -> None:
+    async with await Database.open(database) as db:
         jobs = JobStore(db)
         first = await jobs.create(REQUEST)
         await jobs.create(REQUEST)
@@ -93,8 +94,8 @@ async def test_counts_for_limits(tmp_path: Path) -> None:
         assert last is not None and abs(last - time.time()) < 5
 
 
-async def test_delivered_stems_recorded_once(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_delivered_stems_recorded_once(database: Path | str) -> None:
+    async with await Database.open(database) as db:
         jobs = JobStore(db)
         record = await jobs.create(REQUEST)
         await jobs.mark_delivered(record.id, "vocals", 10, None)
@@ -105,8 +106,8 @@ async def test_delivered_stems_recorded_once(tmp_path: Path) -> None:
         assert delivered["other"].link == "https://x/y"
 
 
-async def test_history_filters_and_pages(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_history_filters_and_pages(database: Path | str) -> None:
+    async with await Database.open(database) as db:
         jobs = JobStore(db)
         ids = [(await jobs.create(REQUEST)).id for _ in range(7)]
         other = await jobs.create(NewJob(1, 2, 9, "u", "t", 2, "wav"))
@@ -123,8 +124,8 @@ async def test_history_filters_and_pages(tmp_path: Path) -> None:
         assert await jobs.history_count(HistoryFilter(guild_id=2)) == 0
 
 
-async def test_guild_limits_override_defaults(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "bot.db") as db:
+async def test_guild_limits_override_defaults(database: Path | str) -> None:
+    async with await Database.open(database) as db:
         defaults = GuildLimits(max_concurrent=2, daily_quota=5)
         limits = LimitStore(db, defaults)
         assert await limits.get(1) == defaults

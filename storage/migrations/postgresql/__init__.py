@@ -1,0 +1,1 @@
+"""PostgreSQL migrations (the `bot_schema_version` table holds the version)."""

@@ -1,0 +1,1 @@
+"""SQLite migrations (`PRAGMA user_version` is the version)."""
