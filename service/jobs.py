@@ -298,12 +298,12 @@ class JobRunner:
         try:
             done = await self._process(job, work, handed_over)
         except JobFailure as failure:  # before any commit: what this attempt staged goes
-            await self._content.unstage(job.id, job.attempt)
+            await self._discard(job)
             done = await self._store.finish(job.id, State.ERROR, error_code=failure.code,
                                             error_message=failure.message,
                                             attempt=job.attempt)
         except asyncio.CancelledError:
-            await asyncio.shield(self._content.unstage(job.id, job.attempt))
+            await asyncio.shield(self._discard(job))
             raise
         except Exception as error:  # a bug must still end the job, with a reason
             log.exception("job %s failed", job.id)
@@ -334,8 +334,16 @@ class JobRunner:
         if done is None:
             log.info("job %s attempt %d: another run ended the job; discarding its stems",
                      job.id, job.attempt)
-            await self._content.unstage(job.id, job.attempt)
+            await self._discard(job)
         return None
+
+    async def _discard(self, job: Job) -> None:
+        """Remove what the attempt staged, if the store lets us now: else a later start or
+        the job's removal does it (nothing staged is ever served or published)."""
+        try:
+            await self._content.unstage(job.id, job.attempt)
+        except Exception:
+            log.warning("job %s attempt %d: its staged stems stay for now", job.id, job.attempt)
 
     async def _publish(self, job: Job, patient: bool = True) -> Job | None:
         """Move the attempt's staged stems to their destinations, then show it COMPLETED;
