@@ -187,7 +187,8 @@ class ContentStore:
         """Names in the staging place: of one attempt, of one job's attempts, or all."""
         start = "" if job_id is None else f"{job_id}." if attempt is None else \
             f"{job_id}.{attempt}."
-        return await self.blobs.names(STAGING, start)
+        # '' is the folder itself: some S3 stores keep a marker object for a folder
+        return [name for name in await self.blobs.names(STAGING, start) if name]
 
     async def unstage(self, job_id: str, attempt: int | None = None) -> None:
         """Remove what an attempt staged (every attempt's, without one)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from service_harness import Origin, Running, make_settings, serving
+from service_harness import Origin, Running, basic_header, make_settings, serving
 from test_service_jobs import signed
 from test_service_restart import pool_workers, start
 
@@ -283,3 +283,27 @@ async def test_a_start_removes_stems_staged_for_no_open_job(tmp_path: Path) -> N
     async with serving(data, workers=0) as running:
         assert not left.exists()
         assert await running.service.runner.app[SERVICE].content.staged() == []
+
+
+async def test_two_nodes_on_postgresql_and_s3_share_inputs_and_results(
+        tmp_path: Path, pg_url: str, s3_storage: dict[str, Any], short_wav: Path) -> None:
+    """The whole multi-machine setup: a file uploaded to the API node is separated on the
+    worker node, and its stems are downloaded from the API node; nothing stays staged."""
+    async with serving(tmp_path / "api", storage=s3_storage, database=pg_url,
+                       workers=0) as api_node, \
+            worker_node(tmp_path / "worker", pg_url, **s3_storage) as worker:
+        api, key = api_node.api, api_node.api.key
+        status, _ = await api.raw("PUT", f"/content/{key.default_content}/in/clip.wav",
+                                  data=await asyncio.to_thread(short_wav.read_bytes),
+                                  headers=basic_header(key))
+        assert status == 201
+        created = await api.create([{"source": {"contentId": key.default_content,
+                                                "path": "in/clip.wav"}}])
+        done = await api.wait(created["id"], within=120)
+        assert done["state"] == 3, done
+        for result in done["outputs"][0]["smartContentResult"]["musicSeperate"]:
+            status, data = await api.raw("GET", f"/content/{key.default_content}/"
+                                         f"{result['fileName']}", headers=basic_header(key))
+            assert status == 200 and data[:4] == b"RIFF"
+        assert await worker.content.staged() == []
+        assert not (worker.settings.content_dir).exists()  # no local file store was used
