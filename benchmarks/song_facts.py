@@ -107,6 +107,8 @@ class SongResult:
     key_verdict: str
     separation_seconds: float
     facts_seconds: float
+    minor: bool  # the true mode
+    relative: bool  # read as the relative key (same notes, other mode): the commonest miss
 
 
 def measure(separator: Separator, index: int, seconds: float, folder: Path) -> SongResult:
@@ -119,7 +121,13 @@ def measure(separator: Separator, index: int, seconds: float, folder: Path) -> S
         index, song.bpm, truth.name, song.opening, facts.tempo.bpm if facts.tempo else None,
         facts.key.name if facts.key else None,
         tempo_verdict(song.bpm, facts.tempo.bpm if facts.tempo else None),
-        key_verdict(song.tonic, song.minor, facts.key), separation, spent)
+        key_verdict(song.tonic, song.minor, facts.key), separation, spent, song.minor,
+        facts.key is not None and is_relative(song.tonic, song.minor, facts.key))
+
+
+def is_relative(tonic: int, minor: bool, key: Key) -> bool:
+    """C major read as A minor, or A minor as C major."""
+    return (key.tonic, key.minor) == ((tonic + (3 if minor else 9)) % 12, not minor)
 
 
 def separate(separator: Separator, source: Path, out: Path) -> tuple[SongFacts, float, float]:
@@ -169,6 +177,11 @@ def summary(results: list[SongResult]) -> dict[str, float]:
     share |= {f"key_{v}": sum(r.key_verdict == v for r in results) / count
               for v in ("exact", "close", "wrong", "unclear")}
     share["key_exact_or_close"] = share["key_exact"] + share["key_close"]
+    for mode, minor in (("major", False), ("minor", True)):
+        songs = [r for r in results if r.minor == minor]
+        share[f"key_exact_{mode}"] = (
+            sum(r.key_verdict == "exact" for r in songs) / len(songs) if songs else 0.0)
+    share["key_relative"] = sum(r.relative for r in results) / count
     home = [r for r in results if r.opening == 0]
     share["songs_opening_on_the_tonic"] = len(home)
     share["key_exact_opening_on_the_tonic"] = (
