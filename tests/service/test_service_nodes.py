@@ -307,3 +307,10 @@ async def test_two_nodes_on_postgresql_and_s3_share_inputs_and_results(
             assert status == 200 and data[:4] == b"RIFF"
         assert await worker.content.staged() == []
         assert not (worker.settings.content_dir).exists()  # no local file store was used
+
+
+async def test_an_api_only_node_needs_no_model_files(tmp_path: Path) -> None:
+    models = tmp_path / "no-models"
+    models.mkdir()
+    async with serving(tmp_path / "data", workers=0, model_dir=models) as running:
+        assert (await running.api.ok("ListJobs", {}))["total"] == 0
