@@ -78,6 +78,13 @@ class StorageUnavailable(ApiError):
     code = "STORAGE_UNAVAILABLE"
 
 
+class DatabaseUnavailable(ApiError):
+    """The job database (STEMBOT_DATABASE_URL) did not answer, even after retries."""
+
+    status = 503
+    code = "DATABASE_UNAVAILABLE"
+
+
 class MethodNotAllowed(ApiError):
     status = 405
     code = "METHOD_NOT_ALLOWED"

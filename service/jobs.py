@@ -2,7 +2,8 @@
 
 Downloads and separations have their own slots: a job holds one of `downloads` claim loops
 while its inputs arrive and until a separation worker takes it, so a slow URL never holds
-a worker, and inputs are fetched ahead only that far.
+a worker, and inputs are fetched ahead only that far. A node also claims no further ahead
+than its free workers plus one: what it cannot start soon stays in the queue for other nodes.
 
 Several nodes may share the store. A claim is a lease that an asyncio task renews (the CPU
 work runs in worker processes, so the loop is free), writing the progress with it; a renewal
@@ -69,6 +70,9 @@ class JobRunner:
         self._node = settings.node
         self._lease_s = settings.lease_seconds
         self._slots = asyncio.Semaphore(max(1, settings.workers))
+        self._held = 0  # jobs claimed here that no worker has taken yet
+        self._busy = 0  # workers separating
+        self._counts_changed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}
@@ -210,22 +214,45 @@ class JobRunner:
 
         Jobs created on other nodes wake nothing here: the loop also looks every sweep."""
         while True:
-            self._wake.clear()  # before the claim: a job submitted after it sets it again
+            await self._room_to_claim()
+            self._held += 1  # before the claim's await: the other loops see the room taken
             try:
-                job = await self._store.claim_next(self._node, self._lease_s)
-            except Exception:  # the database is away for longer than the store retries
-                log.exception("claiming a job failed")
-                job = None
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(self._settings.sweep_interval, 0.2)):
-                        await self._wake.wait()
-                continue
-            handed_over = asyncio.Event()
-            task = asyncio.create_task(self._leased(job, handed_over), name=f"job-{job.id}")
-            self._running[job.id] = task
-            task.add_done_callback(functools.partial(self._forget, job.id, handed_over))
-            await handed_over.wait()
+                await self._claim_one()
+            finally:
+                self._held -= 1
+                self._counts_changed.set()
+
+    async def _claim_one(self) -> None:
+        """Claim a job and hold it until a worker took it or it ended; or wait a sweep."""
+        self._wake.clear()  # before the claim: a job submitted after it sets it again
+        try:
+            job = await self._store.claim_next(self._node, self._lease_s)
+        except Exception:  # the database is away for longer than the store retries
+            log.exception("claiming a job failed")
+            job = None
+        if job is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(self._settings.sweep_interval, 0.2)):
+                    await self._wake.wait()
+            return
+        # which node ran which attempt: the log is where an operator looks for it
+        log.info("job %s attempt %d: claimed by %s", job.id, job.attempt, self._node)
+        handed_over = asyncio.Event()
+        task = asyncio.create_task(self._leased(job, handed_over), name=f"job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(functools.partial(self._forget, job.id, handed_over))
+        await handed_over.wait()
+
+    async def _room_to_claim(self) -> None:
+        """Wait until jobs held before a worker (`_held`) are fewer than free workers + 1.
+
+        Celery's advice for long tasks, prefetch little: one idle worker's node takes two
+        jobs (a slow download cannot stall it), a busy node takes one ahead, and the rest
+        of the queue is left to nodes whose workers are idle.
+        """
+        while self._held >= self._settings.workers - self._busy + 1:
+            self._counts_changed.clear()
+            await self._counts_changed.wait()
 
     def _forget(self, job_id: str, handed_over: asyncio.Event, task: asyncio.Task[None]
                 ) -> None:
@@ -391,8 +418,13 @@ class JobRunner:
             separated = await self._separate_all(job, work, sources, keys)
         else:
             async with self._slots:
+                self._busy += 1
                 handed_over.set()
-                separated = await self._separate_all(job, work, sources, keys)
+                try:
+                    separated = await self._separate_all(job, work, sources, keys)
+                finally:
+                    self._busy -= 1
+                    self._counts_changed.set()
         return await self._deliver_all(job, separated)
 
     def _separation(self, output: OutputSpec) -> Separation:

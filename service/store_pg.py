@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from service.errors import DatabaseUnavailable
 from service.store import SCHEMA_VERSION, SchemaError
 from service.store_rows import Row
 from service.store_sql import SqlStore, Tx
@@ -171,8 +172,9 @@ class PgStore(SqlStore):
                         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     return await work(_PgTx(conn))
             except psycopg.OperationalError as error:  # server gone, connection broken
-                if wait is None:
-                    raise
+                if wait is None:  # a clear 503 for the API's callers; sweeps try again
+                    raise DatabaseUnavailable(
+                        "the job database could not be reached; try again shortly") from error
                 log.warning("database: %s; trying again in %.1f s",
                             str(error).strip().splitlines()[0] if str(error) else
                             type(error).__name__, wait)

@@ -185,6 +185,26 @@ async def test_a_job_on_postgresql_survives_a_server_restart(
         assert signed(body, headers, key.secret_key)
 
 
+async def test_a_database_down_past_the_retries_answers_503_then_recovers(
+        tmp_path: Path, postgres: PostgresCluster, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No 500 while PostgreSQL is away: a clear 503 naming the database, and service again
+    as soon as it is back, without a restart of the node."""
+    monkeypatch.setattr("service.store_pg.RETRY_WAITS", (0.1, 0.2))
+    async with serving(tmp_path / "api", database=pg_url, workers=0) as running:
+        api = running.api
+        await asyncio.to_thread(postgres.stop)
+        try:
+            status, body = await api.call("ListJobs", {})
+        finally:
+            await asyncio.to_thread(postgres.start, postgres.host, postgres.port)
+        assert status == 503, body
+        assert body["error"]["code"] == "DATABASE_UNAVAILABLE"
+        assert "database" in body["error"]["message"]
+        status, body = await api.call("ListJobs", {})
+        assert status == 200, body
+
+
 async def test_api_nodes_share_the_link_secret_through_the_database(
         tmp_path: Path, pg_url: str) -> None:
     async with serving(tmp_path / "one", database=pg_url, workers=0) as one, \
