@@ -34,15 +34,31 @@ async def origin(short_wav: Path) -> AsyncIterator[Origin]:
     await runner.cleanup()
 
 
+BACKENDS = ("sqlite-local", "postgresql-s3")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with `BOTH_BACKENDS = True` runs each `running` test on every backend pair:
+    SQLite + the local folder, PostgreSQL + S3 (the dialect-test idea: one suite, all
+    implementations)."""
+    if "running" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_BACKENDS", False):
+        metafunc.parametrize("running", BACKENDS, indirect=True)
+
+
 @pytest_asyncio.fixture
 async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
-    """A service with two keys, on a fresh data folder; STEMBOT_TEST_DATABASE=postgresql runs
-    every test of this fixture on a fresh PostgreSQL database instead of SQLite."""
-    backend = os.environ.get("STEMBOT_TEST_DATABASE", "sqlite")
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"STEMBOT_TEST_DATABASE must be sqlite or postgresql, not {backend!r}")
-    database = request.getfixturevalue("pg_url") if backend == "postgresql" else ""
-    async with serving(tmp_path / "data", database=database) as started:
+    """A service with two keys, on a fresh data folder: SQLite and local files, or (the
+    parameter, or STEMBOT_TEST_DATABASE=postgresql for the database alone) a fresh
+    PostgreSQL database and a fresh S3 bucket."""
+    backend = getattr(request, "param", None) or (
+        "postgresql-local" if os.environ.get("STEMBOT_TEST_DATABASE") == "postgresql"
+        else "sqlite-local")
+    if os.environ.get("STEMBOT_TEST_DATABASE", "sqlite") not in ("sqlite", "postgresql"):
+        raise ValueError("STEMBOT_TEST_DATABASE must be sqlite or postgresql")
+    database_kind, storage_kind = backend.split("-")
+    database = request.getfixturevalue("pg_url") if database_kind == "postgresql" else ""
+    storage = request.getfixturevalue("s3_storage") if storage_kind == "s3" else None
+    async with serving(tmp_path / "data", storage=storage, database=database) as started:
         yield started
 
 

@@ -15,6 +15,9 @@ from service.state import SERVICE
 from service.store import NewKey
 from stembot.cli import main
 
+# the job protocol's contract, on SQLite + local files and on PostgreSQL + S3
+BOTH_BACKENDS = True
+
 METHOD_1 = {"musicSeperate": {"method": 1}}
 
 

@@ -18,8 +18,11 @@ from service_harness import Api, Origin, Running, basic_header, make_settings, n
 from separation import decode, model_files
 from separation.loudness import integrated_loudness
 from service.app import start_service
-from service.auth import SIGNATURE_HEADER, link_secret, sign_link
+from service.auth import SIGNATURE_HEADER, sign_link
+from service.state import SERVICE
 
+# the job protocol's contract, on SQLite + local files and on PostgreSQL + S3
+BOTH_BACKENDS = True
 
 def signed(body: bytes, headers: dict[str, str], secret_key: str) -> bool:
     """What a callback receiver does: recompute the HMAC and compare in constant time."""
@@ -101,7 +104,7 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
     tampered = parts.query.replace("signature=", "signature=0")
     status, body = await api.raw("GET", f"{parts.path}?{tampered}")
     assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
-    secret = link_secret(running.settings.data_dir)
+    secret = running.service.runner.app[SERVICE].link_secret
     expired, _ = sign_link(secret, "", mine, f"stems/four/{vocals}", -1)
     status, body = await api.raw("GET", expired)
     assert (status, body["error"]["code"]) == (401, "AUTH_FAILED")
