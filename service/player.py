@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from separation import fact_line
 from service.auth import check_player, sign_link
 from service.content import clean_path
 from service.errors import InvalidParameter, JobNotFound
@@ -47,7 +48,9 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
               "url": sign_link(service.link_secret, "", s.content_id, s.path, ttl)[0]}
              for s in job_stems(job)]
     query = f"expires={expires}&signature={signature}"
+    facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
     return {"job": job.id, "title": job.custom_id or job.id, "stems": stems,
+            "facts": fact_line.line(facts[0]) if facts else "",
             "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
 
 

@@ -163,6 +163,7 @@ function build() {
   const formats = ["wav", "flac", "mp3", "opus", "wav-float"].map((f) => el("option", { value: f }, f));
   app.append(
     el("header", {}, el("h1", {}, data.title),
+      data.facts ? el("p", { id: "facts", class: "facts" }, data.facts) : "",
       el("p", { class: "hint" }, "Space: play/pause · 1–9: mute a stem · ←/→: 5 s")),
     el("div", { class: "transport" },
       el("button", { id: "play", "aria-pressed": "false", onclick: toggle, disabled: "" }, "Play"),

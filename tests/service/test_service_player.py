@@ -17,7 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 from service_harness import Separated, separated_job
 
-from separation import decode
+from separation import decode, fact_line
 from service.auth import link_secret, sign_player
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,6 +91,10 @@ async def test_the_player_plays_mutes_and_solos_in_a_real_browser(
     state = await watched.until("s.ready")
     assert [s["name"] for s in state["stems"]] == ["vocals", "drums", "bass", "other"]
     assert state["duration"] == pytest.approx(5.0, abs=0.05)
+    # the song facts, worded as in the Discord summary
+    facts = separated.job["outputs"][0]["smartContentResult"]["facts"][0]
+    shown = await page.locator("#facts").text_content() or ""
+    assert shown == fact_line.line(facts) and "LUFS" in shown, shown
 
     await page.keyboard.press("Space")
     state = await watched.until("s.playing && s.time > 0.5 && s.level > 0.001")
