@@ -76,7 +76,9 @@ class JobRunner:
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}
-        self._committing: set[tuple[str, int]] = set()  # (job, attempt) ending by its own run
+        # (job, attempt) whose own run began its commit: from then to the run's end it is
+        # COMPLETED or about to be, its staged stems are the results, its lease no one's loss
+        self._committing: set[tuple[str, int]] = set()
         # per running job: the progress (0-100) where the current separation starts, its width
         self._shares: dict[str, tuple[float, float]] = {}
         self._pool = WorkerPool(settings.models, settings.workers, settings.runtime,
@@ -330,7 +332,10 @@ class JobRunner:
                                             error_message=failure.message,
                                             attempt=job.attempt)
         except asyncio.CancelledError:
-            await asyncio.shield(self._discard(job))
+            # Once its commit began, the attempt may be COMPLETED and publishing: its staged
+            # stems are the results (a sweep publishes them), never to be thrown away here.
+            if (job.id, job.attempt) not in self._committing:
+                await asyncio.shield(self._discard(job))
             raise
         except Exception as error:  # a bug must still end the job, with a reason
             log.exception("job %s failed", job.id)
@@ -342,6 +347,7 @@ class JobRunner:
         finally:
             self._progress.pop(job.id, None)
             self._shares.pop(job.id, None)
+            self._committing.discard((job.id, job.attempt))
         if done is not None:
             self._callbacks.schedule(done)
         await asyncio.to_thread(shutil.rmtree, self._job_dir(job.id), True)
@@ -350,18 +356,18 @@ class JobRunner:
         """COMPLETED, fenced on the attempt, then the staged stems move into place; a stale
         attempt's commit fails and it removes its own staging (the winner's files stay)."""
         self._committing.add((job.id, job.attempt))
-        try:
-            done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs,
-                                            attempt=job.attempt, publishing=True,
-                                            lease_s=self._lease_s)
-            if done is not None:
-                return await self._publish(done)
-        finally:
-            self._committing.discard((job.id, job.attempt))
-        if done is None:
-            log.info("job %s attempt %d: another run ended the job; discarding its stems",
-                     job.id, job.attempt)
-            await self._discard(job)
+        done = await self._store.finish(job.id, State.COMPLETED, outputs=outputs,
+                                        attempt=job.attempt, publishing=True,
+                                        lease_s=self._lease_s)
+        if done is None:  # a commit whose answer was lost with its connection, retried?
+            current = await self._store.job(job.id)
+            if current is not None and current.attempt == job.attempt and current.publishing:
+                done = current
+        if done is not None:
+            return await self._publish(done)
+        log.info("job %s attempt %d: another run ended the job; discarding its stems",
+                 job.id, job.attempt)
+        await self._discard(job)
         return None
 
     async def _discard(self, job: Job) -> None:
@@ -389,13 +395,19 @@ class JobRunner:
                 except ApiError as refused:  # the tree changed since the job was staged
                     log.warning("job %s: %s not published: %s", job.id, result.file_name,
                                 refused.message)
+                except Exception:  # refused for good (a 403, a read-only disk): not retried
+                    log.exception("job %s: %s not published", job.id, result.file_name)
         await self._content.unstage(job.id, job.attempt)
         return await self._store.published(job.id)
 
     async def _finish_publishing(self) -> None:
         for job in await self._store.unpublished(now_ms()):
             log.info("job %s: finishing the publish of its stems", job.id)
-            done = await self._publish(job, patient=False)
+            try:
+                done = await self._publish(job, patient=False)
+            except Exception:  # this job's fault must not hold up the others' publishes
+                log.exception("job %s: finishing its publish failed", job.id)
+                continue
             if done is not None:
                 self._callbacks.schedule(done)
 

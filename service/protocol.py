@@ -277,6 +277,8 @@ def string(body: dict[str, Any], key: str, name: str, default: str | None = None
         raise InvalidParameter(f"{name} is required")
     if not isinstance(value, str):
         raise InvalidParameter(f"{name} must be a string")
+    if "\x00" in value:  # PostgreSQL cannot store it; SQLite would: one rule for both
+        raise InvalidParameter(f"{name} must not contain NUL characters")
     return value
 
 

@@ -114,7 +114,7 @@ class ServiceSettings:
     callback_backoff: float = 2.0
     callback_timeout: float = 10.0
     link_ttl: int = 7 * 24 * 3600
-    link_secret: str = ""
+    link_secret: str = field(default="", repr=False)  # a secret: never in a repr or log
     max_open_jobs: int = 100
     max_separations: int = 16
     max_stored_bytes: int = 20 * 1024 ** 3
@@ -123,7 +123,7 @@ class ServiceSettings:
     sweep_interval: float = 0.5
     result_ttl: int = 7 * 24 * 3600  # seconds a job's files outlive its end; 0: forever
     min_free_bytes: int = 2 * 1024 ** 3
-    database_url: str = ""  # empty: SQLite in the data folder
+    database_url: str = field(default="", repr=False)  # holds a password; empty: SQLite
     node_name: str = ""  # empty: hostname:resolved data folder (see `node`)
     lease_seconds: float = 30.0
     storage_url: str = ""  # empty: the content folder; s3://BUCKET[/PREFIX]: that bucket

@@ -102,7 +102,8 @@ class Store(Protocol):
         """The next SUBMITTED job (fair share, then oldest) as PROCESSING, leased to `node`."""
         ...
     async def renew(self, job_id: str, attempt: int, lease_s: float, progress: int) -> bool:
-        """Extend the lease and write progress; False once the attempt lost the job."""
+        """Extend the lease (also while the attempt publishes) and write progress; False once
+        the attempt lost the job or its publish is done."""
         ...
     async def release(self, job_id: str, attempt: int) -> None:
         """Give the lease back now (a still PROCESSING job is requeued by the next sweep)."""

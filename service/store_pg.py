@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -144,13 +145,18 @@ class PgStore(SqlStore):
             probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
             await probe.close()
         except psycopg.Error as error:
-            reason = str(error).strip().splitlines()[0] if str(error) else type(error).__name__
+            reason = _without_password(
+                str(error).strip().splitlines()[0] if str(error) else type(error).__name__, url)
             raise ConnectionError(
                 f"cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: {reason}"
             ) from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url, min_size=1, max_size=max_size, open=False, timeout=10,
-            check=AsyncConnectionPool.check_connection, kwargs={"autocommit": True})
+            # A short wait for a connection: each retry of a transaction is one such wait, so
+            # an outage answers 503 in under a minute; keepalives notice a cut link in ~20 s.
+            url, min_size=1, max_size=max_size, open=False, timeout=2,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": 5, "keepalives_idle": 10,
+                    "keepalives_interval": 5, "keepalives_count": 2})
         await pool.open(wait=True, timeout=30)
         store = cls(pool, result_ttl)
         try:
@@ -196,3 +202,11 @@ class PgStore(SqlStore):
             await tx.run("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE"
                          " SET value=excluded.value", str(SCHEMA_VERSION))
         await self._tx(work)
+
+
+def _without_password(text: str, url: str) -> str:
+    """libpq quotes the parts of a URL it cannot parse, the password among them."""
+    password = urlsplit(url).password
+    for secret in filter(None, {password, password and unquote(password)}):
+        text = text.replace(secret, "***")
+    return text

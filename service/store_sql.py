@@ -235,7 +235,9 @@ class SqlStore:
 
     async def renew(self, job_id: str, attempt: int, lease_s: float, progress: int) -> bool:
         return await self._write(
-            "UPDATE jobs SET lease_until=?, progress=? WHERE id=? AND attempt=? AND state=2",
+            # a publish keeps its lease too, so no sweep or DeleteJob thinks its run is gone
+            "UPDATE jobs SET lease_until=?, progress=? WHERE id=? AND attempt=? AND"
+            " (state=2 OR publishing=1)",
             lease_end(lease_s), progress, job_id, attempt) == 1
 
     async def release(self, job_id: str, attempt: int) -> None:

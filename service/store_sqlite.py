@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -153,10 +154,11 @@ class SqliteStore(SqlStore):
             await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = await work(_SqliteTx(self._db))
+                await self._db.execute("COMMIT")  # it can fail too (a full disk)
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a failed COMMIT may have ended it
+                    await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
             return result
 
     async def _migrate(self) -> None:

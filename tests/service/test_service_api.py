@@ -69,6 +69,7 @@ async def test_bad_credentials(running: Running) -> None:
     ({"timeout": 604801}, "timeout"),
     ({"timeout": 10**16}, "timeout"),  # its deadline would overflow an SQLite INTEGER
     ({"customId": "a\ud800"}, "customId"),  # a lone surrogate: not UTF-8, SQLite can't bind it
+    ({"customId": "a\x00b"}, "customId"),  # NUL: PostgreSQL cannot store it, so neither does SQLite
     ({"inputs": [{"url": "http://127.0.0.1:9/\udfff.wav"}]}, "inputs[0].url"),
     ({"inputs": []}, "inputs"),
     ({"inputs": [{}]}, "inputs[0]"),

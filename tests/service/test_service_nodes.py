@@ -276,6 +276,64 @@ async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_fi
         assert await read(service, key.default_content, "k-0-vocals.wav") == b"published"
 
 
+async def test_a_publish_refused_for_good_holds_up_no_other_publish(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs a dead node left publishing; the first one's store refuses its file for good
+    (a read-only disk): it is published without it, and the second still is, in full."""
+    async with serving(tmp_path / "node", workers=0) as node:
+        service = node.service.runner.app[SERVICE]
+        store, key = service.store, node.api.key
+        for job_id in ("bad", "good"):
+            assert await store.insert_job(new_job(job_id, key.secret_id, key.default_content), 9)
+            claim = await store.claim_next("dead-node", 30)
+            assert claim is not None and claim.id == job_id
+            outputs = await stage(service, claim, job_id.encode(), tmp_path)
+            await store.finish(job_id, State.COMPLETED, outputs=outputs, attempt=claim.attempt,
+                               publishing=True, lease_s=1)
+        publish = service.content.publish
+
+        async def read_only(job_id: str, *args: Any) -> None:
+            if job_id == "bad":
+                raise PermissionError(13, "Read-only file system")
+            await publish(job_id, *args)
+
+        monkeypatch.setattr(service.content, "publish", read_only)
+        assert (await node.api.wait("good", within=15))["state"] == 3
+        assert await read(service, key.default_content, "good-0-vocals.wav") == b"good"
+        assert (await node.api.wait("bad", within=15))["state"] == 3
+
+
+async def test_a_node_stopped_mid_publish_keeps_the_results_for_its_next_start(
+        tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a drain) while the stems move into place: the committed results survive,
+    and the next start publishes them; nothing is thrown away by the stopped run."""
+    data = tmp_path / "data"
+    moving = asyncio.Event()
+
+    async def stuck(*args: Any) -> None:  # a publish that takes longer than the drain
+        moving.set()
+        await asyncio.Event().wait()
+
+    async with serving(data) as running:
+        service = running.service.runner.app[SERVICE]
+        key = running.api.key
+        monkeypatch.setattr(service.content, "publish", stuck)
+        created = await running.api.create([{"url": origin.url + "/files/clip.wav"}])
+        async with asyncio.timeout(120):
+            await moving.wait()
+    assert await service.content.staged(created["id"]), "the stopped run kept its stems"
+    monkeypatch.undo()
+    async with serving(data) as again:
+        done = await again.api.wait(created["id"], within=30, key=key)
+        assert done["state"] == 3, done
+        output = done["outputs"][0]
+        for result in output["smartContentResult"]["musicSeperate"]:
+            status, body = await again.api.raw(
+                "GET", f"/content/{output['contentId']}/{result['fileName']}",
+                headers=basic_header(key))
+            assert status == 200 and body[:4] == b"RIFF"
+
+
 @pytest.mark.parametrize(("command", "changes", "says"), [
     ("serve", {"STEMBOT_DATABASE_URL": "mysql://u:sekret@db/x"},
      "error: STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql://"),
