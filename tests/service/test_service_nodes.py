@@ -339,6 +339,9 @@ async def test_a_node_stopped_mid_publish_keeps_the_results_for_its_next_start(
      "error: STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql://"),
     ("serve", {"STEMBOT_DATABASE_URL": "postgresql://u:sekret@127.0.0.1:1/x"},
      "cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: connection failed"),
+    # libpq quotes what it cannot parse, the password too: the message must not show it
+    ("serve", {"STEMBOT_DATABASE_URL": "postgresql://u:x%zzsekret@127.0.0.1:1/x"},
+     "cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: invalid percent-encoded"),
     ("worker", {"STEMBOT_WORKERS": "0"}, "error: stembot worker needs STEMBOT_WORKERS of 1"),
     ("serve", {"STEMBOT_LEASE_SECONDS": "0.5"}, "error: STEMBOT_LEASE_SECONDS must be at least 1"),
 ])
