@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,14 @@ def s3_storage(seaweed: SeaweedFS) -> dict[str, Any]:
     bucket = f"test-{secrets.token_hex(6)}"
     seaweed.create_bucket(bucket)
     return seaweed.settings(f"s3://{bucket}")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Started `stembot` processes; each in its own process group, so its workers go with it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

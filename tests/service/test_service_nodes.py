@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,16 +64,6 @@ async def row_until(running: Running, job_id: str, ready: Callable[[Job], bool],
             if job is not None and ready(job):
                 return job
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def node_env(data_dir: Path, database: str, name: str, lease: float) -> dict[str, str]:
@@ -136,29 +126,29 @@ async def test_api_node_and_worker_node_share_jobs_progress_and_cancel(
 
 async def test_a_stopped_then_a_killed_worker_node_hands_the_job_on(
         tmp_path: Path, pg_url: str, origin: Origin, long_wav: bytes,
-        nodes: list[subprocess.Popen[bytes]]) -> None:
+        servers: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM: the job is back in the queue at once (not after its 30 s lease). kill -9: it
     runs on another node once the dead one's short lease expired."""
     origin.files["long.wav"] = long_wav
     async with serving(tmp_path / "api", database=pg_url, workers=0) as api_node:
         api = api_node.api
         job_id = (await api.create([{"url": origin.url + "/files/long.wav"}]))["id"]
-        nodes.append(start("worker", node_env(tmp_path / "w1", pg_url, "w1", 30),
+        servers.append(start("worker", node_env(tmp_path / "w1", pg_url, "w1", 30),
                            tmp_path / "w1.log"))
         await row_until(api_node, job_id, lambda job: job.lease_node == "w1")
         stopping = time.monotonic()
-        nodes[0].send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(nodes[0].wait, 30) == 0
+        servers[0].send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(servers[0].wait, 30) == 0
         requeued = await row_until(api_node, job_id, lambda job: job.state.value == 1,
                                    within=5)
         assert time.monotonic() - stopping < 15 and requeued.restarts == 1
 
-        nodes.append(start("worker", node_env(tmp_path / "w2", pg_url, "w2", LEASE),
+        servers.append(start("worker", node_env(tmp_path / "w2", pg_url, "w2", LEASE),
                            tmp_path / "w2.log"))
         await row_until(api_node, job_id, lambda job: job.lease_node == "w2")
-        assert await pool_workers(nodes[1].pid), "w2 separates in a worker process"
-        os.killpg(nodes[1].pid, signal.SIGKILL)
-        await asyncio.to_thread(nodes[1].wait)
+        assert await pool_workers(servers[1].pid), "w2 separates in a worker process"
+        os.killpg(servers[1].pid, signal.SIGKILL)
+        await asyncio.to_thread(servers[1].wait)
         assert (await store_job(api_node)(job_id)).state.value == 2  # nobody knows yet
 
         async with worker_node(tmp_path / "w3", pg_url, node_name="w3"):

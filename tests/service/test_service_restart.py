@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,17 +38,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "STEMBOT_CALLBACK_BACKOFF": "0.2", "STEMBOT_PORT": str(free_port()),
         "STEMBOT_WORKERS": "1",  # the restart scenarios queue a job behind a running one
     }
-
-
-@pytest.fixture
-def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Started servers; each in its own process group, so its workers go with it."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def stembot(env: dict[str, str], *args: str) -> str:
