@@ -21,7 +21,6 @@ from service.store import NewKey, now_ms
 from service.store_sqlite import SqliteStore
 
 env = restart.env
-servers = restart.servers
 STEMS = (Tone.VOCALS, Tone.DRUMS, Tone.BASS, Tone.OTHER)
 
 
