@@ -6,7 +6,8 @@ Each clip is a generated song (vocals from espeak-ng, drums, bass, piano, 1-3 ot
 instruments) rendered only with the held-out soundfont. Mixture -> HT-Demucs -> piano
 model. Piano and the rest of `other` are set to equal energy. Global SDR of piano and of
 the new other against the baselines `other as piano` (the 4-stem `other`, unsplit) and
-silence (0 dB); the ceiling of any mask on that `other`; and the time the piano step adds.
+silence (0 dB); what the piano step does to vocals, drums and bass (SDR change against the
+4-stem result); the ceiling of any mask on `other` alone; and the time the piano step adds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from separation import Separator, StemPreset, decode, dsp, model_files, synth
+from separation import Separator, StemPreset, decode, dsp, model_files, piano, synth
 from separation.dsp import Float
 from separation.piano import HOP, N_FFT, PianoModel
 from training import compose, data
@@ -35,7 +36,10 @@ class ClipResult:
     piano_sdr_other_as_piano: float
     other_sdr: float
     other_sdr_unsplit: float
-    piano_sdr_oracle_other: float  # the piano model on the true `other`: HT-Demucs left out
+    vocals_sdr_change: float  # 5-stem minus 4-stem SDR of the stem: what the piano step costs
+    drums_sdr_change: float
+    bass_sdr_change: float
+    piano_sdr_true_stems: float  # the piano model on the true 4 stems: HT-Demucs left out
     piano_sdr_best_mask: float  # the ceiling: the best [0, 1] mask on the 4-stem `other`
     four_stem_seconds: float
     piano_seconds: float
@@ -88,22 +92,35 @@ def best_mask_piano(piano: Float, other: Float) -> Float:
     return dsp.istft((z * gain).astype(np.complex64), other.shape[-1], HOP)
 
 
-def measure(separator: Separator, model: PianoModel, stems: dict[str, Float]) -> ClipResult:
+def four_stems(separator: Separator, stems: dict[str, Float]) -> tuple[dict[str, Float], float]:
+    """HT-Demucs on the clip's mix, and the seconds it took."""
     mix: Float = np.sum(list(stems.values()), axis=0)
     started = time.perf_counter()
     four = separator.separate(mix, StemPreset.FOUR_STEMS)
-    four_seconds = time.perf_counter() - started
+    return four, time.perf_counter() - started
+
+
+def measure(
+    model: PianoModel, stems: dict[str, Float], four: dict[str, Float], four_seconds: float
+) -> ClipResult:
     started = time.perf_counter()
-    piano = model.piano(four["other"])
+    five = piano.split(four, model.takes(four), model.sources)
     piano_seconds = time.perf_counter() - started
-    new_other = four["other"] - piano
-    true_other = stems["piano"] + stems["rest"]
+    true_four = {name: stems[name] for name in ("vocals", "drums", "bass")}
+    true_four["other"] = stems["piano"] + stems["rest"]
+
+    def change(name: str) -> float:
+        return synth.sdr(stems[name], five[name]) - synth.sdr(stems[name], four[name])
+
     return ClipResult(
-        piano_sdr=synth.sdr(stems["piano"], piano),
+        piano_sdr=synth.sdr(stems["piano"], five["piano"]),
         piano_sdr_other_as_piano=synth.sdr(stems["piano"], four["other"]),
-        other_sdr=synth.sdr(stems["rest"], new_other),
+        other_sdr=synth.sdr(stems["rest"], five["other"]),
         other_sdr_unsplit=synth.sdr(stems["rest"], four["other"]),
-        piano_sdr_oracle_other=synth.sdr(stems["piano"], model.piano(true_other)),
+        vocals_sdr_change=change("vocals"),
+        drums_sdr_change=change("drums"),
+        bass_sdr_change=change("bass"),
+        piano_sdr_true_stems=synth.sdr(stems["piano"], model.piano(true_four)),
         piano_sdr_best_mask=synth.sdr(
             stems["piano"], best_mask_piano(stems["piano"], four["other"])
         ),
@@ -127,20 +144,32 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--model-dir", type=Path, default=model_files.model_dir())
+    parser.add_argument("--piano-model", type=Path, nargs="+", default=None,
+                        help="piano models to measure on the same 4-stem results "
+                        "(default: the installed one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     separator = Separator(args.model_dir)
-    model = PianoModel(args.model_dir / model_files.PIANO_MODEL_NAME)
-    results = []
+    paths = args.piano_model or [args.model_dir / model_files.PIANO_MODEL_NAME]
+    models = {str(path): PianoModel(path) for path in paths}
+    results: dict[str, list[ClipResult]] = {name: [] for name in models}
     for index in range(args.clips):
-        result = measure(separator, model, clip(index, args.seconds))
-        results.append(result)
-        print(f"clip {index}: " + ", ".join(f"{k} {v:.2f}" for k, v in asdict(result).items()))
-    report = {"soundfont": HELD_OUT_SOUNDFONT, "clips": args.clips, "seconds": args.seconds}
-    report.update(summary(results))
-    print(json.dumps(report, indent=2))
+        stems = clip(index, args.seconds)
+        four, four_seconds = four_stems(separator, stems)
+        for name, model in models.items():
+            result = measure(model, stems, four, four_seconds)
+            results[name].append(result)
+            print(f"clip {index} {name}: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in asdict(result).items()))
+    reports = {}
+    for name, clips in results.items():
+        report: dict[str, object] = {"model": name, "soundfont": HELD_OUT_SOUNDFONT,
+                                     "clips": args.clips, "seconds": args.seconds}
+        report.update(summary(clips))
+        reports[name] = {"summary": report, "clips": [asdict(r) for r in clips]}
+        print(json.dumps(report, indent=2))
     if args.json:
-        args.json.write_text(json.dumps({"summary": report, "clips": [asdict(r) for r in results]}))
+        args.json.write_text(json.dumps(reports))
 
 
 if __name__ == "__main__":
