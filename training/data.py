@@ -1,13 +1,11 @@
-"""The data recipe: arrangements rendered one instrument per file, effects, stems saved as .npy.
+"""The data recipe: which soundfonts and effects, and instruments rendered one per file.
 
 Example `i` of a split is a pure function of (seed, split, i), so the set is reproducible
-and generation resumes where it stopped. Training examples hold [piano, rest] of `other`.
+and generation resumes where it stopped (training/teacher.py writes the files).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from separation import synth
-from separation.audio import SAMPLE_RATE
 from separation.dsp import Float
 from separation.synth import Part
-from training import augment, compose
+from training import augment
 from training.instruments import (
     HELD_OUT_SOUNDFONT,
     TRAIN_SOUNDFONT_WEIGHTS,
@@ -42,10 +39,6 @@ class Recipe:
     effects: bool = True
 
 
-TRAIN = Recipe("train", count=360, seconds=8.0)
-VALID = Recipe("valid", count=16, seconds=8.0, held_out=True, effects=False)
-
-
 def rng_for(recipe: Recipe, index: int) -> Rng:
     return np.random.default_rng([recipe.seed, zlib.crc32(recipe.split.encode()), index])
 
@@ -66,53 +59,3 @@ def render_group(rng: Rng, recipe: Recipe, parts: list[Part], length: int, bpm: 
         audio = synth.render_part(part, length, bpm, pick_soundfont(rng, recipe))
         total += augment.instrument(rng, audio) if recipe.effects else audio
     return total
-
-
-def example(recipe: Recipe, index: int) -> dict[str, Float]:
-    """Stems `piano` and `rest` (the non-piano part of `other`) for one example."""
-    rng = rng_for(recipe, index)
-    song = compose.arrangement(rng, recipe.seconds, recipe.corpus_share)
-    length = round(recipe.seconds * SAMPLE_RATE)
-    return {
-        "piano": render_group(rng, recipe, song.piano, length, song.bpm),
-        "rest": render_group(rng, recipe, song.others, length, song.bpm),
-    }
-
-
-def example_path(root: Path, recipe: Recipe, index: int) -> Path:
-    return root / recipe.split / f"{index:05d}.npy"
-
-
-def examples(root: Path, split: str) -> list[Path]:
-    """The finished examples of a split (never a half-written one)."""
-    return sorted((root / split).glob("[0-9][0-9][0-9][0-9][0-9].npy"))
-
-
-def _write(job: tuple[Path, Recipe, int]) -> int:
-    """Render one example into [2 stems (piano, rest), 2, n]; atomic so a kill leaves no junk."""
-    root, recipe, index = job
-    path = example_path(root, recipe, index)
-    stems = example(recipe, index)
-    part = path.with_name(f".{path.name}.part")
-    with part.open("wb") as f:
-        np.save(f, np.stack([stems["piano"], stems["rest"]]))
-    os.replace(part, path)
-    return index
-
-
-def generate(root: Path, recipe: Recipe, workers: int = 2) -> list[Path]:
-    """Render every missing example of the recipe with `workers` processes."""
-    (root / recipe.split).mkdir(parents=True, exist_ok=True)
-    todo = [
-        (root, recipe, i)
-        for i in range(recipe.count)
-        if not example_path(root, recipe, i).is_file()
-    ]
-    if todo:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for done, index in enumerate(pool.imap_unordered(_write, todo), start=1):
-                if done % 20 == 0 or done == len(todo):
-                    print(
-                        f"{recipe.split}: {done}/{len(todo)} rendered (last #{index})", flush=True
-                    )
-    return [example_path(root, recipe, i) for i in range(recipe.count)]

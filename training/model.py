@@ -76,17 +76,20 @@ class Up(nn.Module):
 
 
 class PianoMaskNet(nn.Module):
-    """Magnitude [B, 2, BINS, T] of `other` -> piano mask [B, 2, BINS, T] in [0, 1].
+    """Magnitudes [B, 2·S, BINS, T] of S stems -> piano masks [B, 2·S, BINS, T] in [0, 1].
 
-    A U-Net that strides over frequency only (local spectral shapes: harmonics, onsets,
-    decays, shared across pitch) around a temporal conv stack on the coarsest level.
+    One mask per stem and channel: the piano is the sum of the masked stems, so piano that
+    the 4-stem network put into bass or vocals can be taken back. A U-Net that strides over
+    frequency only (local spectral shapes: harmonics, onsets, decays, shared across pitch)
+    around a temporal conv stack on the coarsest level.
     """
 
-    def __init__(self, hidden: int = 256) -> None:
+    def __init__(self, hidden: int = 256, sources: int = 1) -> None:
         super().__init__()
-        self.shift = nn.Parameter(torch.full((1, 2, USED_BINS, 1), 4.0))
-        self.scale = nn.Parameter(torch.full((1, 2, USED_BINS, 1), 0.25))
-        self.stem = nn.Conv2d(2, CHANNELS[0], 3, padding=1)
+        channels = 2 * sources
+        self.shift = nn.Parameter(torch.full((1, channels, USED_BINS, 1), 4.0))
+        self.scale = nn.Parameter(torch.full((1, channels, USED_BINS, 1), 0.25))
+        self.stem = nn.Conv2d(channels, CHANNELS[0], 3, padding=1)
         pairs = list(itertools.pairwise(CHANNELS))
         self.downs = nn.ModuleList(Down(a, b) for a, b in pairs)
         self.ups = nn.ModuleList(Up(b, a) for a, b in reversed(pairs))
@@ -95,7 +98,7 @@ class PianoMaskNet(nn.Module):
         self.blocks = nn.Sequential(*(Block(hidden, d) for d in DILATIONS))
         self.norm = FrameNorm(hidden)
         self.decode = nn.Conv1d(hidden, coarse, 1)
-        self.head = nn.Conv2d(CHANNELS[0], 2, 1)
+        self.head = nn.Conv2d(CHANNELS[0], channels, 1)
 
     def forward(self, magnitude: Tensor) -> Tensor:
         x = torch.log(magnitude[:, :, :USED_BINS] + 1e-5)

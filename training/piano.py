@@ -1,7 +1,8 @@
 """One command from nothing to models/piano.onnx: `python -m training.piano all`.
 
-Steps: `generate` (render the data set into datasets/piano), `train` (resumable, checkpoints
-in training/runs/piano), `export` (ONNX into models/piano.onnx, checked against PyTorch).
+Steps: `generate` (render whole songs into datasets/piano2, then run HT-Demucs over each, once),
+`train` (resumable, checkpoints in training/runs/piano2), `export` (ONNX into
+models/piano.onnx, checked against PyTorch). Every step resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 
 from separation.model_files import PIANO_MODEL_NAME, REPO_ROOT
 
-DATA_ROOT = REPO_ROOT / "datasets" / "piano"
-RUN_DIR = REPO_ROOT / "training" / "runs" / "piano"
+DATA_ROOT = REPO_ROOT / "datasets" / "piano2"
+RUN_DIR = REPO_ROOT / "training" / "runs" / "piano2"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,18 +24,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / PIANO_MODEL_NAME)
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    parser.add_argument("--device", default="cpu", help="PyTorch device: cpu, or cuda on a GPU")
     parser.add_argument("--steps", type=int, default=3000, help="training steps in all")
     parser.add_argument("--batch", type=int, default=8, help="crops per step")
     parser.add_argument("--crop-frames", type=int, default=96, help="STFT frames per crop")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    parser.add_argument("--init", type=Path, default=None, help="a new run from these weights")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="a new run from these weights (a checkpoint, or the v1 piano.onnx)")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this")
     args = parser.parse_args(argv)
     if args.step in ("generate", "all"):
-        from training import data
+        from training import teacher
 
-        for recipe in (data.TRAIN, data.VALID):
-            data.generate(args.data, recipe, args.workers)
+        for recipe in (teacher.VALID, teacher.TRAIN):
+            teacher.render(args.data, recipe, args.workers)
+        for recipe in (teacher.VALID, teacher.TRAIN):
+            teacher.teach(args.data, recipe)
     if args.step in ("train", "all"):
         from training import train
 
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                 batch=args.batch,
                 crop_frames=args.crop_frames,
                 threads=args.threads,
+                device=args.device,
                 minutes=args.minutes,
                 lr=args.lr,
                 init=str(args.init) if args.init else None,

@@ -1,4 +1,4 @@
-"""Train the piano mask on random crops of `other` = piano + rest, with remixing and levels.
+"""Train the piano masks on HT-Demucs' own stems of rendered songs, against the true piano.
 
 Resumable: `last.pt` in the run folder holds model, optimizer, step and random state, and is
 rewritten every few minutes; running the same command again continues from it.
@@ -16,11 +16,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from separation.htdemucs import SOURCES
 from separation.piano import HOP, N_FFT
-from training.data import examples
 from training.model import PianoMaskNet, parameter_count
+from training.songs import STEMS
+from training.teacher import pairs
 
 Rng = np.random.Generator
+PIANO_INDEX = STEMS.index("piano")
+OTHER_INDEX = SOURCES.index("other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +36,17 @@ class Config:
     hidden: int = 256
     seed: int = 5
     threads: int = 2
+    device: str = "cpu"  # "cuda" on a machine that has one: same steps, same checkpoints
     minutes: float | None = None  # wall-clock cap for this invocation
     checkpoint_seconds: float = 180.0
     validate_every: int = 100
-    init: str | None = None  # a new run starts from this checkpoint's weights (fine-tuning)
+    init: str | None = None  # a new run starts from these weights: a checkpoint or a v1 .onnx
 
 
 def spectrogram(x: Tensor) -> Tensor:
     """[..., n] -> complex [..., BINS, frames], scaled exactly like `separation.dsp.stft`."""
     lead, n = x.shape[:-1], x.shape[-1]
-    window = torch.hann_window(N_FFT, periodic=True)
+    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
     z = torch.stft(
         x.reshape(-1, n),
         N_FFT,
@@ -56,7 +61,7 @@ def spectrogram(x: Tensor) -> Tensor:
 
 def inverse(z: Tensor, length: int) -> Tensor:
     lead = z.shape[:-2]
-    window = torch.hann_window(N_FFT, periodic=True)
+    window = torch.hann_window(N_FFT, periodic=True, device=z.device)
     x = torch.istft(
         z.reshape(-1, *z.shape[-2:]) * math.sqrt(N_FFT),
         N_FFT,
@@ -69,51 +74,59 @@ def inverse(z: Tensor, length: int) -> Tensor:
 
 
 class Crops:
-    """Random training crops: a piano and a rest (often from different songs), random levels."""
+    """Random training crops of what the runtime sees: HT-Demucs' 4 stems and the true piano."""
 
-    def __init__(self, files: list[Path], crop_samples: int, rng: Rng) -> None:
-        self.examples = [np.load(f, mmap_mode="r") for f in files]
+    def __init__(self, files: list[tuple[Path, Path]], crop_samples: int, rng: Rng) -> None:
+        self.songs = [np.load(song, mmap_mode="r") for song, _ in files]
+        self.teacher = [np.load(teacher, mmap_mode="r") for _, teacher in files]
         self.crop = crop_samples
         self.rng = rng
 
-    def _slice(self, index: int, stem: int) -> np.ndarray:
-        audio = self.examples[index][stem]
-        start = int(self.rng.integers(0, audio.shape[-1] - self.crop + 1))
-        out = np.array(audio[:, start : start + self.crop], dtype=np.float32)
-        return out[::-1].copy() if self.rng.random() < 0.5 else out
-
-    def _db(self, low: float, high: float) -> float:
-        return float(10 ** (self.rng.uniform(low, high) / 20))
-
     def batch(self, size: int) -> tuple[Tensor, Tensor]:
-        """piano [B, 2, n] and rest [B, 2, n]."""
-        pianos, rests = [], []
+        """Teacher stems [B, 4, 2, n] and piano [B, 2, n], one level and channel order each.
+
+        HT-Demucs normalises its input, so a gain on the mix is (nearly) the same gain on
+        its stems: levels can be drawn here without another pass of the network.
+        """
+        stems, pianos = [], []
         for _ in range(size):
-            i = int(self.rng.integers(len(self.examples)))
-            j = int(self.rng.integers(len(self.examples))) if self.rng.random() < 0.5 else i
-            level = self._db(-12.0, 6.0)
-            pianos.append(self._slice(i, 0) * level * self._db(-9.0, 6.0))
-            rests.append(self._slice(j, 1) * level * self._db(-9.0, 6.0))
-        return torch.from_numpy(np.stack(pianos)), torch.from_numpy(np.stack(rests))
+            i = int(self.rng.integers(len(self.songs)))
+            start = int(self.rng.integers(0, self.songs[i].shape[-1] - self.crop + 1))
+            window = slice(start, start + self.crop)
+            four = np.array(self.teacher[i][:, :, window], dtype=np.float32)
+            piano = np.array(self.songs[i][PIANO_INDEX, :, window], dtype=np.float32)
+            if self.rng.random() < 0.5:
+                four, piano = four[:, ::-1], piano[::-1]
+            level = np.float32(10 ** (self.rng.uniform(-9.0, 6.0) / 20))
+            stems.append(four * level)
+            pianos.append(piano * level)
+        return torch.from_numpy(np.stack(stems)), torch.from_numpy(np.stack(pianos))
 
 
-def loss_of(model: PianoMaskNet, piano: Tensor, rest: Tensor) -> Tensor:
-    """Mask error against the ideal ratio mask, plus L1 on compressed piano and rest magnitudes.
+def piano_of(model: PianoMaskNet, stems: Tensor) -> tuple[Tensor, Tensor]:
+    """Teacher stems [B, S, 2, n] -> (piano STFT [B, 2, F, T], masks [B, S, 2, F, T])."""
+    z = spectrogram(stems)
+    batch, sources = z.shape[:2]
+    masks = model(z.abs().reshape(batch, 2 * sources, *z.shape[-2:])).reshape(z.shape)
+    return (masks * z).sum(dim=1), masks
 
-    L1 on raw magnitudes alone lets the few loudest bins decide every gradient, and the
-    net settles on an all-zero mask; the ratio-mask term gives every audible bin a say.
+
+def compressed(z: Tensor, power: float = 0.5) -> Tensor:
+    """|z|^power with z's phase: every audible bin has a say, not only the loudest."""
+    return z * (z.abs() + 1e-8) ** (power - 1)
+
+
+def loss_of(model: PianoMaskNet, stems: Tensor, piano: Tensor) -> Tensor:
+    """L1 between the compressed spectra of the estimated and true piano, phase and magnitude.
+
+    The estimate sums masked stems, so phases matter: the complex term keeps the masks from
+    adding stems whose phases cancel; the magnitude term alone is what the ear weighs most.
     """
-    piano_z, rest_z = spectrogram(piano), spectrogram(rest)
-    mix = (piano_z + rest_z).abs()  # the STFT is linear: no third transform needed
-    mask: Tensor = model(mix)
-    target_piano, target_rest = piano_z.abs(), rest_z.abs()
-    ideal = target_piano / (target_piano + target_rest + 1e-8)
-    weight = mix.sqrt()
-    ratio_term = (weight * (mask - ideal) ** 2).sum() / weight.sum()
-    power, floor = 0.5, 1e-8  # the floor keeps the root's gradient finite in digital silence
-    piano_term = ((mask * mix + floor) ** power - (target_piano + floor) ** power).abs().mean()
-    rest_term = (((1 - mask) * mix + floor) ** power - (target_rest + floor) ** power).abs().mean()
-    loss: Tensor = ratio_term + piano_term + rest_term
+    estimate, _ = piano_of(model, stems)
+    target = spectrogram(piano)
+    complex_term = (compressed(estimate) - compressed(target)).abs().mean()
+    magnitude_term = ((estimate.abs() + 1e-8) ** 0.5 - (target.abs() + 1e-8) ** 0.5).abs().mean()
+    loss: Tensor = complex_term + magnitude_term
     return loss
 
 
@@ -124,25 +137,60 @@ def global_sdr(reference: Tensor, estimate: Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(model: PianoMaskNet, files: list[Path]) -> dict[str, float]:
-    """Mean piano SDR on the held-out-soundfont clips, and the other-as-piano baseline.
+def validate(
+    model: PianoMaskNet, files: list[tuple[Path, Path]], device: str = "cpu"
+) -> dict[str, float]:
+    """Mean piano SDR on the held-out-soundfont songs, and the other-as-piano baseline.
 
-    Clips without piano or without anything else are left out: the first has no signal to
-    measure, the second gives the baseline a perfect score.
+    Songs without piano are left out: they have no signal to measure.
     """
     model.eval()
     ours, baseline = [], []
-    for f in files:
-        stems = torch.from_numpy(np.load(f))
-        piano, other = stems[0], stems[0] + stems[1]
-        if float(stems[0].abs().max()) == 0.0 or float(stems[1].abs().max()) == 0.0:
+    for song_file, teacher_file in files:
+        piano = torch.from_numpy(np.load(song_file)[PIANO_INDEX]).to(device)
+        four = torch.from_numpy(np.load(teacher_file).astype(np.float32)).to(device)
+        if float(piano.abs().max()) == 0.0:
             continue
-        z = spectrogram(other)
-        estimate = inverse(model(z.abs()[None])[0] * z, other.shape[-1])
-        ours.append(global_sdr(piano, estimate))
-        baseline.append(global_sdr(piano, other))
+        estimate, _ = piano_of(model, four[None])
+        ours.append(global_sdr(piano, inverse(estimate[0], piano.shape[-1])))
+        baseline.append(global_sdr(piano, four[OTHER_INDEX]))
     model.train()
     return {"piano_sdr": float(np.mean(ours)), "other_as_piano_sdr": float(np.mean(baseline))}
+
+
+def initial_weights(path: Path, model: PianoMaskNet) -> dict[str, Tensor]:
+    """Weights to start from: a checkpoint as is, or the one-stem v1 model widened to S stems.
+
+    v1 masked `other` alone; widened, its weights read and mask the `other` slot, the other
+    stems start unread with masks near 0, so training starts at v1's answer, not at noise.
+    """
+    if path.suffix != ".onnx":
+        state: dict[str, Tensor] = torch.load(path, weights_only=False)["model"]
+        return state
+    import onnx
+    from onnx import numpy_helper
+
+    v1 = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+          for i in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    slot = slice(2 * OTHER_INDEX, 2 * OTHER_INDEX + 2)
+    sources = len(SOURCES)
+    for name, value in state.items():
+        old = v1[name]
+        if name in ("shift", "scale"):
+            state[name] = old.repeat(1, sources, 1, 1)
+        elif name == "stem.weight":
+            state[name] = torch.zeros_like(value)
+            state[name][:, slot] = old
+        elif name == "head.weight":
+            state[name] = torch.zeros_like(value)
+            state[name][slot] = old
+        elif name == "head.bias":
+            state[name] = torch.full_like(value, -8.0)  # sigmoid(-8) = 0.03 %: nearly closed
+            state[name][slot] = old
+        else:
+            state[name] = old
+    return state
 
 
 def learning_rate(config: Config, step: int) -> float:
@@ -172,25 +220,26 @@ def train(data: Path, run: Path, config: Config) -> Path:
     torch.manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint = run / "last.pt"
-    model = PianoMaskNet(config.hidden)
+    model = PianoMaskNet(config.hidden, sources=len(SOURCES)).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rng = np.random.default_rng(config.seed)
     step = 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=config.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         step = int(state["step"])
         log(run, f"resumed at step {step}")
     elif config.init:
-        model.load_state_dict(torch.load(config.init, weights_only=False)["model"])
-        log(run, f"fine-tuning the weights of {config.init}, {asdict(config)}")
+        model.load_state_dict(initial_weights(Path(config.init), model))
+        log(run, f"starting from the weights of {config.init}, {asdict(config)}")
     else:
         log(run, f"new model, {parameter_count(model)} parameters, {asdict(config)}")
-    crops = Crops(examples(data, "train"), (config.crop_frames - 1) * HOP, rng)
-    valid = examples(data, "valid")
+    crops = Crops(pairs(data, "train"), (config.crop_frames - 1) * HOP, rng)
+    log(run, f"{len(crops.songs)} training songs")
+    valid = pairs(data, "valid")
     started = last_save = time.monotonic()
     running: list[float] = []
 
@@ -211,8 +260,8 @@ def train(data: Path, run: Path, config: Config) -> Path:
         while step < config.steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            piano, rest = crops.batch(config.batch)
-            loss = loss_of(model, piano, rest)
+            stems, piano = crops.batch(config.batch)
+            loss = loss_of(model, stems.to(config.device), piano.to(config.device))
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -226,7 +275,7 @@ def train(data: Path, run: Path, config: Config) -> Path:
                 )
                 running.clear()
             if step % config.validate_every == 0 and valid:
-                log(run, f"step {step} held-out {validate(model, valid)}")
+                log(run, f"step {step} held-out {validate(model, valid, config.device)}")
             out_of_time = (
                 config.minutes is not None and time.monotonic() - started > 60 * config.minutes
             )

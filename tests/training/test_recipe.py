@@ -11,7 +11,7 @@ import pytest
 from separation import synth
 from separation.audio import SAMPLE_RATE
 from separation.synth import Part
-from training import compose, data
+from training import compose, data, songs
 from training.instruments import HELD_OUT_SOUNDFONT, PIANO_PROGRAMS, TRAIN_SOUNDFONTS
 
 # generated songs only: the corpus share needs music21, a training-only dependency
@@ -19,12 +19,13 @@ HELD_OUT = data.Recipe("test", count=4, seconds=2.0, seed=11, held_out=True, cor
 
 
 def test_an_example_is_a_pure_function_of_seed_split_and_index() -> None:
-    first, again = data.example(HELD_OUT, 1), data.example(HELD_OUT, 1)
-    for stem in ("piano", "rest"):
+    first, again = songs.training_song(HELD_OUT, 1), songs.training_song(HELD_OUT, 1)
+    assert list(first) == list(songs.STEMS)
+    for stem in songs.STEMS:
         assert first[stem].shape == (2, round(2.0 * SAMPLE_RATE))
         np.testing.assert_array_equal(first[stem], again[stem])
-    assert np.abs(first["rest"]).max() > 0
-    assert not np.array_equal(first["rest"], data.example(HELD_OUT, 2)["rest"])
+    assert np.abs(first["rest"]).max() > 0 and np.abs(first["drums"]).max() > 0
+    assert not np.array_equal(first["rest"], songs.training_song(HELD_OUT, 2)["rest"])
 
 
 def soundfonts_drawn(recipe: data.Recipe, monkeypatch: pytest.MonkeyPatch) -> set[str]:
@@ -38,7 +39,7 @@ def soundfonts_drawn(recipe: data.Recipe, monkeypatch: pytest.MonkeyPatch) -> se
     monkeypatch.setattr(synth, "render_part", record)
     monkeypatch.setattr(data, "soundfont_path", Path)  # training fonts need not be installed
     for index in range(recipe.count):
-        data.example(recipe, index)
+        songs.training_song(recipe, index)
     return used
 
 
