@@ -40,7 +40,8 @@ class ClipResult:
     drums_sdr_change: float
     bass_sdr_change: float
     piano_sdr_true_stems: float  # the piano model on the true 4 stems: HT-Demucs left out
-    piano_sdr_best_mask: float  # the ceiling: the best [0, 1] mask on the 4-stem `other`
+    piano_sdr_best_mask: float  # the v1 ceiling: the best [0, 1] mask on the 4-stem `other`
+    piano_sdr_best_masks: float  # the v2 ceiling: the best [0, 1] masks on all four stems
     four_stem_seconds: float
     piano_seconds: float
 
@@ -92,6 +93,27 @@ def best_mask_piano(piano: Float, other: Float) -> Float:
     return dsp.istft((z * gain).astype(np.complex64), other.shape[-1], HOP)
 
 
+def best_masks_piano(piano: Float, four: dict[str, Float], iterations: int = 30) -> Float:
+    """What the best masks in [0, 1] on all four stems give together, knowing the true piano.
+
+    Per bin, min |P - Σ m_k·Z_k|² over m in [0, 1]^4: a small box-constrained least squares,
+    solved for every bin at once by accelerated projected gradient (FISTA, step 1/Σ|Z_k|²);
+    30 iterations land within 0.1 dB of 100 on the data set's songs.
+    """
+    z = dsp.stft(np.stack(list(four.values())), N_FFT, HOP)  # [4, 2, F, T]
+    target = dsp.stft(piano, N_FFT, HOP)
+    step = 1.0 / (np.sum(np.abs(z) ** 2, axis=0) + 1e-12)
+    masks = np.zeros(z.shape, np.float32)
+    ahead, t = masks.copy(), 1.0
+    for _ in range(iterations):
+        gradient = -np.real(np.conj(z) * (target - np.sum(ahead * z, axis=0)))
+        new = np.clip(ahead - step * gradient, 0.0, 1.0)
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        ahead = new + (t - 1) / t_next * (new - masks)
+        masks, t = new, t_next
+    return dsp.istft(np.sum(masks * z, axis=0).astype(np.complex64), piano.shape[-1], HOP)
+
+
 def four_stems(separator: Separator, stems: dict[str, Float]) -> tuple[dict[str, Float], float]:
     """HT-Demucs on the clip's mix, and the seconds it took."""
     mix: Float = np.sum(list(stems.values()), axis=0)
@@ -100,8 +122,20 @@ def four_stems(separator: Separator, stems: dict[str, Float]) -> tuple[dict[str,
     return four, time.perf_counter() - started
 
 
+def ceilings(stems: dict[str, Float], four: dict[str, Float]) -> tuple[float, float]:
+    """Piano SDR of the best mask on `other` alone and of the best masks on all four stems."""
+    return (
+        synth.sdr(stems["piano"], best_mask_piano(stems["piano"], four["other"])),
+        synth.sdr(stems["piano"], best_masks_piano(stems["piano"], four)),
+    )
+
+
 def measure(
-    model: PianoModel, stems: dict[str, Float], four: dict[str, Float], four_seconds: float
+    model: PianoModel,
+    stems: dict[str, Float],
+    four: dict[str, Float],
+    four_seconds: float,
+    ceilings: tuple[float, float],
 ) -> ClipResult:
     started = time.perf_counter()
     five = piano.split(four, model.takes(four), model.sources)
@@ -121,9 +155,8 @@ def measure(
         drums_sdr_change=change("drums"),
         bass_sdr_change=change("bass"),
         piano_sdr_true_stems=synth.sdr(stems["piano"], model.piano(true_four)),
-        piano_sdr_best_mask=synth.sdr(
-            stems["piano"], best_mask_piano(stems["piano"], four["other"])
-        ),
+        piano_sdr_best_mask=ceilings[0],
+        piano_sdr_best_masks=ceilings[1],
         four_stem_seconds=four_seconds,
         piano_seconds=piano_seconds,
     )
@@ -156,8 +189,9 @@ def main() -> None:
     for index in range(args.clips):
         stems = clip(index, args.seconds)
         four, four_seconds = four_stems(separator, stems)
+        best = ceilings(stems, four)
         for name, model in models.items():
-            result = measure(model, stems, four, four_seconds)
+            result = measure(model, stems, four, four_seconds, best)
             results[name].append(result)
             print(f"clip {index} {name}: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in asdict(result).items()))
