@@ -24,7 +24,7 @@ import numpy as np
 from separation import Separator, StemPreset, decode, dsp, model_files, piano, synth
 from separation.dsp import Float
 from separation.piano import HOP, N_FFT, PianoModel
-from training import compose, data
+from training import compose, data, songs
 from training.instruments import HELD_OUT_SOUNDFONT
 
 EVAL = data.Recipe("benchmark", count=0, seconds=12.0, seed=2026, held_out=True, effects=False)
@@ -61,14 +61,7 @@ def clip(index: int, seconds: float) -> dict[str, Float]:
     """Known stems of one clip: vocals, drums, bass, piano, rest (the non-piano `other`)."""
     song, rng = song_with_piano(index, seconds)
     length = round(seconds * 44_100)
-    drums = song.drums or synth.Part(0, channel=synth.DRUM_CHANNEL)
-    bass = song.bass or synth.Part(33)
-    stems = {
-        "drums": data.render_group(rng, EVAL, [drums], length, song.bpm),
-        "bass": data.render_group(rng, EVAL, [bass], length, song.bpm),
-        "piano": data.render_group(rng, EVAL, song.piano, length, song.bpm),
-        "rest": data.render_group(rng, EVAL, song.others, length, song.bpm),
-    }
+    stems = songs.instruments(rng, EVAL, song, length)
     # piano and the rest of `other` at equal energy: neither baseline is favoured by the mix
     energy = np.sum(stems["piano"].astype(np.float64) ** 2) / np.sum(stems["rest"] ** 2.0)
     stems["rest"] = (stems["rest"] * np.sqrt(energy)).astype(np.float32)
@@ -141,7 +134,7 @@ def measure(
     five = piano.split(four, model.takes(four), model.sources)
     piano_seconds = time.perf_counter() - started
     true_four = {name: stems[name] for name in ("vocals", "drums", "bass")}
-    true_four["other"] = stems["piano"] + stems["rest"]
+    true_four["other"] = stems["piano"] + stems["rest"]  # the four stems HT-Demucs aims at
 
     def change(name: str) -> float:
         return synth.sdr(stems[name], five[name]) - synth.sdr(stems[name], four[name])

@@ -17,13 +17,14 @@ import numpy as np
 
 from separation import dsp
 from separation.dsp import Float
+from separation.presets import StemPreset
 from separation.runtime import RuntimeConfig, onnx_metadata, open_graph
 
 N_FFT = 2048
 HOP = 512
 BINS = N_FFT // 2 + 1
 BLOCK_FRAMES = 512  # ~6 s of output per window: context overhead stays under ~25 %
-FOUR_STEMS = ("vocals", "drums", "bass", "other")
+FOUR_STEMS = StemPreset.FOUR_STEMS.stems  # what a piano model may read
 
 Stems = dict[str, Float]
 
@@ -63,11 +64,9 @@ class PianoModel:
 
     def takes(self, stems: Stems) -> Float:
         """Piano in each read stem of a whole clip, window by window so memory stays bounded."""
-        stream = PianoStream(self)
-        blocks = [*stream.push(self.stack(stems)), *stream.finish()]
-        if not blocks:
-            return np.zeros_like(self.stack(stems))
-        return np.concatenate(blocks, axis=-1)
+        stacked, stream = self.stack(stems), PianoStream(self)
+        blocks = [*stream.push(stacked), *stream.finish()]
+        return np.concatenate(blocks, axis=-1) if blocks else np.zeros_like(stacked)
 
     def piano(self, stems: Stems) -> Float:
         """The piano of a whole clip's 4 stems (the sum of what each read stem holds)."""

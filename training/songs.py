@@ -39,18 +39,25 @@ def voice(rng: Rng, length: int) -> Float:
     return synth.fit(np.tile(spoken, reps), length)
 
 
-def stems(rng: Rng, recipe: Recipe, song: compose.Arrangement, seconds: float) -> dict[str, Float]:
-    """The five known stems of one song, each instrument rendered alone and processed."""
-    length = round(seconds * SAMPLE_RATE)
+def instruments(
+    rng: Rng, recipe: Recipe, song: compose.Arrangement, length: int
+) -> dict[str, Float]:
+    """Drums, bass, piano and the rest of one song, each instrument rendered alone."""
     drums = song.drums or synth.Part(0, channel=synth.DRUM_CHANNEL)
     bass = song.bass or synth.Part(33)
     return {
-        "vocals": voice(rng, length),
         "drums": render_group(rng, recipe, [drums], length, song.bpm),
         "bass": render_group(rng, recipe, [bass], length, song.bpm),
         "piano": render_group(rng, recipe, song.piano, length, song.bpm),
         "rest": render_group(rng, recipe, song.others, length, song.bpm),
     }
+
+
+def stems(rng: Rng, recipe: Recipe, song: compose.Arrangement, seconds: float) -> dict[str, Float]:
+    """The five known stems of one song: a voice, then the instruments."""
+    length = round(seconds * SAMPLE_RATE)
+    vocals = voice(rng, length)  # drawn first: the data set on disk was made in this order
+    return {"vocals": vocals, **instruments(rng, recipe, song, length)}
 
 
 def set_level(x: Float, reference: Float, db: float) -> Float:
