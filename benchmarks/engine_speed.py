@@ -30,11 +30,15 @@ import numpy as np
 from separation import OutputFormat, encode, model_files, synth
 from separation.audio import SAMPLE_RATE
 from separation.htdemucs import SEGMENT
-from separation.runtime import Precision, RuntimeConfig, RuntimeName, open_graph
+from separation.runtime import (
+    Precision,
+    RuntimeConfig,
+    RuntimeName,
+    available_cores,
+    open_graph,
+)
 
 FORWARD_GFLOP = 335.0  # one HT-Demucs forward of a 7.8 s chunk
-# Matrix-multiply peak of this project's 2-core machine (issue 9's measurement), GFLOP/s.
-PEAK_GFLOPS = {Precision.F32: 355.0, Precision.BF16: 778.0}
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,36 @@ def load_seconds() -> tuple[float, float]:
     return cold, warm
 
 
+def matmul_peak(precision: Precision, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of one square matrix product that OpenVINO compiles as it does the network.
+
+    Measured, not assumed: the same machine's peak moves with its host (issue 9 measured 355
+    f32 and 778 bf16 here; 175 and 405 on 2026-12-01), and the floor moves with it.
+    """
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from separation.ov_graph import compile_properties, core
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([size, size], ov.Type.f32)
+    weights = ops.constant(rng.standard_normal((size, size)).astype(np.float32))
+    product = ov.Model([ops.matmul(x, weights, False, False)], [x])
+    compiled = core().compile_model(product, "CPU",
+                                    compile_properties(precision, available_cores()))
+    request = compiled.create_infer_request()
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    request.infer([a])
+    started = time.perf_counter()
+    for _ in range(repeats):
+        request.infer([a])
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
 def forward_table() -> None:
+    peaks = {p: matmul_peak(p) for p in (Precision.F32, Precision.BF16)}
+    print(f"\nmatrix-multiply peak: {peaks[Precision.F32]:.0f} GFLOP/s f32,"
+          f" {peaks[Precision.BF16]:.0f} GFLOP/s bf16 (OpenVINO, 2048x2048)")
     print("\n| runtime | forward per chunk | floor | forward / floor |")
     print("|---|---|---|---|")
     configs = [RuntimeConfig(RuntimeName.OPENVINO, Precision.F32),
@@ -119,7 +152,7 @@ def forward_table() -> None:
                RuntimeConfig(RuntimeName.ONNXRUNTIME, Precision.F32)]
     for config in configs:
         description, seconds = forward_seconds(config)
-        floor = FORWARD_GFLOP / PEAK_GFLOPS[config.precision]
+        floor = FORWARD_GFLOP / peaks[config.precision]
         print(f"| {description} | {seconds:.2f} s | {floor:.2f} s | {seconds / floor:.2f} |")
 
 

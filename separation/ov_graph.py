@@ -48,6 +48,16 @@ def cache_dir_for(path: Path, config: RuntimeConfig) -> Path | None:
     return cache
 
 
+def compile_properties(precision: Precision, threads: int) -> dict[str, str | int]:
+    """One request at a time on `threads` cores: a worker's share, not the whole machine."""
+    return {
+        "INFERENCE_PRECISION_HINT": precision.value,
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": threads,
+    }
+
+
 class OpenVinoGraph:
     """One compiled model and one infer request; outputs are copied out of its buffers."""
 
@@ -56,12 +66,7 @@ class OpenVinoGraph:
         precision = resolve(config.precision, config.device)
         threads = config.threads or available_cores()
         cache = cache_dir_for(path, config)
-        properties: dict[str, str | int] = {
-            "INFERENCE_PRECISION_HINT": precision.value,
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-            "INFERENCE_NUM_THREADS": threads,
-        }
+        properties = compile_properties(precision, threads)
         if cache is not None:
             properties["CACHE_DIR"] = str(cache)
         # Compiling from the path lets a cache hit skip reading and converting the ONNX file.
