@@ -1,8 +1,8 @@
 """One command from nothing to models/piano.onnx: `python -m training.piano all`.
 
 Steps: `generate` (render whole songs into datasets/piano2, then run HT-Demucs over each, once),
-`train` (resumable, checkpoints in training/runs/piano2), `export` (ONNX into
-models/piano.onnx, checked against PyTorch). Every step resumes where it stopped.
+`train` (resumable, checkpoints in training/runs/piano2), `export` (the best held-out weights,
+ONNX into models/piano.onnx, checked against PyTorch). Every step resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.step in ("generate", "all"):
         from training import teacher
 
-        for recipe in (teacher.VALID, teacher.TRAIN):
+        for recipe in (teacher.VALID, *teacher.TRAINING):
             teacher.render(args.data, recipe, args.workers)
-        for recipe in (teacher.VALID, teacher.TRAIN):
+        for recipe in (teacher.VALID, *teacher.TRAINING):
             teacher.teach(args.data, recipe)
     if args.step in ("train", "all"):
         from training import train
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.step in ("export", "all"):
         from training import export
+        from training.train import BEST
 
-        export.export(args.run / "last.pt", args.out)
+        best = args.run / BEST
+        export.export(best if best.is_file() else args.run / "last.pt", args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Train the piano masks on HT-Demucs' own stems of rendered songs, against the true piano.
 
 Resumable: `last.pt` in the run folder holds model, optimizer, step and random state, and is
-rewritten every few minutes; running the same command again continues from it.
+rewritten every few minutes; running the same command again continues from it. `best.pt`
+keeps the weights of the best held-out score (the held-out soundfont; the benchmark's clips
+are other songs): the score peaks early, so the last step is not the best one.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from separation.htdemucs import SOURCES
 from separation.piano import HOP, N_FFT
 from training.model import PianoMaskNet, parameter_count
 from training.songs import STEMS
-from training.teacher import pairs
+from training.teacher import TRAINING, pairs
 
 Rng = np.random.Generator
 PIANO_INDEX = STEMS.index("piano")
+BEST = "best.pt"  # the weights of the best held-out score so far: what gets exported
 OTHER_INDEX = SOURCES.index("other")
 
 
@@ -111,23 +114,27 @@ def piano_of(model: PianoMaskNet, stems: Tensor) -> tuple[Tensor, Tensor]:
     return (masks * z).sum(dim=1), masks
 
 
-def compressed(z: Tensor, power: float = 0.5) -> Tensor:
-    """|z|^power with z's phase: every audible bin has a say, not only the loudest."""
-    return z * (z.abs() + 1e-8) ** (power - 1)
+def sdr_loss(estimate: Tensor, piano: Tensor, mix: Tensor) -> Tensor:
+    """Negative SDR in dB of each crop [B, 2, n], averaged: what the benchmark scores.
+
+    Each crop weighs the same whatever its level. A floor at -30 dB of the mix's energy keeps
+    crops without piano finite: there it asks the estimate to stay 30 dB under the mix.
+    """
+    signal = piano.square().sum(dim=(-2, -1))
+    error = (piano - estimate).square().sum(dim=(-2, -1))
+    floor = 1e-3 * mix.square().sum(dim=(-2, -1)) + 1e-8
+    loss: Tensor = (10 * torch.log10((error + floor) / (signal + floor))).mean()
+    return loss
 
 
 def loss_of(model: PianoMaskNet, stems: Tensor, piano: Tensor) -> Tensor:
-    """L1 between the compressed spectra of the estimated and true piano, phase and magnitude.
+    """The SDR loss of the piano the masks give back, in the time domain (phases count).
 
-    The estimate sums masked stems, so phases matter: the complex term keeps the masks from
-    adding stems whose phases cancel; the magnitude term alone is what the ear weighs most.
+    A compressed-spectrum L1 (the loss of v1 and of the first v2 run) fit the training songs
+    0.15 dB worse in SDR over the same 250 steps from the same weights (2026-12-01).
     """
     estimate, _ = piano_of(model, stems)
-    target = spectrogram(piano)
-    complex_term = (compressed(estimate) - compressed(target)).abs().mean()
-    magnitude_term = ((estimate.abs() + 1e-8) ** 0.5 - (target.abs() + 1e-8) ** 0.5).abs().mean()
-    loss: Tensor = complex_term + magnitude_term
-    return loss
+    return sdr_loss(inverse(estimate, piano.shape[-1]), piano, stems.sum(dim=1))
 
 
 def global_sdr(reference: Tensor, estimate: Tensor) -> float:
@@ -225,21 +232,22 @@ def train(data: Path, run: Path, config: Config) -> Path:
     model = PianoMaskNet(config.hidden, sources=len(SOURCES)).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rng = np.random.default_rng(config.seed)
-    step = 0
+    step, best = 0, -math.inf
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False, map_location=config.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
-        step = int(state["step"])
+        step, best = int(state["step"]), float(state.get("best", -math.inf))
         log(run, f"resumed at step {step}")
     elif config.init:
         model.load_state_dict(initial_weights(Path(config.init), model))
         log(run, f"starting from the weights of {config.init}, {asdict(config)}")
     else:
         log(run, f"new model, {parameter_count(model)} parameters, {asdict(config)}")
-    crops = Crops(pairs(data, "train"), (config.crop_frames - 1) * HOP, rng)
+    files = [pair for recipe in TRAINING for pair in pairs(data, recipe.split)]
+    crops = Crops(files, (config.crop_frames - 1) * HOP, rng)
     log(run, f"{len(crops.songs)} training songs")
     valid = pairs(data, "valid")
     started = last_save = time.monotonic()
@@ -254,6 +262,7 @@ def train(data: Path, run: Path, config: Config) -> Path:
                 "rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
+                "best": best,
                 "config": asdict(config),
             },
         )
@@ -277,7 +286,12 @@ def train(data: Path, run: Path, config: Config) -> Path:
                 )
                 running.clear()
             if step % config.validate_every == 0 and valid:
-                log(run, f"step {step} held-out {validate(model, valid, config.device)}")
+                scores = validate(model, valid, config.device)
+                log(run, f"step {step} held-out {scores}")
+                if scores["piano_sdr"] > best:
+                    best = scores["piano_sdr"]
+                    save(run / BEST, {"model": model.state_dict(), "step": step,
+                                      "config": asdict(config), "piano_sdr": best})
             out_of_time = (
                 config.minutes is not None and time.monotonic() - started > 60 * config.minutes
             )
