@@ -18,8 +18,8 @@ from separation.synth import Part
 from training import augment
 from training.instruments import (
     HELD_OUT_SOUNDFONT,
-    TRAIN_SOUNDFONT_WEIGHTS,
     TRAIN_SOUNDFONTS,
+    Soundfonts,
     soundfont_path,
 )
 
@@ -37,6 +37,7 @@ class Recipe:
     held_out: bool = False
     corpus_share: float = 0.25
     effects: bool = True
+    soundfonts: Soundfonts = TRAIN_SOUNDFONTS  # what the parts draw from, unless held out
 
 
 def rng_for(recipe: Recipe, index: int) -> Rng:
@@ -46,8 +47,9 @@ def rng_for(recipe: Recipe, index: int) -> Rng:
 def pick_soundfont(rng: Rng, recipe: Recipe) -> Path:
     if recipe.held_out:
         return soundfont_path(HELD_OUT_SOUNDFONT)
-    weights = np.asarray(TRAIN_SOUNDFONT_WEIGHTS)
-    return soundfont_path(str(rng.choice(TRAIN_SOUNDFONTS, p=weights / weights.sum())))
+    names = [name for name, _ in recipe.soundfonts]
+    weights = np.asarray([weight for _, weight in recipe.soundfonts])
+    return soundfont_path(str(rng.choice(names, p=weights / weights.sum())))
 
 
 def render_group(rng: Rng, recipe: Recipe, parts: list[Part], length: int, bpm: float) -> Float:

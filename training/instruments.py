@@ -28,14 +28,29 @@ BASS_PROGRAMS: tuple[int, ...] = (32, 33, 34, 35, 36, 38, 39)
 
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
 
-# trained on three sets of samples; TimGM6mb is never heard in training (evaluation only)
-TRAIN_SOUNDFONTS: tuple[str, ...] = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "sf_GMbank.sf2")
-TRAIN_SOUNDFONT_WEIGHTS: tuple[float, ...] = (0.4, 0.35, 0.25)
+Soundfonts = tuple[tuple[str, float], ...]  # (file name, weight of its draw)
+
+# TimGM6mb is never heard in training (evaluation only). v1 and the first 600 songs of
+# datasets/piano2 drew from three sets of samples:
+TRAIN_SOUNDFONTS: Soundfonts = (
+    ("FluidR3_GM.sf2", 0.4), ("MuseScore_General.sf3", 0.35), ("sf_GMbank.sf2", 0.25)
+)
+# every General MIDI soundfont Debian packages but the held-out one: more pianos, and one
+# (OPL3) that is FM synthesis instead of samples. FluidR3's mono build repeats much of
+# FluidR3_GM, so both draw less; FluidR3_GS (fluid-soundfont-gs) is left out: its bank
+# layout renders silence through separation.synth's program changes.
+EVERY_SOUNDFONT: Soundfonts = (
+    ("FluidR3_GM.sf2", 0.15), ("FluidR3Mono_GM.sf3", 0.1),
+    ("MuseScore_General.sf3", 0.15), ("MuseScore_General_Full.sf3", 0.15),
+    ("sf_GMbank.sf2", 0.2), ("OPL-3_FM_128M.sf2", 0.25),
+)
 HELD_OUT_SOUNDFONT = "TimGM6mb.sf2"
 DEBIAN_PACKAGES = (
     "fluid-soundfont-gm",
+    "fluidr3mono-gm-soundfont",
     "musescore-general-soundfont",
     "csound-soundfont",
+    "opl3-soundfont",
     "timgm6mb-soundfont",
 )
 

@@ -22,9 +22,14 @@ from separation.htdemucs import SEGMENT, HTDemucs
 from separation.runtime import RuntimeConfig
 from training import songs
 from training.data import Recipe
+from training.instruments import EVERY_SOUNDFONT
 
 # one network forward per song: the runtime's chunk is exactly this long
 TRAIN = Recipe("train", count=600, seconds=SEGMENT / SAMPLE_RATE, seed=11)
+# more songs, drawn from every training soundfont Debian packages (TRAIN keeps its three)
+MORE = Recipe("more", count=300, seconds=SEGMENT / SAMPLE_RATE, seed=13,
+              soundfonts=EVERY_SOUNDFONT)
+TRAINING = (TRAIN, MORE)
 VALID = Recipe("valid", count=12, seconds=SEGMENT / SAMPLE_RATE, seed=12, held_out=True,
                effects=False)
 

@@ -12,7 +12,12 @@ from separation import synth
 from separation.audio import SAMPLE_RATE
 from separation.synth import Part
 from training import compose, data, songs
-from training.instruments import HELD_OUT_SOUNDFONT, PIANO_PROGRAMS, TRAIN_SOUNDFONTS
+from training.instruments import (
+    EVERY_SOUNDFONT,
+    HELD_OUT_SOUNDFONT,
+    PIANO_PROGRAMS,
+    TRAIN_SOUNDFONTS,
+)
 
 # generated songs only: the corpus share needs music21, a training-only dependency
 HELD_OUT = data.Recipe("test", count=4, seconds=2.0, seed=11, held_out=True, corpus_share=0.0)
@@ -46,7 +51,9 @@ def soundfonts_drawn(recipe: data.Recipe, monkeypatch: pytest.MonkeyPatch) -> se
 def test_held_out_soundfont_never_renders_training_data(monkeypatch: pytest.MonkeyPatch) -> None:
     train = soundfonts_drawn(data.Recipe("train", 40, 2.0, corpus_share=0.0), monkeypatch)
     assert HELD_OUT_SOUNDFONT not in train
-    assert train == set(TRAIN_SOUNDFONTS)
+    assert train == {name for name, _ in TRAIN_SOUNDFONTS}
+    every = data.Recipe("more", 60, 2.0, corpus_share=0.0, soundfonts=EVERY_SOUNDFONT)
+    assert soundfonts_drawn(every, monkeypatch) == {name for name, _ in EVERY_SOUNDFONT}
     assert soundfonts_drawn(HELD_OUT, monkeypatch) == {HELD_OUT_SOUNDFONT}
 
 
