@@ -119,7 +119,8 @@ def matmul_peak(precision: Precision, size: int = 2048, repeats: int = 10) -> fl
     """GFLOP/s of one square matrix product that OpenVINO compiles as it does the network.
 
     Measured, not assumed: the same machine's peak moves with its host (issue 9 measured 355
-    f32 and 778 bf16 here; 175 and 405 on 2026-12-01), and the floor moves with it.
+    f32 and 778 bf16 here; this measured 165-186 and 380 on 2026-12-02), and the floor
+    moves with it.
     """
     import openvino as ov
     from openvino import opset13 as ops

@@ -26,8 +26,8 @@ from training.teacher import TRAINING, pairs
 
 Rng = np.random.Generator
 PIANO_INDEX = STEMS.index("piano")
-BEST = "best.pt"  # the weights of the best held-out score so far: what gets exported
 OTHER_INDEX = SOURCES.index("other")
+BEST = "best.pt"  # the weights of the best held-out score so far: what gets exported
 
 
 @dataclass(frozen=True, slots=True)
