@@ -22,7 +22,7 @@ from separation.htdemucs import SOURCES
 from separation.piano import HOP, N_FFT
 from training.model import PianoMaskNet, parameter_count
 from training.songs import STEMS
-from training.teacher import TRAINING, pairs
+from training.teacher import TRAINING, VALID, pairs
 
 Rng = np.random.Generator
 PIANO_INDEX = STEMS.index("piano")
@@ -202,6 +202,15 @@ def initial_weights(path: Path, model: PianoMaskNet) -> dict[str, Tensor]:
     return state
 
 
+def best_score(run: Path) -> float:
+    """The held-out score of the run's best.pt, read from the file itself: it may be newer
+    than last.pt when a run was killed between the two saves."""
+    path = run / BEST
+    if not path.is_file():
+        return -math.inf
+    return float(torch.load(path, weights_only=False, map_location="cpu")["piano_sdr"])
+
+
 def learning_rate(config: Config, step: int) -> float:
     """Linear warm-up over 50 steps, then a cosine down to 5 %."""
     if step < 50:
@@ -232,14 +241,14 @@ def train(data: Path, run: Path, config: Config) -> Path:
     model = PianoMaskNet(config.hidden, sources=len(SOURCES)).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rng = np.random.default_rng(config.seed)
-    step, best = 0, -math.inf
+    step, best = 0, best_score(run)
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False, map_location=config.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
-        step, best = int(state["step"]), float(state.get("best", -math.inf))
+        step = int(state["step"])
         log(run, f"resumed at step {step}")
     elif config.init:
         model.load_state_dict(initial_weights(Path(config.init), model))
@@ -249,7 +258,7 @@ def train(data: Path, run: Path, config: Config) -> Path:
     files = [pair for recipe in TRAINING for pair in pairs(data, recipe.split)]
     crops = Crops(files, (config.crop_frames - 1) * HOP, rng)
     log(run, f"{len(crops.songs)} training songs")
-    valid = pairs(data, "valid")
+    valid = pairs(data, VALID.split)
     started = last_save = time.monotonic()
     running: list[float] = []
 
@@ -262,7 +271,6 @@ def train(data: Path, run: Path, config: Config) -> Path:
                 "rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
-                "best": best,
                 "config": asdict(config),
             },
         )
