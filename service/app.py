@@ -12,6 +12,7 @@ from importlib import resources
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
@@ -24,14 +25,33 @@ from service.content import ContentStore
 from service.errors import StartupError
 from service.jobs import JobRunner
 from service.mixes import Mixer
+from service.origins import split_origins
 from service.player import player_routes
+from service.player_mixes import PlayerMixes
 from service.quota import StorageQuota
 from service.routes import MAX_JSON_BODY, errors, routes
+from service.session import session_routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
 from service.store import SchemaError, Store, open_store
 
 log = logging.getLogger("stembot.service")
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp's record of a request it could not parse (a request line or header over 8,190
+    bytes, a bad header) quotes the request, link signature and all: one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "refused a malformed request: %s (HTTP %d)", (
+                type(error).__name__, error.code)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_MALFORMED = MalformedRequests()
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -80,7 +100,8 @@ async def open_service(settings: ServiceSettings) -> Service:
         resources.files("service").joinpath("openapi.json").read_text)
     service = Service(settings, store, content, callbacks, runner, quota,
                       settings.input_limits, callback_limits(settings), secret, document,
-                      Mixer(store, content, quota))
+                      Mixer(store, content, quota),
+                      PlayerMixes(settings.player_mix_dir, settings.player_mix_cache))
     await callbacks.start()
     await runner.start()
     return service
@@ -101,9 +122,10 @@ async def close_service(service: Service) -> None:
 
 
 def make_app(settings: ServiceSettings) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=MAX_JSON_BODY)
+    app = web.Application(middlewares=[errors, split_origins], client_max_size=MAX_JSON_BODY)
     app.add_routes(routes)
     app.add_routes(player_routes)
+    app.add_routes(session_routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[SERVICE] = await open_service(settings)
@@ -129,8 +151,11 @@ async def start_service(settings: ServiceSettings) -> RunningService:
     """Start listening on settings.host:port (port 0 picks a free one) in this event loop."""
     # aiohttp closes a connection that has no complete request after keepalive_timeout,
     # from its start too: a client that does not send its headers in time is cut off.
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED)  # once: a set of filters
+    # auto_decompress off: service/bodies.py decodes, and refuses a body that does not decode
+    # whole (aiohttp's own decoding let one through as an empty file)
     runner = web.AppRunner(make_app(settings), access_log_class=AccessLogger,
-                           keepalive_timeout=settings.header_timeout)
+                           keepalive_timeout=settings.header_timeout, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

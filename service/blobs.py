@@ -77,7 +77,7 @@ class Blobs(Protocol):
 
     async def response(self, key: str, request: web.Request, headers: dict[str, str]
                        ) -> web.StreamResponse:
-        """The file as an HTTP answer, Range requests honoured."""
+        """The file as an HTTP answer, Range requests honoured; `headers` name its type."""
 
 
 def open_blobs(settings: ServiceSettings) -> Blobs:
@@ -250,4 +250,6 @@ class LocalBlobs:
 
     async def response(self, key: str, request: web.Request, headers: dict[str, str]
                        ) -> web.StreamResponse:
-        return web.FileResponse(self.path(key), headers=headers)
+        # never a type guessed from the name: the caller names it (service/served.py)
+        return web.FileResponse(self.path(key),
+                                headers={"Content-Type": "application/octet-stream", **headers})

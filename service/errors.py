@@ -26,6 +26,17 @@ class InvalidParameter(ApiError):
     code = "INVALID_PARAMETER"
 
 
+class BadEncoding(ApiError):
+    """A body whose Content-Encoding did not decode whole; nothing was stored from it."""
+
+    code = "BAD_CONTENT_ENCODING"
+
+
+class UnsupportedEncoding(ApiError):
+    status = 415
+    code = "UNSUPPORTED_CONTENT_ENCODING"
+
+
 class UrlNotAllowed(ApiError):
     code = "URL_NOT_ALLOWED"
 

@@ -178,6 +178,13 @@ def mixed(sources: list[tuple[Path, float]]) -> Float:
     return total
 
 
+def mix_file_name(job: Job, spec: MixSpec) -> str:
+    """`JOB-INPUT-mix-NAME.EXT`; wav and wav-float share an extension: the name keeps them
+    apart."""
+    kind = "-float" if spec.fmt is OutputFormat.WAV_FLOAT else ""
+    return f"{job.id}-{job.outputs[0].selectors[0]}-mix-{spec.name}{kind}.{spec.fmt.extension}"
+
+
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
@@ -201,10 +208,7 @@ class Mixer:
     async def _mix(self, job: Job, stems: list[Stem], spec: MixSpec) -> MixRecord:
         content = self._content
         await content.writable(job.owner, spec.content_id)
-        # wav and wav-float share an extension: the name keeps them apart
-        kind = "-float" if spec.fmt is OutputFormat.WAV_FLOAT else ""
-        name = (f"{job.id}-{job.outputs[0].selectors[0]}-mix-{spec.name}{kind}"
-                f".{spec.fmt.extension}")
+        name = mix_file_name(job, spec)
         rel = str(PurePosixPath(spec.destination, name)) if spec.destination else name
         earlier = await self._store.mixes_of(job.id, spec.digest)
         for record in earlier:
@@ -236,11 +240,16 @@ class Mixer:
                         await asyncio.to_thread(_copy, f, part)
                     break
             else:
-                for s in stems:
-                    await content.existing_file(s.content_id, s.path)
-                async with content.local_files([(s.content_id, s.path) for s in stems]) as files:
-                    await asyncio.to_thread(part.parent.mkdir, parents=True, exist_ok=True)
-                    await asyncio.to_thread(
-                        render, list(zip(files, [spec.gains[s.name] for s in stems],
-                                         strict=True)), part, spec.fmt)
+                await self.render(stems, spec, part)
             add(await asyncio.to_thread(lambda: part.stat().st_size))
+
+    async def render(self, stems: list[Stem], spec: MixSpec, target: Path) -> None:
+        """The mix rendered into `target` (in a thread), stored nowhere."""
+        content = self._content
+        for s in stems:
+            await content.existing_file(s.content_id, s.path)
+        async with content.local_files([(s.content_id, s.path) for s in stems]) as files:
+            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(
+                render, list(zip(files, [spec.gains[s.name] for s in stems], strict=True)),
+                target, spec.fmt)

@@ -6,7 +6,7 @@ import asyncio
 import html
 import json
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -16,16 +16,31 @@ from separation import fact_line
 from service.auth import check_player, sign_link
 from service.content import clean_path
 from service.errors import InvalidParameter, JobNotFound
-from service.mixes import job_stems, make_spec, parse_gains, parse_output_format
+from service.mixes import (
+    MixSpec,
+    Stem,
+    job_stems,
+    make_spec,
+    mix_file_name,
+    parse_gains,
+    parse_output_format,
+)
+from service.origins import media_sources
 from service.protocol import Job
+from service.served import file_headers
 from service.state import SERVICE, Service
 from service.waveforms import waveforms_png
 
 STATIC = Path(__file__).parent / "static"
 player_routes = web.RouteTableDef()
-# The page runs only its own script and styles and talks only to this service.
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-          " media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+def policy(media: str = "") -> str:
+    """The pages run only their own script and styles and talk only to this service (and read
+    media from the content origin, `media`, where there is one); no one may frame them."""
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+            f" media-src 'self' blob:{media}; connect-src 'self'{media}; base-uri 'none';"
+            " form-action 'none'; frame-ancestors 'none'")
 
 
 async def linked_job(request: web.Request) -> Job:
@@ -44,8 +59,9 @@ async def linked_job(request: web.Request) -> Job:
 def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[str, Any]:
     """What the page's script needs: each stem's signed link, valid as long as the page's."""
     ttl = max(1, expires - int(time.time()))
+    base = service.settings.content_url  # else relative: the page's own origin
     stems = [{"name": s.name,
-              "url": sign_link(service.link_secret, "", s.content_id, s.path, ttl)[0]}
+              "url": sign_link(service.link_secret, base, s.content_id, s.path, ttl)[0]}
              for s in job_stems(job)]
     query = f"expires={expires}&signature={signature}"
     facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
@@ -69,10 +85,11 @@ def page(title: str, data: dict[str, Any], script: str) -> str:
 """
 
 
-def html_response(text: str) -> web.Response:
+def html_response(text: str, media: str = "") -> web.Response:
     return web.Response(text=text, content_type="text/html", headers={
-        "Content-Security-Policy": POLICY, "Cache-Control": "private, no-store",
-        "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+        "Content-Security-Policy": policy(media), "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY"})  # for browsers that predate frame-ancestors
 
 
 @player_routes.get("/player/{job_id}")
@@ -80,11 +97,11 @@ async def player(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     job = await linked_job(request)
     data = page_data(service, job, int(request.query["expires"]), request.query["signature"])
-    return html_response(page(data["title"], data, "player.js"))
+    return html_response(page(data["title"], data, "player.js"), media_sources(service))
 
 
 @player_routes.get("/player/{job_id}/mix")
-async def player_mix(request: web.Request) -> web.Response:
+async def player_mix(request: web.Request) -> web.StreamResponse:
     """The mix as set in the player (`gains` JSON, `format`), then to its signed link."""
     service = request.app[SERVICE]
     job = await linked_job(request)
@@ -99,10 +116,24 @@ async def player_mix(request: web.Request) -> web.Response:
     output = job.outputs[0]
     destination = clean_path(output.destination, "destination", root_slash=True)
     spec = make_spec(gains, fmt, output.content_id, destination)
+    if spec.name.startswith("custom-"):
+        return await custom_mix(service, job, stems, spec)
+    # a named preset is one file per job and format, kept beside the stems as MixJob keeps it
     record = await service.mixer.mix(job, stems, spec)
-    url, _ = sign_link(service.link_secret, "", record.content_id, record.path,
-                       service.settings.link_ttl)
+    url, _ = sign_link(service.link_secret, service.content_base, record.content_id,
+                       record.path, service.settings.link_ttl)
     raise web.HTTPSeeOther(url)
+
+
+async def custom_mix(service: Service, job: Job, stems: list[Stem], spec: MixSpec
+                     ) -> web.FileResponse:
+    """Any other gains: rendered into the bounded player-mix cache, never the owner's
+    repository, and sent from there (a player link only reads)."""
+    name = mix_file_name(job, spec)
+    cached = f"{job.id}-{spec.digest}{PurePosixPath(name).suffix}"
+    path = await service.player_mixes.get(
+        cached, lambda part: service.mixer.render(stems, spec, part))
+    return web.FileResponse(path, headers=file_headers(name))
 
 
 @player_routes.get("/static/{name}")
@@ -131,5 +162,6 @@ async def waveforms(request: web.Request) -> web.Response:
         await service.content.existing_file(content_id, rel)
     async with service.content.local_files(stems) as paths:
         body = await asyncio.to_thread(waveforms_png, paths)
-    return web.Response(body=body, content_type="image/png",
-                        headers={"Cache-Control": "private, max-age=3600"})
+    headers = {**file_headers("waveforms.png", "image/png"),
+               "Cache-Control": "private, max-age=3600"}
+    return web.Response(body=body, headers=headers)

@@ -14,6 +14,7 @@ import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
+from service import player_mixes
 from service.content import ContentStore, clean_path
 from service.errors import StorageFull
 from service.protocol import Job, State
@@ -141,5 +142,7 @@ class Retention:
             await self._content.remove(gone.content_id, gone.path)
         for job in jobs:
             await asyncio.to_thread(shutil.rmtree, self._settings.work_dir / job.id, True)
+            # this node's cached player mixes; other nodes' age out of their caches
+            await asyncio.to_thread(player_mixes.forget, self._settings.player_mix_dir, job.id)
             await self._content.unstage(job.id)  # what a stopped run had staged
         await self._store.purged([job.id for job in jobs])

@@ -27,7 +27,10 @@ from service.errors import (
 from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
+from service.origins import link_headers
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.served import file_headers
+from service.session import COOKIE, session_key
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
 
@@ -77,7 +80,10 @@ async def release_job(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         raise UnknownAction(f"action must be one of {known}, not {action!r}")
     service = request.app[SERVICE]
-    key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
+    if "secretId" in body or "secretKey" in body or COOKIE not in request.cookies:
+        key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
+    else:  # the start page, signed in: the cookie stands for the key
+        key = await session_key(request)
     return answer(request, await handler(service, key, body, service.base_url))
 
 
@@ -184,7 +190,7 @@ async def create_link(
         raise InvalidParameter(f"createLinkRequest.expiresIn must be 1..{MAX_LINK_TTL} seconds")
     await service.content.readable(key.secret_id, content_id)
     await service.content.existing_file(content_id, rel)
-    url, expires = sign_link(service.link_secret, base, content_id, rel, ttl)
+    url, expires = sign_link(service.link_secret, service.content_base, content_id, rel, ttl)
     return {"createLinkResponse": {"url": url, "expiresAt": str(expires * 1000)}}
 
 
@@ -209,8 +215,8 @@ async def mix_job(
     spec = parse_mix(section(body, "mixJobRequest"), stems, job.outputs[0],
                      service.settings.output_format)
     record = await service.mixer.mix(job, stems, spec)
-    url, _ = sign_link(service.link_secret, base, record.content_id, record.path,
-                       service.settings.link_ttl)
+    url, _ = sign_link(service.link_secret, service.content_base, record.content_id,
+                       record.path, service.settings.link_ttl)
     return {"mixJobResponse": {"contentId": record.content_id, "path": record.path,
                                "url": url}}
 
@@ -247,6 +253,10 @@ ACTIONS: dict[str, Action] = {
 
 
 async def basic_key(request: web.Request) -> Key:
+    """HTTP Basic's key; for an upload from the start page, its session's."""
+    if ("Authorization" not in request.headers and COOKIE in request.cookies
+            and request.method == "PUT"):
+        return await session_key(request)
     secret_id, secret_key = basic_credentials(request.headers.get("Authorization"))
     return await authenticate(request.app[SERVICE].store, secret_id, secret_key)
 
@@ -275,6 +285,7 @@ async def put_content(request: web.Request) -> web.Response:
 async def get_content(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     content_id, rel = content_target(request)
+    headers = file_headers(rel)
     if "signature" in request.query:
         check_link(service.link_secret, content_id, rel, request.query.get("expires", ""),
                    request.query["signature"])
@@ -282,12 +293,12 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         # A revoked key's links die with it.
         if owner is None or await service.store.key(owner) is None:
             raise ContentNotFound(f"no repository {content_id!r}")
+        headers |= link_headers(service)
     else:
         key = await basic_key(request)
         await service.content.readable(key.secret_id, content_id)
     await service.content.existing_file(content_id, rel)
-    return await service.content.response(content_id, rel, request,
-                                          {"Cache-Control": "private, no-store"})
+    return await service.content.response(content_id, rel, request, headers)
 
 
 @routes.delete("/content/{content_id}/{path:.*}")

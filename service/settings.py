@@ -7,6 +7,7 @@ import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from separation import OutputFormat, model_files, parse_format
 from separation.env import SettingError, env_bool, env_choice, env_float, env_int
@@ -85,6 +86,27 @@ def endpoint_url(raw: str) -> str:
     return raw
 
 
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def content_url(raw: str, public: str) -> str:
+    """STEMBOT_CONTENT_URL: an origin alone (files are served from its root), not the pages'."""
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return ""
+    if not re.fullmatch(r"https?://[^/\s?#@]+", raw):
+        raise SettingError("STEMBOT_CONTENT_URL must be an origin alone, http(s)://HOST[:PORT]"
+                           f" with no path, not {raw!r}")
+    if public and origin(raw) == origin(public):
+        raise SettingError("STEMBOT_CONTENT_URL must be another origin than STEMBOT_PUBLIC_URL"
+                           " (another host name): the point is that user files never share"
+                           " the pages' origin")
+    return raw
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Everything the job service reads; `with_changes` gives tests a variant."""
@@ -114,6 +136,8 @@ class ServiceSettings:
     callback_backoff: float = 2.0
     callback_timeout: float = 10.0
     link_ttl: int = 7 * 24 * 3600
+    content_url: str = ""  # empty: content links on public_url; else user files' own origin
+    player_mix_cache: int = 512 * 1024 ** 2  # bytes of mixes made through player links
     link_secret: str = field(default="", repr=False)  # a secret: never in a repr or log
     max_open_jobs: int = 100
     max_separations: int = 16
@@ -166,6 +190,9 @@ class ServiceSettings:
             callback_backoff=env_float("STEMBOT_CALLBACK_BACKOFF", cls.callback_backoff),
             callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),
             link_ttl=env_int("STEMBOT_LINK_TTL", cls.link_ttl),
+            content_url=content_url(os.environ.get("STEMBOT_CONTENT_URL", ""),
+                                    os.environ.get("STEMBOT_PUBLIC_URL", "")),
+            player_mix_cache=max(0, env_int("STEMBOT_PLAYER_MIX_CACHE", cls.player_mix_cache)),
             link_secret=os.environ.get("STEMBOT_LINK_SECRET", ""),
             max_open_jobs=env_int("STEMBOT_MAX_OPEN_JOBS", cls.max_open_jobs),
             max_separations=env_int("STEMBOT_MAX_SEPARATIONS_PER_JOB", cls.max_separations),
@@ -226,6 +253,10 @@ class ServiceSettings:
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def player_mix_dir(self) -> Path:
+        return self.data_dir / "player-mixes"
 
     @property
     def scratch_dir(self) -> Path:

@@ -11,6 +11,7 @@ from service.content import ContentStore
 from service.fetch import FetchLimits
 from service.jobs import JobRunner
 from service.mixes import Mixer
+from service.player_mixes import PlayerMixes
 from service.quota import StorageQuota
 from service.settings import ServiceSettings
 from service.store import Store
@@ -29,9 +30,15 @@ class Service:
     link_secret: bytes
     openapi: str
     mixer: Mixer
+    player_mixes: PlayerMixes
     # Where links point: STEMBOT_PUBLIC_URL, else the address listened on (set once bound);
     # never a request's Host header, which the caller chooses.
     base_url: str = ""
+
+    @property
+    def content_base(self) -> str:
+        """Where signed content links point: STEMBOT_CONTENT_URL, else `base_url`."""
+        return self.settings.content_url or self.base_url
 
 
 SERVICE = web.AppKey("service", Service)

@@ -1,17 +1,18 @@
-// The start page: sign in with a key (kept in sessionStorage only), upload a file or paste a
-// link, choose the stems, watch the job's progress, then open its player. It speaks the
-// job protocol (POST /release/job) and the content endpoint, nothing else.
+// The start page: sign in with a key, upload a file or paste a link, choose the stems, watch
+// the job's progress, then open its player. It speaks the job protocol (POST /release/job),
+// the content endpoint and /session, nothing else. The key is sent once, to POST /session;
+// an HttpOnly cookie stands for it after that, so no script here ever holds the secretKey.
+// sessionStorage keeps only what is not secret: the secretId and this tab's upload folder.
 "use strict";
 
 const app = document.getElementById("app");
 const STATES = { 1: "queued", 2: "processing", 3: "completed", 4: "error", 5: "canceled" };
 const METHODS = { 2: 1, 4: 2, 5: 3 };
 
-function key() { return JSON.parse(sessionStorage.getItem("stembot-key") || "null"); }
+function session() { return JSON.parse(sessionStorage.getItem("stembot-session") || "null"); }
 
-async function call(action, request, credentials = key()) {
-  const body = { action, secretId: credentials.secretId, secretKey: credentials.secretKey,
-    [action[0].toLowerCase() + action.slice(1) + "Request"]: request };
+async function call(action, request) {
+  const body = { action, [action[0].toLowerCase() + action.slice(1) + "Request"]: request };
   const response = await fetch("/release/job", { method: "POST", body: JSON.stringify(body),
     headers: { "Content-Type": "application/json" } });
   const answer = await response.json();
@@ -29,20 +30,29 @@ async function openPlayer(id) {
 async function signIn(event) {
   event.preventDefault();
   const form = event.target;
-  const credentials = { secretId: form.secretId.value.trim(), secretKey: form.secretKey.value };
+  const secretId = form.secretId.value.trim();
   try {
-    // a repository for this session's uploads; also proves the key works
-    const repo = await call("CreateRepository", { name: "web" }, credentials);
-    sessionStorage.setItem("stembot-key", JSON.stringify({ ...credentials, repo: repo.contentId }));
-    show();
+    const response = await fetch("/session", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ secretId, secretKey: form.secretKey.value }) });
+    const answer = await response.json();
+    if (answer.error) throw new Error(answer.error.message);
+    form.reset();  // the secretKey leaves the page with the form
+    const repo = await call("CreateRepository", { name: "web" });  // this tab's uploads
+    sessionStorage.setItem("stembot-session", JSON.stringify({ secretId, repo: repo.contentId }));
+    // A session that ended (expired, key revoked, signed out elsewhere) shows the sign-in again.
+if (session() !== null) {
+  fetch("/session").then((response) => { if (!response.ok) sessionStorage.removeItem("stembot-session"); })
+    .catch(() => {}).finally(show);
+} else {
+  show();
+}
   } catch (error) { say(`Sign-in failed: ${error.message}`); }
 }
 
 async function upload(file) {
-  const { secretId, secretKey, repo } = key();
+  const { repo } = session();
   const path = `uploads/${Date.now()}-${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
-  const response = await fetch(`/content/${repo}/${path}`, { method: "PUT", body: file,
-    headers: { Authorization: "Basic " + btoa(`${secretId}:${secretKey}`) } });
+  const response = await fetch(`/content/${repo}/${path}`, { method: "PUT", body: file });
   const answer = await response.json();
   if (answer.error) throw new Error(answer.error.message);
   return { source: { contentId: repo, path } };
@@ -90,12 +100,24 @@ async function recent() {
   if (!jobs.length) list.append(el("li", {}, "No jobs yet."));
 }
 
+async function signOut() {
+  sessionStorage.removeItem("stembot-session");
+  await fetch("/session", { method: "DELETE" });
+  // A session that ended (expired, key revoked, signed out elsewhere) shows the sign-in again.
+if (session() !== null) {
+  fetch("/session").then((response) => { if (!response.ok) sessionStorage.removeItem("stembot-session"); })
+    .catch(() => {}).finally(show);
+} else {
+  show();
+}
+}
+
 function show() {
-  const signedIn = key() !== null;
+  const signedIn = session() !== null;
   app.replaceChildren(el("h1", {}, "stembot"));
   if (!signedIn) {
     app.append(el("form", { id: "signin", onsubmit: signIn },
-      el("p", { class: "hint" }, "Sign in with a key from `stembot keys create`. It stays in this browser tab only."),
+      el("p", { class: "hint" }, "Sign in with a key from `stembot keys create`. It is checked once; this browser then holds a 12-hour session that no page script can read."),
       el("input", { name: "secretId", placeholder: "secretId", required: "", "aria-label": "secretId", autocomplete: "username" }),
       el("input", { name: "secretKey", type: "password", placeholder: "secretKey", required: "", "aria-label": "secretKey", autocomplete: "current-password" }),
       el("button", { type: "submit" }, "Sign in")));
@@ -111,10 +133,16 @@ function show() {
       el("button", { type: "submit" }, "Separate")),
       el("progress", { id: "progress", max: "100", value: "0" }),
       el("h2", {}, "Recent jobs"), el("ul", { id: "jobs", class: "jobs" }),
-      el("button", { onclick: () => { sessionStorage.removeItem("stembot-key"); show(); } }, "Sign out"));
+      el("button", { onclick: () => signOut().catch((error) => say(error.message)) }, "Sign out"));
     recent().catch((error) => say(error.message));
   }
   app.append(el("p", { id: "status", role: "status" }));
 }
 
-show();
+// A session that ended (expired, key revoked, signed out elsewhere) shows the sign-in again.
+if (session() !== null) {
+  fetch("/session").then((response) => { if (!response.ok) sessionStorage.removeItem("stembot-session"); })
+    .catch(() => {}).finally(show);
+} else {
+  show();
+}

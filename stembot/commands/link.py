@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
     secret = link_secret(settings.data_dir, settings.link_secret)
-    url, _ = sign_link(secret, settings.base_url, args.content_id, rel,
+    url, _ = sign_link(secret, settings.content_url or settings.base_url, args.content_id, rel,
                        args.expires or settings.link_ttl)
     print(url)
     return 0

@@ -19,6 +19,8 @@ from service_harness import Separated, separated_job
 
 from separation import decode, fact_line
 from service.auth import link_secret, sign_player
+from service.mixes import mixed
+from service.state import SERVICE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CHROMIUM = "/usr/bin/chromium"
@@ -238,3 +240,41 @@ async def test_the_start_page_separates_an_upload_and_lands_on_its_player(
     assert "completed" in newest and separated.job["id"] not in newest
     assert watched.errors == []
     await page.close()
+
+
+async def test_a_player_link_only_reads(separated: Separated) -> None:
+    """Anyone holding the link may ask for any gains: each custom mix goes to a bounded cache
+    off the owner's storage; a named preset is stored once for the job."""
+    url = await player_link(separated)
+    path, _, query = url.partition("?")
+    service = separated.running.service.runner.app[SERVICE]
+    mixes = service.player_mixes
+    before = separated.files()
+    one_mix = 5 * 44_100 * 2 * 4  # 5 s of stereo float32
+    mixes.max_bytes = int(2.5 * one_mix)  # room for two
+    stems = [(separated.folder() / separated.results[name], name)
+             for name in ("vocals", "drums", "bass", "other")]
+    try:
+        for step in range(5):
+            gains = {"vocals": step / 10, "drums": 1, "bass": 0.5, "other": 1}
+            mix = f"{path}/mix?{query}&format=wav-float&gains={json.dumps(gains)}"
+            async with separated.api.client.get(mix, allow_redirects=False) as answer:
+                assert answer.status == 200, await answer.text()
+                assert answer.headers["X-Content-Type-Options"] == "nosniff"
+                body = await answer.read()
+            held = list(mixes.folder.iterdir())  # earlier tests' mixes among them
+            assert len(held) <= 2, held
+            assert sum(f.stat().st_size for f in held) <= mixes.max_bytes
+        assert separated.files() == before  # nothing written into the owner's repository
+        got = separated.folder().parent / "last-mix.wav"  # outside the repository
+        got.write_bytes(body)
+        expected = await asyncio.to_thread(mixed, [(p, gains[n]) for p, n in stems])
+        np.testing.assert_allclose(await asyncio.to_thread(decode, got), expected, atol=1e-6)
+        for _ in range(2):  # a named preset: one file for the job, however often asked
+            mix = f'{path}/mix?{query}&format=wav&gains={json.dumps({"vocals": 0})}'
+            async with separated.api.client.get(mix, allow_redirects=False) as answer:
+                assert answer.status == 303
+        added = separated.files() - before
+        assert len(added) == 1 and next(iter(added)).endswith("-mix-instrumental.wav")
+    finally:
+        mixes.max_bytes = separated.running.settings.player_mix_cache
