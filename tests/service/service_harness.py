@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,14 @@ class Api:
         return await self.until(job_id, lambda job: job["state"] in states, within, key)
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for a service whose settings must name its own URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @dataclass
 class Running:
     service: RunningService
@@ -238,11 +247,11 @@ class Separated:
 
 
 @contextlib.asynccontextmanager
-async def separated_job(data_dir: Path, clip: Path, method: int = 2
+async def separated_job(data_dir: Path, clip: Path, method: int = 2, **changes: Any
                         ) -> AsyncIterator[Separated]:
     """A service with a COMPLETED job of `clip` (uploaded, then separated by the real model),
     its stems in wav-float so that sums can be checked sample for sample."""
-    async with serving(data_dir, output_format=OutputFormat.WAV_FLOAT) as running:
+    async with serving(data_dir, output_format=OutputFormat.WAV_FLOAT, **changes) as running:
         api, key = running.api, running.api.key
         status, _ = await api.raw("PUT", f"/content/{key.default_content}/clip.wav",
                                   data=await asyncio.to_thread(clip.read_bytes),

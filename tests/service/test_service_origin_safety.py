@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import gzip
 import logging
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
-from service_harness import Running, basic_header, serving
+from service_harness import Running, basic_header, free_port, serving
 
 from service.session import COOKIE
 
@@ -243,13 +242,6 @@ async def test_a_malformed_request_leaves_no_link_signature_in_the_log(
     logged = caplog.text + "".join(str(r.exc_info) for r in caplog.records)
     assert "refused a malformed request: LineTooLong (HTTP 400)" in logged
     assert signature not in logged and "signature=" not in logged
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_a_content_origin_of_its_own(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
-from service_harness import Separated, separated_job
+from service_harness import Separated, free_port, separated_job
 
 from separation import decode, fact_line
 from service.auth import link_secret, sign_player
@@ -34,7 +34,11 @@ ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "player"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
                     ) -> AsyncIterator[Separated]:
-    async with separated_job(tmp_path_factory.mktemp("player") / "data", short_wav) as job:
+    # the recommended public set-up: pages on one origin, user files on another (localhost)
+    port = free_port()
+    async with separated_job(tmp_path_factory.mktemp("player") / "data", short_wav, port=port,
+                             public_url=f"http://127.0.0.1:{port}",
+                             content_url=f"http://localhost:{port}") as job:
         yield job
 
 
@@ -120,7 +124,9 @@ async def test_the_player_plays_mutes_and_solos_in_a_real_browser(
     # the stems came through signed content links only, and nothing left the service
     stems = [u for u in watched.requests if "/content/" in u]
     assert len(stems) == 4 and all("signature=" in u for u in stems), watched.requests
-    assert all(u.startswith(separated.running.service.url) for u in watched.requests)
+    files = separated.running.settings.content_url
+    assert all(u.startswith(files) for u in stems), stems  # from the content origin
+    assert all(u.startswith((separated.running.service.url, files)) for u in watched.requests)
     assert watched.errors == [] and state["errors"] == []
     await page.close()
 
