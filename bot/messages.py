@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import discord
+
 from separation import StemPreset
 from separation.presets import shown_name
 from storage import JobRecord, JobState
@@ -13,6 +15,12 @@ STEM_CHOICES = {
     4: "4 — vocals / drums / bass / other",
     5: "5 — vocals / drums / bass / piano / other",
 }
+
+
+def ping(user_id: int) -> discord.AllowedMentions:
+    """The mentions a message that calls its member may make: that member, nobody else."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(user_id)])
 
 
 def stems_of(record: JobRecord) -> tuple[str, ...]:

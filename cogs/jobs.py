@@ -130,8 +130,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
                               JobState(status.value) if status else None, after)
         total = await self.bot.jobs.history_count(where)
         view = HistoryPages(self.bot, where, total, interaction.user.id)
-        await interaction.response.send_message(await view.render(), view=view, ephemeral=True,
-                                                allowed_mentions=discord.AllowedMentions.none())
+        await interaction.response.send_message(await view.render(), view=view, ephemeral=True)
 
     @app_commands.command(name="limits", description="Show or change this server's limits")
     @app_commands.check(moderator_only)
@@ -175,8 +174,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
             f"{'updated' if changes else 'current'} limits: {current.max_concurrent} running"
             f" jobs per member, {current.daily_quota} per 24 h, {current.cooldown_seconds} s"
             f" cooldown, tracks up to {current.max_seconds // 60} min and {current.max_mib} MiB;"
-            f" moderator role: {role}", ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none())
+            f" moderator role: {role}", ephemeral=True)
 
 
 async def setup(bot: StemBot) -> None:
