@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.messages import MESSAGE_LIMIT, history_line, shorten
+from bot.messages import MESSAGE_LIMIT, history_line, plain, shorten
 from bot.mixing import LABELS, POSTED
 from bot.permissions import NotModeratorError, describe_requirement, is_moderator
 from storage import HistoryFilter, JobRecord, JobState
@@ -37,7 +37,7 @@ def parse_since(text: str, now: float | None = None) -> float:
         return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise ValueError(
-            f"`{text}` is not a time: use 24h, 7d, 2w or a date like 2026-01-31"
+            f"{plain(text)} is not a time: use 24h, 7d, 2w or a date like 2026-01-31"
         ) from None
 
 
