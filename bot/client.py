@@ -64,10 +64,12 @@ class StemBot(commands.Bot):
     mixes: Mixes
 
     def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
-        # No privileged intents: slash commands need only the guilds intent.
+        # No privileged intents: slash commands need only the guilds intent. No mention in
+        # any message pings by default: its text may quote a member's link, file name or an
+        # error about them; the one message that calls its member allows just that member.
         super().__init__(command_prefix=commands.when_mentioned,
                          intents=discord.Intents.default(), help_command=None,
-                         tree_cls=StemTree)
+                         tree_cls=StemTree, allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
         self._services = services
         self._reconcile_task: asyncio.Task[None] | None = None

@@ -16,7 +16,7 @@ import discord
 
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
-from bot.messages import elapsed, headline, kept_for, shown, stems_of
+from bot.messages import elapsed, headline, kept_for, ping, shown, stems_of
 from bot.mixing import summary_view
 from separation import TONES, OutputFormat
 from separation.fact_line import line
@@ -101,7 +101,7 @@ class Delivery:
             message = await target.send(
                 summary(record, result, done, with_picture=picture is not None),
                 nonce=post_nonce(record, SUMMARY), view=summary_view(record, player),
-                files=files,
+                files=files, allowed_mentions=ping(record.user_id),  # "<@member>, your stems…"
             )
         finally:
             for file in files:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
+from urllib.parse import quote
+
+import discord
 
 from separation import StemPreset
 from separation.presets import shown_name
@@ -13,6 +17,41 @@ STEM_CHOICES = {
     4: "4 — vocals / drums / bass / other",
     5: "5 — vocals / drums / bass / piano / other",
 }
+
+
+# Mention syntax in any text: @everyone, @here, and <@id>, <@!id>, <@&id> with ids of any
+# length. discord.utils.escape_mentions matches only 17-20 digit ids, so `<@&123>` would
+# still be drawn as a (deleted) role.
+_MENTION = re.compile(r"@(everyone|here|[!&]?[0-9]+)")
+# What ends a `<link>` early; inside one, Discord reads no Markdown and no mention.
+_LINK_BREAKERS = re.compile(r"[\s<>]")
+
+
+def plain(text: str) -> str:
+    """Text a member controls (a track name, a file name, a link, an error quoting them) shown
+    as it is: Markdown escaped, mentions broken by a zero-width space.
+
+    The client's default AllowedMentions.none() already stops the pings; this stops
+    `@everyone`, `**…**` or a masked link from looking like the bot's own words. Links in the
+    text stay clickable: escape_markdown leaves http(s) URLs alone.
+    """
+    return _MENTION.sub("@\u200b\\1", discord.utils.escape_markdown(text))
+
+
+def shown_link(url: str, limit: int) -> str:
+    """A member's link as a clickable `<link>` (no preview), at most `limit` characters inside.
+
+    Escaping its Markdown would change the address, so whatever could end the `<…>` early is
+    percent-encoded instead: then the whole link is one autolink, and nothing in it renders.
+    """
+    safe = _LINK_BREAKERS.sub(lambda match: quote(match.group(), safe=""), url)
+    return f"<{shorten(safe, limit)}>"
+
+
+def ping(user_id: int) -> discord.AllowedMentions:
+    """The mentions a message that calls its member may make: that member, nobody else."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(user_id)])
 
 
 def stems_of(record: JobRecord) -> tuple[str, ...]:
@@ -31,7 +70,7 @@ QUALITY_SHIFTS = {"standard": 1, "high": 2}
 def headline(record: JobRecord) -> str:
     quality = ", high quality" if record.shifts > 1 else ""
     names = " / ".join(shown(record, stem) for stem in stems_of(record))
-    return (f"**{record.track_name}** → {record.stems} stems"
+    return (f"**{plain(record.track_name)}** → {record.stems} stems"
             f" ({names}), {record.format}{quality} · job #{record.id}")
 
 
@@ -55,8 +94,9 @@ def state_line(record: JobRecord) -> str:
             return (f"✅ done: {record.stems} stems delivered{where} ({elapsed(record)})"
                     f"{files_note(record)}")
         case JobState.FAILED:
-            return f"❌ failed: {record.error or 'unknown error'}"
+            return f"❌ failed: {plain(record.error or 'unknown error')}"
         case JobState.CANCELED:
+            # The bot's own note ("by <@member>"): escaping would spoil its mention.
             return f"🚫 canceled{': ' + record.error if record.error else ''}"
 
 
@@ -102,9 +142,15 @@ def history_line(record: JobRecord, mixes: tuple[str, ...] = ()) -> str:
     """One job in `/jobs history`: member, link, stems, state, times, error, mixes posted."""
     created = f"<t:{int(record.created_at)}:f>"
     finished = f", finished <t:{int(record.finished_at)}:R>" if record.finished_at else ""
-    error = f"\n  error: {shorten(record.error, ERROR_LIMIT)}" if record.error else ""
+    error = f"\n  error: {shown_error(record)}" if record.error else ""
     error += f"\n  mixes: {', '.join(mixes)}" if mixes else ""
     state = record.state.value + files_note(record).replace(" · ", ", ")
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
-            f" · **{state}**\n  <{shorten(record.input_url, URL_LIMIT)}>\n"
+            f" · **{state}**\n  {shown_link(record.input_url, URL_LIMIT)}\n"
             f"  submitted {created}{finished}{error}")
+
+
+def shown_error(record: JobRecord) -> str:
+    """A history line's error: a failure's reason quotes members' text, a cancel is the bot's."""
+    error = shorten(record.error or "", ERROR_LIMIT)
+    return plain(error) if record.state is JobState.FAILED else error

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from bot.jobapi import ApiError
-from bot.messages import files_note
+from bot.messages import files_note, plain
 from storage import JobRecord, JobState, JobStore
 
 if TYPE_CHECKING:
@@ -67,8 +67,8 @@ class Mixes:
             try:
                 await self._delivery.post_mix(record, POSTED + preset, label, preset)
             except ApiError as error:
-                return (f"could not make the {label} now ({error}); it will be posted when"
-                        " the bot can reach the service again.")
+                return (f"could not make the {label} now ({plain(str(error))}); it will be"
+                        " posted when the bot can reach the service again.")
         return f"the {label} of job #{record.id} is in {where}."
 
     async def resume(self) -> int:

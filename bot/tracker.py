@@ -14,6 +14,7 @@ import discord
 
 from bot.delivery import Delivery
 from bot.jobapi import ApiError, InputSpec, Job, JobApi, Method, ServiceUnreachableError, State
+from bot.messages import plain
 from bot.status import StatusMessages
 from separation import SeparationError
 from storage import JobRecord, JobState, JobStore
@@ -250,7 +251,7 @@ class JobTracker:
         if record.thread_id:
             try:
                 thread = self._delivery.destination(record)
-                await thread.send(f"❌ job #{record.id} failed: {reason}")
+                await thread.send(f"❌ job #{record.id} failed: {plain(reason)}")
             except discord.HTTPException as error:
                 log.warning("job %s: could not post the failure: %s", record.id, error)
 

@@ -10,7 +10,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.jobapi import ApiError
-from bot.messages import status_text
+from bot.messages import plain, status_text
 from bot.permissions import is_moderator
 from storage import JobRecord, JobState
 
@@ -77,8 +77,8 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
             done = await self.bot.takedowns.take_down(record, interaction.user.id)
         except (ApiError, discord.HTTPException) as error:
             await interaction.followup.send(
-                f"job #{job_id}: the deletion is recorded but not finished ({error}); it is"
-                " retried at the bot's next start.", ephemeral=True)
+                f"job #{job_id}: the deletion is recorded but not finished"
+                f" ({plain(str(error))}); it is retried at the bot's next start.", ephemeral=True)
             return
         await interaction.followup.send(
             f"job #{job_id} deleted: its stems were removed." if done
@@ -98,7 +98,7 @@ class Job(commands.GroupCog, group_name="job", group_description="Your separatio
         try:
             job = await self.bot.api.cancel_job(record.service_job_id)
         except ApiError as error:
-            return f"could not cancel job #{record.id}: {error}"
+            return f"could not cancel job #{record.id}: {plain(str(error))}"
         # The service answers with the job as it is now; the tracker ends it (once).
         await self.bot.tracker.on_callback(record, job)
         return f"job #{record.id} canceled."

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.messages import MESSAGE_LIMIT, history_line, shorten
+from bot.messages import MESSAGE_LIMIT, history_line, plain, shorten
 from bot.mixing import LABELS, POSTED
 from bot.permissions import NotModeratorError, describe_requirement, is_moderator
 from storage import HistoryFilter, JobRecord, JobState
@@ -37,7 +37,7 @@ def parse_since(text: str, now: float | None = None) -> float:
         return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise ValueError(
-            f"`{text}` is not a time: use 24h, 7d, 2w or a date like 2026-01-31"
+            f"{plain(text)} is not a time: use 24h, 7d, 2w or a date like 2026-01-31"
         ) from None
 
 
@@ -130,8 +130,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
                               JobState(status.value) if status else None, after)
         total = await self.bot.jobs.history_count(where)
         view = HistoryPages(self.bot, where, total, interaction.user.id)
-        await interaction.response.send_message(await view.render(), view=view, ephemeral=True,
-                                                allowed_mentions=discord.AllowedMentions.none())
+        await interaction.response.send_message(await view.render(), view=view, ephemeral=True)
 
     @app_commands.command(name="limits", description="Show or change this server's limits")
     @app_commands.check(moderator_only)
@@ -175,8 +174,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
             f"{'updated' if changes else 'current'} limits: {current.max_concurrent} running"
             f" jobs per member, {current.daily_quota} per 24 h, {current.cooldown_seconds} s"
             f" cooldown, tracks up to {current.max_seconds // 60} min and {current.max_mib} MiB;"
-            f" moderator role: {role}", ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none())
+            f" moderator role: {role}", ephemeral=True)
 
 
 async def setup(bot: StemBot) -> None:

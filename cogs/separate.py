@@ -12,7 +12,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.jobapi import ApiError
-from bot.messages import QUALITY_SHIFTS, STEM_CHOICES, status_text
+from bot.messages import QUALITY_SHIFTS, STEM_CHOICES, plain, status_text
 from bot.probe import MIB, InputRefusedError, track_name
 from bot.quota import refusal
 from separation import OutputFormat
@@ -90,14 +90,15 @@ class Separate(commands.Cog):
         if url is not None:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                return f"`{url[:100]}` is not an http(s) link to an audio file."
+                return f"{plain(url[:100])} is not an http(s) link to an audio file."
             return None
         assert file is not None
         kind = file.content_type or "unknown type"
+        # The uploader chose both: shown escaped, not in `code`, which a backtick would end.
         if not kind.startswith(("audio/", "video/")):
-            return f"`{file.filename}` is not an audio file ({kind})."
+            return f"{plain(file.filename)} is not an audio file ({plain(kind)})."
         if limits.max_mib and file.size > limits.max_mib * MIB:
-            return (f"`{file.filename}` is {file.size / MIB:.1f} MiB; this server allows at"
+            return (f"{plain(file.filename)} is {file.size / MIB:.1f} MiB; this server allows at"
                     f" most {limits.max_mib} MiB.")
         return None
 

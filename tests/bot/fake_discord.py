@@ -122,6 +122,9 @@ class FakeDiscord:
         self.deletions: collections.Counter[int] = collections.Counter()  # message id -> DELETEs
         self.upload_limit = 10 * 1024 * 1024
         self.fail_thread_creation = False
+        # The JSON of every message the bot sent or edited (callbacks, replies, followups,
+        # channel posts), as Discord received it: tests read its `allowed_mentions`.
+        self.payloads: list[Json] = []
         # Registered application commands: guild id (None: global) to the payloads.
         self.commands: dict[int | None, list[Json]] = {}
         self._sockets: list[web.WebSocketResponse] = []
@@ -362,6 +365,8 @@ class FakeDiscord:
             return refused
         log = self.interactions[request.match_info["token"]]
         log.callback = body
+        if body["type"] in (4, 7):  # a message, new or edited (5 and 6 only defer)
+            self.payloads.append(body.get("data") or {})
         resource: Json = {"type": body["type"]}
         data = body.get("data") or {}
         if body["type"] == 4:
@@ -488,10 +493,13 @@ class FakeDiscord:
         return payload.get("content"), attachments
 
     async def _read_payload(self, request: web.Request) -> tuple[Json, list[Attachment]]:
-        """JSON, or multipart with `payload_json` and `files[n]`, as discord.py sends them."""
+        """JSON, or multipart with `payload_json` and `files[n]`, as discord.py sends them;
+        the JSON is kept in `payloads`."""
         if not request.content_type.startswith("multipart/"):
-            return await request.json(), []
-        payload: Json = {}
+            payload: Json = await request.json()
+            self.payloads.append(payload)
+            return payload, []
+        payload = {}
         attachments: list[Attachment] = []
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
@@ -502,6 +510,7 @@ class FakeDiscord:
             else:
                 attachments.append(Attachment(part.filename or "file", bytes(data),
                                               part.headers.get("Content-Type", "")))
+        self.payloads.append(payload)
         return payload, attachments
 
     async def _notify(self) -> None:

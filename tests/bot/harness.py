@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fake_discord import FakeDiscord, InteractionLog
+from fake_discord import FakeDiscord, InteractionLog, Json
 
 from bot.client import StemBot
 from bot.settings import BotSettings
@@ -43,6 +43,20 @@ def refusal(log: InteractionLog) -> str:
     data = log.callback["data"]
     assert data["flags"] & EPHEMERAL
     return str(data["content"])
+
+
+def mass_mentions(fake: FakeDiscord) -> list[Json]:
+    """The message payloads the bot sent that could ping @everyone, @here or a role.
+
+    Without `allowed_mentions` Discord parses every mention in the content; with it, only the
+    kinds its `parse` names and the ids it lists.
+    """
+    def unsafe(payload: Json) -> bool:
+        allowed = payload.get("allowed_mentions")
+        return (allowed is None or bool({"everyone", "roles"} & set(allowed.get("parse", [])))
+                or bool(allowed.get("roles")))
+
+    return [payload for payload in fake.payloads if unsafe(payload)]
 
 
 async def answered(fake: FakeDiscord, log: InteractionLog) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 from fake_discord import CHANNEL_ID, FakeDiscord, Message
-from harness import BotFactory, Service, decoded_seconds, read_bytes
+from harness import BotFactory, Service, decoded_seconds, mass_mentions, read_bytes
 
 from separation.fact_line import line
 from service.auth import SIGNATURE_HEADER, callback_signature
@@ -79,6 +79,13 @@ async def test_separate_delivers_stems_in_a_thread(
     (facts,) = job.wire()["outputs"][0]["smartContentResult"]["facts"]
     assert f"🎵 {line(facts)}" in summary.content.splitlines()
     assert line(facts).startswith("120 BPM · ")
+    # No message may ping @everyone or a role; the summary pings its member, and only them.
+    assert mass_mentions(fake) == []
+    pings = [p["allowed_mentions"] for p in fake.payloads if "your stems are ready"
+             in (p.get("content") or "")]
+    assert pings == [{"parse": [], "users": [MEMBER]}]
+    assert all(not p["allowed_mentions"].get("users") for p in fake.payloads
+               if "your stems are ready" not in (p.get("content") or ""))
 
     # The SQLite record holds the whole story.
     assert record.state is JobState.DONE and record.service_job_id

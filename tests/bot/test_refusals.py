@@ -93,7 +93,7 @@ async def test_input_must_be_one_link_or_one_audio_file(fake: FakeDiscord,
             {"name": "stems", "type": 4, "value": 2}, {"name": "file", "type": 11, "value": "78"},
         ], user_id=MEMBER, resolved={"attachments": {"78": pdf}})
         await answered(fake, log)
-        assert refusal(log) == "`score.pdf` is not an audio file (application/pdf)."
+        assert refusal(log) == "score.pdf is not an audio file (application/pdf)."
         log = await separate(fake, "ftp://example.com/a.mp3")
         await answered(fake, log)
         assert "is not an http(s) link" in refusal(log)
