@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -17,6 +18,7 @@ import numpy as np
 from separation.audio import OutputFormat, decode, encode
 from separation.dsp import Float
 from separation.presets import TONES, StemPreset, shown_name
+from separation.stretch import SEMITONE_RANGE, TEMPO_RANGE, stretch
 from service.content import ContentStore, check_content_id, clean_path
 from service.errors import ContentGone, ContentNotFound, InvalidParameter, JobNotCompleted
 from service.protocol import Job, OutputSpec, State, obj, string
@@ -51,11 +53,19 @@ class MixSpec:
     fmt: OutputFormat
     content_id: str
     destination: str
+    tempo: float = 1.0  # times the song's speed, in whole percent
+    semitones: int = 0
 
     @property
     def digest(self) -> str:
-        """The same job, gains and format make the same mix, wherever it is written."""
-        text = json.dumps({"gains": self.gains, "format": self.fmt.value}, sort_keys=True)
+        """The same job, gains, format, tempo and pitch make the same mix, wherever it is
+        written; a plain mix's digest is what it was before tempo and pitch existed."""
+        fields: dict[str, Any] = {"gains": self.gains, "format": self.fmt.value}
+        if self.tempo != 1.0:
+            fields["tempo"] = self.tempo
+        if self.semitones:
+            fields["semitones"] = self.semitones
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -111,12 +121,37 @@ def preset_gains(name: str, stems: list[str], where: str) -> tuple[str, dict[str
     return canonical, {stem: float(gain(stem)) for stem in stems}
 
 
-def mix_name(gains: dict[str, float], digest: str) -> str:
-    """The preset these gains are, else `custom-` and the start of the digest."""
-    for name, (needs, gain) in PRESETS.items():
-        if needs in gains and all(gains[s] == gain(s) for s in gains):
-            return name
-    return f"custom-{digest[:8]}"
+def mix_name(gains: dict[str, float], digest: str, tempo: float = 1.0, semitones: int = 0
+             ) -> str:
+    """The preset these gains are, else `custom-` and the start of the digest; then the
+    tempo and pitch where they change (`drumless-80pct-minus2`)."""
+    name = next((name for name, (needs, gain) in PRESETS.items()
+                 if needs in gains and all(gains[s] == gain(s) for s in gains)),
+                f"custom-{digest[:8]}")
+    if tempo != 1.0:
+        name += f"-{round(tempo * 100)}pct"
+    if semitones:
+        name += f"-{'plus' if semitones > 0 else 'minus'}{abs(semitones)}"
+    return name
+
+
+def parse_tempo(value: object, where: str) -> float:
+    """0.5-1.5 in whole percent (a name tells the mix apart by its percent)."""
+    low, high = TEMPO_RANGE
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or not low <= value <= high
+            or abs(value * 100 - round(value * 100)) > 1e-9):
+        raise InvalidParameter(f"{where} must be a number from {low:g} to {high:g} in steps"
+                               " of 0.01 (1 is the song's own speed)")
+    return round(value * 100) / 100
+
+
+def parse_semitones(value: object, where: str) -> int:
+    low, high = SEMITONE_RANGE
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value) or not low <= value <= high):
+        raise InvalidParameter(f"{where} must be a whole number from {low} to {high}")
+    return int(value)
 
 
 def parse_mix(body: dict[str, Any], stems: list[Stem], output: OutputSpec,
@@ -137,14 +172,24 @@ def parse_mix(body: dict[str, Any], stems: list[Stem], output: OutputSpec,
     destination = clean_path(string(body, "destination", "mixJobRequest.destination",
                                     output.destination), "mixJobRequest.destination",
                              root_slash=True)
-    return make_spec(gains, fmt, content_id, destination)
+    tempo = parse_tempo(body.get("tempo", 1.0), "mixJobRequest.tempo")
+    semitones = parse_semitones(body.get("semitones", 0), "mixJobRequest.semitones")
+    check_stretch(tempo, semitones, "mixJobRequest")
+    return make_spec(gains, fmt, content_id, destination, tempo, semitones)
 
 
-def make_spec(gains: dict[str, float], fmt: OutputFormat, content_id: str, destination: str
-              ) -> MixSpec:
-    """The spec, named after the preset its gains are, if any."""
-    unnamed = MixSpec("", gains, fmt, content_id, destination)
-    return MixSpec(mix_name(gains, unnamed.digest), gains, fmt, content_id, destination)
+def check_stretch(tempo: float, semitones: int, where: str) -> None:
+    """Refuse a tempo or pitch change now, with nothing made, where Rubber Band is missing."""
+    if (tempo != 1.0 or semitones) and shutil.which("rubberband") is None:
+        raise InvalidParameter(f"{where}: this server cannot change tempo or pitch (Rubber"
+                               " Band, Debian's rubberband-cli, is not installed)")
+
+
+def make_spec(gains: dict[str, float], fmt: OutputFormat, content_id: str, destination: str,
+              tempo: float = 1.0, semitones: int = 0) -> MixSpec:
+    """The spec, named after the preset its gains are, if any, and its tempo and pitch."""
+    unnamed = MixSpec("", gains, fmt, content_id, destination, tempo, semitones)
+    return dataclasses.replace(unnamed, name=mix_name(gains, unnamed.digest, tempo, semitones))
 
 
 def parse_output_format(value: str, where: str) -> OutputFormat:
@@ -158,11 +203,18 @@ def parse_output_format(value: str, where: str) -> OutputFormat:
 # --- rendering: in a thread, the event loop never decodes ---------------------------------
 
 
-def render(sources: list[tuple[Path, float]], target: Path, fmt: OutputFormat) -> None:
-    """Sum the stems with their gains; a peak over 1.0 (0 dBFS) scales the whole mix down to
-    exactly 1.0, so nothing is clipped and the balance is what was asked."""
-    total = mixed(sources)
+def render(sources: list[tuple[Path, float]], target: Path, fmt: OutputFormat,
+           tempo: float = 1.0, semitones: int = 0) -> None:
+    """Sum the stems with their gains, then change tempo and pitch (Rubber Band); a peak over
+    1.0 (0 dBFS), before or after, scales the whole mix down to exactly 1.0, so nothing is
+    clipped and the balance is what was asked."""
+    total = under_full_scale(stretch(mixed(sources), tempo, semitones))
     encode(target, total, fmt)
+
+
+def under_full_scale(audio: Float) -> Float:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio / np.float32(peak) if peak > 1.0 else audio
 
 
 def mixed(sources: list[tuple[Path, float]]) -> Float:
@@ -172,10 +224,7 @@ def mixed(sources: list[tuple[Path, float]]) -> Float:
     total = np.zeros((2, length), dtype=np.float32)
     for audio, gain in stems:
         total += audio[:, :length] * np.float32(gain)
-    peak = float(np.max(np.abs(total))) if length else 0.0
-    if peak > 1.0:
-        total /= np.float32(peak)
-    return total
+    return under_full_scale(total)
 
 
 def mix_file_name(job: Job, spec: MixSpec) -> str:
@@ -252,4 +301,4 @@ class Mixer:
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(
                 render, list(zip(files, [spec.gains[s.name] for s in stems], strict=True)),
-                target, spec.fmt)
+                target, spec.fmt, spec.tempo, spec.semitones)

@@ -19,11 +19,14 @@ from service.errors import InvalidParameter, JobNotFound
 from service.mixes import (
     MixSpec,
     Stem,
+    check_stretch,
     job_stems,
     make_spec,
     mix_file_name,
     parse_gains,
     parse_output_format,
+    parse_semitones,
+    parse_tempo,
 )
 from service.origins import media_sources
 from service.protocol import Job
@@ -115,14 +118,28 @@ async def player_mix(request: web.Request) -> web.StreamResponse:
                               "format")
     output = job.outputs[0]
     destination = clean_path(output.destination, "destination", root_slash=True)
-    spec = make_spec(gains, fmt, output.content_id, destination)
-    if spec.name.startswith("custom-"):
+    tempo, semitones = practice(request)
+    spec = make_spec(gains, fmt, output.content_id, destination, tempo, semitones)
+    if spec.name.startswith("custom-") or tempo != 1.0 or semitones:
         return await custom_mix(service, job, stems, spec)
-    # a named preset is one file per job and format, kept beside the stems as MixJob keeps it
+    # a plain named preset is one file per job and format, kept beside the stems as MixJob
+    # keeps it
     record = await service.mixer.mix(job, stems, spec)
     url, _ = sign_link(service.link_secret, service.content_base, record.content_id,
                        record.path, service.settings.link_ttl)
     raise web.HTTPSeeOther(url)
+
+
+def practice(request: web.Request) -> tuple[float, int]:
+    """The player's `tempo` and `semitones` (JSON numbers), checked as MixJob checks them."""
+    try:
+        tempo = json.loads(request.query.get("tempo", "1"))
+        semitones = json.loads(request.query.get("semitones", "0"))
+    except ValueError:
+        raise InvalidParameter("tempo and semitones must be numbers") from None
+    checked = parse_tempo(tempo, "tempo"), parse_semitones(semitones, "semitones")
+    check_stretch(*checked, "the player's mix")
+    return checked
 
 
 async def custom_mix(service: Service, job: Job, stems: list[Stem], spec: MixSpec

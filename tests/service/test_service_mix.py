@@ -116,7 +116,31 @@ async def test_every_format_decodes(separated: Separated, tmp_path: Path) -> Non
     assert len(paths) == 5  # one file per format, wav and wav-float included
 
 
+async def test_a_slower_transposed_mix_is_named_so_and_rendered_once(
+        separated: Separated, tmp_path: Path) -> None:
+    length = (await stems(separated, tmp_path))["vocals"].shape[1]
+    made = await mix(separated, preset="drumless", format="flac", tempo=0.8, semitones=-2)
+    assert made["path"].endswith("-mix-drumless-80pct-minus2.flac"), made
+    got = await download(separated.api, made["url"], tmp_path, "slow.flac")
+    assert got.shape[1] == pytest.approx(length / 0.8, rel=0.01)
+    assert 0.01 < float(np.max(np.abs(got))) <= 1.0
+    before = (separated.folder() / made["path"]).stat()
+    again = await mix(separated, preset="drumless", format="flac", tempo=0.80, semitones=-2.0)
+    assert again["path"] == made["path"]
+    after = (separated.folder() / made["path"]).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    plain = await mix(separated, preset="drumless", format="flac", tempo=1, semitones=0)
+    assert plain["path"].endswith("-mix-drumless.flac")  # the plain mix, as before
+
+
 BAD: list[tuple[dict[str, Any], str]] = [
+    ({"preset": "acapella", "tempo": 2}, "mixJobRequest.tempo must be a number from 0.5 to 1.5"),
+    ({"preset": "acapella", "tempo": 0.805}, "mixJobRequest.tempo must be a number from 0.5"),
+    ({"preset": "acapella", "tempo": "fast"}, "mixJobRequest.tempo must be a number from 0.5"),
+    ({"preset": "acapella", "semitones": 13},
+     "mixJobRequest.semitones must be a whole number from -12 to 12"),
+    ({"preset": "acapella", "semitones": 1.5}, "mixJobRequest.semitones must be a whole number"),
+    ({"preset": "acapella", "semitones": True}, "mixJobRequest.semitones must be a whole number"),
     ({"gains": {"vocals": 2.5}}, "mixJobRequest.gains.vocals must be a number from 0 to 2"),
     ({"gains": {"vocals": -0.1}}, "mixJobRequest.gains.vocals must be a number from 0 to 2"),
     ({"gains": {"vocals": "loud"}}, "mixJobRequest.gains.vocals must be a number from 0 to 2"),
