@@ -17,7 +17,7 @@ import discord
 from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
 from bot.messages import elapsed, headline, kept_for, ping, shown, stems_of
-from bot.mixing import summary_view
+from bot.mixing import MixAsk, summary_view
 from separation import TONES, OutputFormat
 from separation.fact_line import line
 from storage import DeliveredStem, JobRecord, JobStore
@@ -117,13 +117,14 @@ class Delivery:
         return await self._post_file(record, stem, shown(record, stem), source, target, limit,
                                      folder)
 
-    async def post_mix(self, record: JobRecord, part: str, label: str, preset: str) -> None:
-        """Render the preset's mix through MixJob and post it like a stem, once."""
+    async def post_mix(self, record: JobRecord, part: str, ask: MixAsk) -> None:
+        """Render the asked mix through MixJob and post it like a stem, once."""
         assert record.service_job_id is not None
-        source = await self._api.mix_job(record.service_job_id, preset, record.format)
+        source = await self._api.mix_job(record.service_job_id, ask.preset, record.format,
+                                         ask.percent / 100, ask.semitones)
         folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self._work_dir))
         try:
-            await self._post_file(record, part, label, source, self.destination(record),
+            await self._post_file(record, part, ask.label, source, self.destination(record),
                                   self.upload_limit(record.guild_id), folder)
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -181,9 +181,13 @@ class JobApi:
         link = body["createLinkResponse"]
         return str(link["url"]), int(link["expiresAt"]) // 1000
 
-    async def mix_job(self, job_id: str, preset: str, fmt: str) -> StemFile:
-        """The project's MixJob extension: the job's stems mixed by a named preset."""
-        request = {"id": job_id, "preset": preset, "format": fmt}
+    async def mix_job(self, job_id: str, preset: str, fmt: str, tempo: float = 1.0,
+                      semitones: int = 0) -> StemFile:
+        """The project's MixJob extension: the job's stems mixed by a named preset, at a tempo
+        and a transposition."""
+        request: dict[str, object] = {"id": job_id, "preset": preset, "format": fmt}
+        if tempo != 1.0 or semitones:
+            request |= {"tempo": tempo, "semitones": semitones}
         made = (await self._call("MixJob", "mixJobRequest", request))["mixJobResponse"]
         return StemFile(Tone.OTHER, str(made["contentId"]), "", str(made["path"]))
 

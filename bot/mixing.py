@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
@@ -23,14 +24,60 @@ log = logging.getLogger(__name__)
 LABELS = {"instrumental": "Instrumental", "drumless": "Drumless", "acapella": "A cappella"}
 FITTING = {2: ("instrumental", "acapella"), 4: tuple(LABELS), 5: tuple(LABELS)}
 ASKED, POSTED = "mix-asked:", "mix:"
+SPEED_RANGE = (50, 150)  # percent, as MixJob's tempo 0.5-1.5
+SEMITONE_RANGE = (-12, 12)
 
 
 def presets_for(record: JobRecord) -> tuple[str, ...]:
     return FITTING.get(record.stems, ())
 
 
+_ASK = re.compile(r"(?P<preset>[a-z]{1,20})(-(?P<percent>[0-9]{2,3})pct)?"
+                  r"(-(?P<sign>plus|minus)(?P<steps>[0-9]{1,2}))?")
+
+
+@dataclass(frozen=True, slots=True)
+class MixAsk:
+    """A preset at a speed (percent of the song's) and a transposition (semitones)."""
+
+    preset: str
+    percent: int = 100
+    semitones: int = 0
+
+    @property
+    def key(self) -> str:
+        """How the ask is recorded (`drumless-80pct-minus2`), the service's file-name words."""
+        key = self.preset
+        if self.percent != 100:
+            key += f"-{self.percent}pct"
+        if self.semitones:
+            key += f"-{'plus' if self.semitones > 0 else 'minus'}{abs(self.semitones)}"
+        return key
+
+    @property
+    def label(self) -> str:
+        """`Drumless mix · 80 % speed · −2 semitones`."""
+        words = [f"{LABELS[self.preset]} mix"]
+        if self.percent != 100:
+            words.append(f"{self.percent} % speed")
+        if self.semitones:
+            sign = "+" if self.semitones > 0 else "\u2212"
+            words.append(f"{sign}{abs(self.semitones)} semitone"
+                         f"{'s' if abs(self.semitones) != 1 else ''}")
+        return " · ".join(words)
+
+    @classmethod
+    def parse(cls, key: str) -> MixAsk | None:
+        """The ask a recorded key names; None for a key this bot never writes."""
+        found = _ASK.fullmatch(key)
+        if found is None or found["preset"] not in LABELS:
+            return None
+        steps = int(found["steps"] or 0) * (-1 if found["sign"] == "minus" else 1)
+        return cls(found["preset"], int(found["percent"] or 100), steps)
+
+
 class MixPoster(Protocol):
-    async def post_mix(self, record: JobRecord, part: str, label: str, preset: str) -> None:
+    async def post_mix(self, record: JobRecord, part: str, ask: MixAsk) -> None:
         ...
 
 
@@ -42,7 +89,8 @@ class Mixes:
         self._delivery = delivery
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
 
-    async def request(self, guild_id: int | None, job_id: int, preset: str) -> str:
+    async def request(self, guild_id: int | None, job_id: int, preset: str, percent: int = 100,
+                      semitones: int = 0) -> str:
         """What to tell the member who asked; the mix itself goes to the job's thread."""
         record = await self._jobs.get(job_id)
         if record is None or record.guild_id != guild_id:
@@ -55,17 +103,22 @@ class Mixes:
         if preset not in presets_for(record):
             fits = ", ".join(LABELS[p] for p in presets_for(record))
             return f"job #{job_id} has {record.stems} stems: its mixes are {fits}."
-        await self._jobs.mark_delivered(record.id, ASKED + preset, None, None)
-        return await self._post(record, preset)
+        if not (SPEED_RANGE[0] <= percent <= SPEED_RANGE[1]
+                and SEMITONE_RANGE[0] <= semitones <= SEMITONE_RANGE[1]):
+            return (f"speed must be {SPEED_RANGE[0]}-{SPEED_RANGE[1]} % and semitones"
+                    f" {SEMITONE_RANGE[0]} to {SEMITONE_RANGE[1]}.")
+        ask = MixAsk(preset, percent, semitones)
+        await self._jobs.mark_delivered(record.id, ASKED + ask.key, None, None)
+        return await self._post(record, ask)
 
-    async def _post(self, record: JobRecord, preset: str) -> str:
-        label = f"{LABELS[preset]} mix"
+    async def _post(self, record: JobRecord, ask: MixAsk) -> str:
+        label = ask.label
         where = f"<#{record.thread_id or record.channel_id}>"
-        async with self._locks.setdefault((record.id, preset), asyncio.Lock()):
-            if POSTED + preset in await self._jobs.delivered(record.id):
+        async with self._locks.setdefault((record.id, ask.key), asyncio.Lock()):
+            if POSTED + ask.key in await self._jobs.delivered(record.id):
                 return f"the {label} of job #{record.id} is already in {where}."
             try:
-                await self._delivery.post_mix(record, POSTED + preset, label, preset)
+                await self._delivery.post_mix(record, POSTED + ask.key, ask)
             except ApiError as error:
                 return (f"could not make the {label} now ({plain(str(error))}); it will be"
                         " posted when the bot can reach the service again.")
@@ -74,12 +127,12 @@ class Mixes:
     async def resume(self) -> int:
         """Post the mixes asked for before a stop and not posted yet; how many."""
         pending = await self._jobs.pending_mixes(ASKED, POSTED)
-        for job_id, preset in pending:
-            record = await self._jobs.get(job_id)
-            if record is not None and preset in LABELS:
-                log.info("posting the %s mix of job #%d asked before the restart", preset,
+        for job_id, key in pending:
+            record, ask = await self._jobs.get(job_id), MixAsk.parse(key)
+            if record is not None and ask is not None:
+                log.info("posting the %s of job #%d asked before the restart", ask.label,
                          job_id)
-                await self._post(record, preset)
+                await self._post(record, ask)
         return len(pending)
 
 

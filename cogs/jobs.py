@@ -13,7 +13,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.messages import MESSAGE_LIMIT, history_line, plain, shorten
-from bot.mixing import LABELS, POSTED
+from bot.mixing import POSTED, MixAsk
 from bot.permissions import NotModeratorError, describe_requirement, is_moderator
 from storage import HistoryFilter, JobRecord, JobState
 
@@ -66,8 +66,9 @@ class HistoryPages(discord.ui.View):
     async def mixes(self, record: JobRecord) -> tuple[str, ...]:
         """The mixes of the job posted in Discord (buttons, /mix), by name."""
         parts = await self.bot.jobs.delivered(record.id)
-        return tuple(LABELS[p.removeprefix(POSTED)] for p in sorted(parts)
-                     if p.startswith(POSTED) and p.removeprefix(POSTED) in LABELS)
+        asks = [MixAsk.parse(p.removeprefix(POSTED)) for p in sorted(parts)
+                if p.startswith(POSTED)]
+        return tuple(ask.label.replace(" mix", "", 1) for ask in asks if ask is not None)
 
     async def render(self) -> str:
         records = await self.bot.jobs.history(self.where, self.page * PAGE_SIZE, PAGE_SIZE)

@@ -20,14 +20,19 @@ class Mix(commands.Cog):
     def __init__(self, bot: StemBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="mix", description="Post a job's mix (karaoke, drumless, …)")
-    @app_commands.describe(job="The job number", preset="Which mix")
+    @app_commands.command(name="mix", description="Post a job's mix (karaoke, drumless, …),"
+                          " slower or transposed for practice")
+    @app_commands.describe(job="The job number", preset="Which mix",
+                           speed="Percent of the song's speed, pitch kept (default 100)",
+                           semitones="Transpose, tempo kept (default 0)")
     @app_commands.choices(preset=[Choice(name=label, value=preset)
                                   for preset, label in LABELS.items()])
-    async def mix(self, interaction: discord.Interaction, job: int, preset: Choice[str]
-                  ) -> None:
+    async def mix(self, interaction: discord.Interaction, job: int, preset: Choice[str],
+                  speed: app_commands.Range[int, 50, 150] = 100,
+                  semitones: app_commands.Range[int, -12, 12] = 0) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text = await self.bot.mixes.request(interaction.guild_id, job, preset.value)
+        text = await self.bot.mixes.request(interaction.guild_id, job, preset.value, speed,
+                                            semitones)
         await interaction.followup.send(text, ephemeral=True)
 
 

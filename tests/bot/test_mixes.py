@@ -13,6 +13,7 @@ import numpy as np
 from fake_discord import OWNER_ID, FakeDiscord, InteractionLog, Message
 from harness import BotFactory, Service, answered, read_bytes, refusal, start_job_service
 
+from bot.mixing import MixAsk
 from separation import decode
 from storage import JobRecord, JobState
 
@@ -103,11 +104,24 @@ async def test_buttons_and_mix_post_each_mix_once(
         await fake.wait_until(lambda: bool(typed.followups), seconds=60)
         deferred(typed)
         assert len(posted(fake, record, "Drumless mix")) == 1
+        # for practice: slower and lower, its own post, its own name
+        practice = "Drumless mix · 80 % speed · \u22122 semitones"
+        typed = await fake.interact("mix", [{"name": "job", "type": 4, "value": 1},
+                                            {"name": "preset", "type": 3, "value": "drumless"},
+                                            {"name": "speed", "type": 4, "value": 80},
+                                            {"name": "semitones", "type": 4, "value": -2}],
+                                    user_id=MEMBER)
+        await fake.wait_until(lambda: bool(typed.followups), seconds=120)
+        assert typed.followups == [f"the {practice} of job #1 is in <#{record.thread_id}>."]
+        (slow,) = posted(fake, record, practice)
+        assert slow.attachments[0].filename == f"demo-mix - {practice}.wav"
+        assert len(posted(fake, record, "Drumless mix")) == 1  # the plain one stays one
 
         history = await fake.interact("jobs", [{"name": "history", "type": 1, "options": []}],
                                       user_id=OWNER_ID)
         await answered(fake, history)
-        assert "\n  mixes: Drumless, Instrumental" in refusal(history)
+        assert ("\n  mixes: Drumless, Drumless · 80 % speed · \u22122 semitones, Instrumental"
+                in refusal(history))
 
     # the instrumental is the sum of the posted drums, bass and other (16-bit wav each)
     stems = {s: decoded(posted(fake, record, s)[0], tmp_path, f"{s}.wav")
@@ -116,7 +130,8 @@ async def test_buttons_and_mix_post_each_mix_once(
     np.testing.assert_allclose(instrumental, sum(stems.values()), atol=2e-4)
     assert record.service_job_id is not None
     mixes = await service.store.mixes_of(record.service_job_id)
-    assert sorted(m.name for m in mixes) == ["drumless", "instrumental"]
+    assert sorted(m.name for m in mixes) == ["drumless", "drumless-80pct-minus2",
+                                             "instrumental"]
 
 
 async def test_a_click_survives_a_restart_before_its_post(
@@ -154,3 +169,11 @@ async def test_a_click_survives_a_restart_before_its_post(
         assert len(posted(fake, record, "Instrumental mix")) == 1
     finally:
         await service.running.stop()
+
+
+def test_a_recorded_ask_reads_back_as_itself() -> None:
+    for ask in (MixAsk("drumless"), MixAsk("acapella", 75), MixAsk("instrumental", 100, 3),
+                MixAsk("drumless", 150, -12)):
+        assert MixAsk.parse(ask.key) == ask
+    assert MixAsk("acapella", 75, 1).label == "A cappella mix · 75 % speed · +1 semitone"
+    assert MixAsk.parse("nightcore") is None and MixAsk.parse("drumless-80pct-minus") is None
