@@ -34,6 +34,7 @@ from service.session import session_routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
 from service.store import SchemaError, Store, open_store
+from service.vendor import vendor_routes
 
 log = logging.getLogger("stembot.service")
 
@@ -126,6 +127,7 @@ def make_app(settings: ServiceSettings) -> web.Application:
     app.add_routes(routes)
     app.add_routes(player_routes)
     app.add_routes(session_routes)
+    app.add_routes(vendor_routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[SERVICE] = await open_service(settings)
