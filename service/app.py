@@ -26,6 +26,7 @@ from service.errors import StartupError
 from service.jobs import JobRunner
 from service.mixes import Mixer
 from service.origins import split_origins
+from service.pages import page_routes
 from service.player import player_routes
 from service.player_mixes import PlayerMixes
 from service.quota import StorageQuota
@@ -127,6 +128,7 @@ def make_app(settings: ServiceSettings) -> web.Application:
     app.add_routes(routes)
     app.add_routes(player_routes)
     app.add_routes(session_routes)
+    app.add_routes(page_routes)
     app.add_routes(vendor_routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -29,21 +28,13 @@ from service.mixes import (
     parse_tempo,
 )
 from service.origins import media_sources
+from service.pages import html_response, page
 from service.protocol import Job
 from service.served import file_headers
 from service.state import SERVICE, Service
 from service.waveforms import waveforms_png
 
-STATIC = Path(__file__).parent / "static"
 player_routes = web.RouteTableDef()
-
-
-def policy(media: str = "") -> str:
-    """The pages run only their own script and styles and talk only to this service (and read
-    media from the content origin, `media`, where there is one); no one may frame them."""
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-            f" media-src 'self' blob:{media}; connect-src 'self'{media}; base-uri 'none';"
-            " form-action 'none'; frame-ancestors 'none'")
 
 
 async def linked_job(request: web.Request) -> Job:
@@ -73,34 +64,13 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
             "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
 
 
-def page(title: str, data: dict[str, Any], script: str) -> str:
-    # '<' escaped: no stem name or customId can close the script element
-    payload = json.dumps(data).replace("<", "\\u003c")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} · stembot</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/player.css"></head>
-<body><main id="app"></main>
-<script type="application/json" id="page-data">{payload}</script>
-<script src="/static/dom.js"></script><script src="/static/{script}"></script></body></html>
-"""
-
-
-def html_response(text: str, media: str = "") -> web.Response:
-    return web.Response(text=text, content_type="text/html", headers={
-        "Content-Security-Policy": policy(media), "Cache-Control": "private, no-store",
-        "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY"})  # for browsers that predate frame-ancestors
-
-
 @player_routes.get("/player/{job_id}")
 async def player(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     job = await linked_job(request)
     data = page_data(service, job, int(request.query["expires"]), request.query["signature"])
-    return html_response(page(data["title"], data, "player.js"), media_sources(service))
+    return html_response(page(data["title"], data, "player.js", ("/static/player.css",)),
+                         media_sources(service))
 
 
 @player_routes.get("/player/{job_id}/mix")
@@ -151,22 +121,6 @@ async def custom_mix(service: Service, job: Job, stems: list[Stem], spec: MixSpe
     path = await service.player_mixes.get(
         cached, lambda part: service.mixer.render(stems, spec, part))
     return web.FileResponse(path, headers=file_headers(name))
-
-
-@player_routes.get("/static/{name}")
-async def static(request: web.Request) -> web.FileResponse:
-    name = request.match_info["name"]
-    path = STATIC / name
-    if "/" in name or name.startswith(".") or not await asyncio.to_thread(path.is_file):
-        raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache",
-                                           "X-Content-Type-Options": "nosniff"})
-
-
-@player_routes.get("/")
-async def start(request: web.Request) -> web.Response:
-    """The start page: sign in with a key, separate a file or a link, land on the player."""
-    return html_response(page("Separate a song", {}, "start.js"))
 
 
 @player_routes.get("/player/{job_id}/waveforms.png")
