@@ -1,4 +1,5 @@
-"""Logging for the console script: one format, and no record can forge a line of its own."""
+"""Logging for the console script: one format, no record can forge a line of its own, and no
+line holds a link signature (an error's text or a traceback may quote a signed URL)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ FORMAT = "%(asctime)s %(name)s %(message)s"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+# a signed link's or session's signature: 64 hex digits after `signature=` or in a token
+_SIGNATURE = re.compile(r"(signature=|\.)[0-9a-f]{64}\b", re.IGNORECASE)
+
+
 def escape(text: str) -> str:
-    """Control characters as Python escapes: a newline becomes the two characters `\\n`."""
+    """Control characters as Python escapes: a newline becomes the two characters `\\n`;
+    signatures hidden."""
+    text = _SIGNATURE.sub(lambda found: found.group(1) + "<hidden>", text)
     return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
 
 
