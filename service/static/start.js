@@ -113,6 +113,7 @@ async function separate(event) {
     const input = file ? await upload(file) : { url };
     const created = await call("CreateJob", { customId: title, inputs: [input], outputs: [{
       inputSelectors: [0], smartContentDescriptor: { musicSeperate: { method: METHODS[form.stems.value] } } }] });
+    recent().catch(() => {});  // the new job heads the list, and follows its progress there
     await watch(created.job.id, Boolean(url));
   } catch (error) {
     stage("failed", `Failed: ${error.message}`);
@@ -191,7 +192,7 @@ function ago(ms) {
 function stateOf(job) {
   switch (job.state) {
     case 1: return "queued";
-    case 2: return job.progress >= 99 ? "saving the stems" : `separating ${job.progress || 0} %`;
+    case 2: return job.progress >= 99 ? "saving the stems" : job.progress ? `separating ${job.progress} %` : "separating";
     case 3: return "done";
     case 4: return "failed";
     default: return "canceled";
