@@ -59,5 +59,7 @@ async def static(request: web.Request) -> web.FileResponse:
 
 @page_routes.get("/")
 async def start(request: web.Request) -> web.Response:
-    """The start page: sign in with a key, separate a file or a link, land on the player."""
-    return html_response(page("Separate a song", {}, "start.js", ("/static/player.css",)))
+    """The start page: sign in (a key, or a one-click link), separate a file or a link, follow
+    its stages, land on the player; the key's recent jobs. Pico CSS is its base."""
+    return html_response(page("Separate a song", {}, "start.js",
+                              ("/vendor/pico/pico.min.css", "/static/start.css")))

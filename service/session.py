@@ -4,12 +4,19 @@ cookie stands for it, so no script on the origin ever holds a secretKey.
 The cookie is `EXPIRES.SIGNATURE.SECRETID`, signed with the link secret under a name no
 repository or player link can have; revoking the key ends its sessions. Sign-out drops the
 cookie; a copy taken before that stays valid until it expires (SESSION_TTL).
+
+A one-click sign-in link, `BASE/#signin=TOKEN`, is the other way in: `stembot up` on a fresh
+data folder makes the local owner a key and prints such a link (never logs it). The token is
+random, stored only as its SHA-256, lasts SIGN_IN_TTL and signs in once: the page sends it to
+POST /session as `{"signInToken"}` (a URL fragment never reaches the server or its logs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import secrets
 import time
 from urllib.parse import quote, unquote, urlsplit
 
@@ -17,13 +24,16 @@ from aiohttp import web
 
 from service.auth import authenticate, link_signature
 from service.bodies import read_body
-from service.errors import AuthFailed, InvalidJson
+from service.errors import AuthFailed, InvalidJson, StartupError
+from service.settings import ServiceSettings
 from service.state import SERVICE
-from service.store import Key
+from service.store import Key, SchemaError, Store, now_ms, open_store
 
 COOKIE = "stembot-session"
 SESSION_TTL = 12 * 3600
 SESSION = "@session"  # '@' is in no contentId: a session signature opens no file
+SIGN_IN_TTL = 600  # seconds a one-click sign-in link lasts
+OWNER = "owner (stembot up)"  # the name of the key `stembot up` makes on a fresh data folder
 session_routes = web.RouteTableDef()
 
 
@@ -69,13 +79,71 @@ async def session_key(request: web.Request) -> Key:
     return key
 
 
+def _digest(sign_in_token: str) -> str:
+    return hashlib.sha256(sign_in_token.encode()).hexdigest()
+
+
+async def mint_sign_in(store: Store, secret_id: str, ttl: int = SIGN_IN_TTL) -> str:
+    """A new single-use sign-in token for the key; the store keeps only its digest."""
+    sign_in_token = secrets.token_urlsafe(32)
+    await store.add_sign_in(_digest(sign_in_token), secret_id, now_ms() + ttl * 1000)
+    return sign_in_token
+
+
+AGAIN = "sign in with a key instead (`stembot keys create --name NAME` on the server)"
+
+
+async def use_sign_in(store: Store, sign_in_token: object) -> Key:
+    """The key a sign-in token stands for, using the token up; AuthFailed says why not."""
+    if not isinstance(sign_in_token, str) or not 20 <= len(sign_in_token) <= 100:
+        raise AuthFailed(f"this sign-in link is incomplete: copy all of it, or {AGAIN}")
+    found = await store.use_sign_in(_digest(sign_in_token), now_ms())
+    if found is None:
+        raise AuthFailed(f"this sign-in link is not one this service made: {AGAIN}")
+    record, used = found
+    if not used and record.used_at:
+        raise AuthFailed(f"this sign-in link was already used (it signs in once): {AGAIN}")
+    if not used:
+        raise AuthFailed(f"this sign-in link has expired (it lasts {SIGN_IN_TTL // 60}"
+                         f" minutes): {AGAIN}")
+    key = await store.key(record.secret_id)
+    if key is None:
+        raise AuthFailed(f"this sign-in link's key was revoked: {AGAIN}")
+    return key
+
+
+def browser_url(base_url: str) -> str:
+    """The service's URL for a browser on this machine (a wildcard bind address is none)."""
+    for wildcard in ("0.0.0.0", "[::]"):
+        base_url = base_url.replace(f"//{wildcard}:", "//127.0.0.1:")
+    return base_url
+
+
+async def owner_link(settings: ServiceSettings) -> str | None:
+    """On a data folder without keys: a key for the local owner and a one-click sign-in link
+    for it, `BASE/#signin=TOKEN`, for `stembot up` to print; None where there are keys."""
+    try:
+        store = await open_store(settings)
+    except (ConnectionError, SchemaError) as error:  # what the service's start would say
+        raise StartupError(str(error)) from None
+    try:
+        if await store.keys():
+            return None
+        key = await store.create_key(OWNER)
+        sign_in_token = await mint_sign_in(store, key.secret_id)
+    finally:
+        await store.close()
+    return f"{browser_url(settings.base_url)}/#signin={sign_in_token}"
+
+
 def described(key: Key, expires: int) -> dict[str, object]:
     return {"session": {"secretId": key.secret_id, "expiresAt": str(expires * 1000)}}
 
 
 @session_routes.post("/session")
 async def sign_in(request: web.Request) -> web.Response:
-    """`{"secretId", "secretKey"}` checked once; the answer sets the session cookie."""
+    """`{"secretId", "secretKey"}` checked once, or `{"signInToken"}` used up; the answer
+    sets the session cookie."""
     service = request.app[SERVICE]
     try:
         body = json.loads(await read_body(request, 4096, service.settings.body_timeout))
@@ -83,7 +151,10 @@ async def sign_in(request: web.Request) -> web.Response:
         raise InvalidJson("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidJson("the body must be a JSON object")
-    key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
+    if "signInToken" in body:
+        key = await use_sign_in(service.store, body["signInToken"])
+    else:
+        key = await authenticate(service.store, body.get("secretId"), body.get("secretKey"))
     expires = int(time.time()) + SESSION_TTL
     response = web.json_response(described(key, expires))
     secure = request.secure or service.base_url.startswith("https:")

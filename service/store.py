@@ -56,6 +56,16 @@ class MixRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SignIn:
+    """A one-click sign-in link's record: the key it signs in as, until when (ms), and when
+    it was used (0: not yet). Only the token's SHA-256 is stored, never the token."""
+
+    secret_id: str
+    expires_at: int
+    used_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Gone:
     """A file of a deleted or expired job: its content repository and path there."""
 
@@ -86,6 +96,15 @@ class Store(Protocol):
     async def repos_of(self, owner: str) -> list[str]: ...
     async def meta_default(self, key: str, value: str) -> str:
         """The stored value of `key`, storing `value` first if there is none."""
+        ...
+
+    # --- one-click sign-in links (single use, short-lived)
+    async def add_sign_in(self, digest: str, secret_id: str, expires_at: int) -> None:
+        """Store a link's token digest; links that ended over a day ago are dropped."""
+        ...
+    async def use_sign_in(self, digest: str, at: int) -> tuple[SignIn, bool] | None:
+        """The link's record and whether this call used it (it was unused and unexpired at
+        `at`; at most one call ever does); None for an unknown digest."""
         ...
 
     # --- mixes

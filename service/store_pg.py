@@ -102,6 +102,13 @@ CREATE TABLE IF NOT EXISTS mixes (
     PRIMARY KEY (job_id, content_id, path)
 );
 CREATE INDEX IF NOT EXISTS mixes_by_digest ON mixes (job_id, digest);
+-- one-click sign-in links (`stembot up` on a fresh data folder): the token's SHA-256 only
+CREATE TABLE IF NOT EXISTS sign_ins (
+    digest TEXT PRIMARY KEY,
+    secret_id TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT NOT NULL DEFAULT 0
+);
 """
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from service.protocol import Job, OutputSpec, State
-from service.store import Gone, Key, MixRecord, NewKey, now_ms
+from service.store import Gone, Key, MixRecord, NewKey, SignIn, now_ms
 from service.store_rows import Row, dump_inputs, dump_outputs, load_job, load_key, load_mix
 
 T = TypeVar("T")
@@ -133,6 +133,29 @@ class SqlStore:
             row = await tx.one("SELECT value FROM meta WHERE key=?", key)
             assert row is not None
             return str(row["value"])
+        return await self._tx(work)
+
+    # --- one-click sign-in links ----------------------------------------------------------
+
+    async def add_sign_in(self, digest: str, secret_id: str, expires_at: int) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.run("DELETE FROM sign_ins WHERE expires_at<?", now_ms() - 86_400_000)
+            await tx.run("INSERT INTO sign_ins VALUES (?, ?, ?, 0)", digest, secret_id,
+                         expires_at)
+        await self._tx(work)
+
+    async def use_sign_in(self, digest: str, at: int) -> tuple[SignIn, bool] | None:
+        async def work(tx: Tx) -> tuple[SignIn, bool] | None:
+            # one statement decides: of two concurrent uses (any nodes) one updates the row
+            row = await tx.one("UPDATE sign_ins SET used_at=? WHERE digest=? AND used_at=0 AND"
+                               " expires_at>? RETURNING *", at, digest, at)
+            used = row is not None
+            if row is None:
+                row = await tx.one("SELECT * FROM sign_ins WHERE digest=?", digest)
+            if row is None:
+                return None
+            return SignIn(str(row["secret_id"]), int(row["expires_at"]),
+                          int(row["used_at"])), used
         return await self._tx(work)
 
     # --- content repositories ----------------------------------------------------------

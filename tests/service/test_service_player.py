@@ -205,49 +205,6 @@ async def test_create_player_link_refuses_bad_requests(separated: Separated) -> 
     assert (status, body["error"]["message"]) == (400, "createPlayerLinkRequest.id is required")
 
 
-async def signed_in(page: Page, separated: Separated, secret_key: str) -> None:
-    await page.goto(separated.running.service.url + "/")
-    await page.fill("[name=secretId]", separated.api.key.secret_id)
-    await page.fill("[name=secretKey]", secret_key)
-    await page.click("#signin button[type=submit]")
-
-
-async def test_the_start_page_refuses_a_wrong_key(separated: Separated,
-                                                  browser: Browser) -> None:
-    page = await browser.new_page()
-    await signed_in(page, separated, "not-the-key")
-    status = page.locator("#status")
-    await status.filter(has_text="Sign-in failed").wait_for()
-    assert await status.text_content() == "Sign-in failed: unknown secretId or wrong secretKey"
-    assert await page.locator("#separate").count() == 0
-    await page.close()
-
-
-async def test_the_start_page_separates_an_upload_and_lands_on_its_player(
-        separated: Separated, browser: Browser, short_wav: Path) -> None:
-    page = await browser.new_page(viewport={"width": 800, "height": 700})
-    watched = Watched(page)
-    await signed_in(page, separated, separated.api.key.secret_key)
-    earlier = page.locator(f"#jobs li[data-job='{separated.job['id']}']")
-    await earlier.wait_for()  # the key's recent jobs, the one made by the fixture among them
-    assert "completed" in (await earlier.text_content() or "")
-    await page.set_input_files("[name=file]", short_wav)
-    await page.select_option("[name=stems]", "2")
-    await page.screenshot(path=ARTIFACTS / "start.png")
-    await page.click("#separate button[type=submit]")
-    await page.wait_for_url("**/player/**", timeout=240_000)
-    state = await watched.until("s.ready", within=30)
-    # two stems: the non-vocal one is the accompaniment wherever people see it
-    assert [s["name"] for s in state["stems"]] == ["vocals", "accompaniment"]
-    await page.screenshot(path=ARTIFACTS / "player-two-stems.png")
-    await page.goto(separated.running.service.url + "/")  # the key stays for this tab
-    await page.locator("#jobs li").nth(1).wait_for()
-    newest = await page.locator("#jobs li").first.text_content() or ""
-    assert "completed" in newest and separated.job["id"] not in newest
-    assert watched.errors == []
-    await page.close()
-
-
 async def test_a_player_link_only_reads(separated: Separated) -> None:
     """Anyone holding the link may ask for any gains: each custom mix goes to a bounded cache
     off the owner's storage; a named preset is stored once for the job."""

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from separation.presets import Tone
 from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
-from service.store import SCHEMA_VERSION, SchemaError, Store, now_ms
+from service.store import SCHEMA_VERSION, SchemaError, SignIn, Store, now_ms
 from service.store_pg import PgStore
 from service.store_sqlite import SqliteStore
 
@@ -234,6 +234,28 @@ async def test_a_shared_value_is_set_once(opener: Opener) -> None:
     one, two = await opener(), await opener()
     assert await one.meta_default("link_secret", "first") == "first"
     assert await two.meta_default("link_secret", "second") == "first"
+
+
+async def test_a_sign_in_link_is_used_once_and_only_before_it_expires(opener: Opener) -> None:
+    one, two = await opener(), await opener()
+    at = now_ms()
+    await one.add_sign_in("d1", "AKID1", at + 600_000)
+    await one.add_sign_in("d2", "AKID1", at - 1)  # already expired
+    # two nodes use the same link at once: exactly one signs in
+    uses = await asyncio.gather(*((one if n % 2 else two).use_sign_in("d1", at)
+                                  for n in range(8)))
+    assert [used for _, used in filter(None, uses)].count(True) == 1
+    record, used = await two.use_sign_in("d1", at + 1) or (None, None)
+    assert (record, used) == (SignIn("AKID1", at + 600_000, at), False)  # says when
+    expired = await one.use_sign_in("d2", at)
+    assert expired == (SignIn("AKID1", at - 1, 0), False)
+    assert await one.use_sign_in("unknown", at) is None
+    # links that ended over a day ago go when the next one is made
+    await one.add_sign_in("d3", "AKID1", at + 600_000)
+    assert await one.use_sign_in("d2", at) is not None
+    await one.add_sign_in("old", "AKID1", at - 86_400_001)
+    await one.add_sign_in("d4", "AKID1", at + 600_000)
+    assert await one.use_sign_in("old", at) is None
 
 
 async def test_reopening_changes_nothing(opener: Opener) -> None:
