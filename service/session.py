@@ -65,12 +65,14 @@ def same_origin(request: web.Request) -> bool:
     return urlsplit(sent).netloc.lower() == request.host.lower()
 
 
-async def session_key(request: web.Request) -> Key:
-    """The key the request's session cookie stands for (from our own pages only)."""
+async def session_key(request: web.Request, *, reads: bool = False) -> Key:
+    """The key the request's session cookie stands for, from our own pages only; `reads`: a
+    request that changes nothing and whose answer only our pages can read (no CORS), which a
+    browser sends over plain http without Origin or Sec-Fetch-Site."""
     value = request.cookies.get(COOKIE)
     if not value:
         raise AuthFailed("secretId and secretKey are required (or sign in on the start page)")
-    if not same_origin(request):
+    if not reads and not same_origin(request):
         raise AuthFailed("a session cookie counts only on requests from this service's pages")
     service = request.app[SERVICE]
     key = await service.store.key(token_id(service.link_secret, value))
@@ -166,7 +168,7 @@ async def sign_in(request: web.Request) -> web.Response:
 
 @session_routes.get("/session")
 async def current(request: web.Request) -> web.Response:
-    key = await session_key(request)
+    key = await session_key(request, reads=True)
     expires = int(request.cookies[COOKIE].partition(".")[0])
     return web.json_response(described(key, expires))
 
