@@ -12,10 +12,11 @@ from urllib.parse import quote
 
 import aiohttp
 
+from download.errors import BodyTooLarge
+from download.fetch import stream_to_file
 from separation.presets import Tone
 
 # The wire types and enums are the service's own, so client and server cannot drift apart.
-from service.fetch import BodyTooLarge, stream_to_file
 from service.protocol import InputSpec, JobWire, Method, State
 
 __all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method", "ServiceBusyError",

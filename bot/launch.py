@@ -15,8 +15,8 @@ import discord
 
 from bot.client import StemBot
 from bot.settings import BotSettings
+from download.addresses import url_endpoint
 from service.app import RunningService, start_service
-from service.fetch import url_endpoint
 from service.settings import ServiceSettings
 from service.state import SERVICE
 from service.store import Store

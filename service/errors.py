@@ -26,10 +26,6 @@ class InvalidParameter(ApiError):
     code = "INVALID_PARAMETER"
 
 
-class UrlNotAllowed(ApiError):
-    code = "URL_NOT_ALLOWED"
-
-
 class AuthFailed(ApiError):
     status = 401
     code = "AUTH_FAILED"

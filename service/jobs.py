@@ -26,6 +26,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from download.errors import DownloadError
+from download.fetch import download
+from download.fetch import session as guarded_session
 from separation import TONES, StemPreset
 from separation.presets import shown_name
 from service.blobs import patiently
@@ -39,8 +42,6 @@ from service.errors import (
     StorageFull,
     StorageUnavailable,
 )
-from service.fetch import download
-from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
 from service.quota import StorageQuota
@@ -511,7 +512,10 @@ class JobRunner:
         if spec.url:
             assert self._client is not None
             target = work / f"input-{index}"
-            await download(self._client, spec.url, target, self._limits)
+            try:
+                await download(self._client, spec.url, target, self._limits)
+            except DownloadError as failed:
+                raise JobFailure(failed.code, failed.message) from None
             return target
         try:
             await self._content.readable(job.owner, spec.content_id)

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from download.errors import UrlNotAllowed
+from download.fetch import check_url
 from service.auth import authenticate, basic_credentials, check_link, sign_link, sign_player
 from service.bodies import chunks, counted, cut_off, read_body
 from service.content import check_content_id, clean_path
@@ -24,7 +26,6 @@ from service.errors import (
     RequestTimeout,
     UnknownAction,
 )
-from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
 from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
@@ -326,6 +327,8 @@ async def errors(request: web.Request,
                              request)
     except ApiError as error:
         return error_response(request, error.status, error.code, error.message)
+    except UrlNotAllowed as error:  # the download guard's refusal, as at CreateJob
+        return error_response(request, 400, error.code, error.message)
     except web.HTTPException as error:
         if error.status < 400:
             raise
