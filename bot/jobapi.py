@@ -14,12 +14,12 @@ import aiohttp
 
 from download.errors import BodyTooLarge
 from download.fetch import stream_to_file
-from separation.presets import Tone
+from separation.presets import StemPreset, Tone
 
 # The wire types and enums are the service's own, so client and server cannot drift apart.
-from service.protocol import InputSpec, JobWire, Method, State
+from service.protocol import InputSpec, JobWire, State
 
-__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method", "ServiceBusyError",
+__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "ServiceBusyError",
            "ServiceUnreachableError", "State", "StemFile"]
 
 LIST_PAGE = 100  # jobs per ListJobs call; the service's default page
@@ -117,7 +117,7 @@ class JobApi:
         return self.url.removesuffix("/").removesuffix("/release/job")
 
     async def create_job(
-        self, source: InputSpec, method: Method, *, custom_id: str, callback: str,
+        self, source: InputSpec, method: StemPreset, *, custom_id: str, callback: str,
         timeout_s: int, shifts: int = 1,
     ) -> Job:
         separation = {"method": int(method)} | ({"shifts": shifts} if shifts > 1 else {})

@@ -29,7 +29,7 @@ import aiohttp
 from download.errors import DownloadError
 from download.fetch import download
 from download.fetch import session as guarded_session
-from separation import TONES, StemPreset
+from separation import TONES
 from separation.presets import shown_name
 from service.blobs import patiently
 from service.callbacks import Callbacks
@@ -539,7 +539,7 @@ class JobRunner:
             found = await self._run_worker(job, output, selector, source, out_dir)
             await self._cache.keep(key, *found, job.id)
         stems, facts = found
-        preset = StemPreset(int(output.method))
+        preset = output.method
         # named here, not by the file: a cache entry of an older version says `other.wav`
         return [(path, Result(TONES[stem], f"{job.id}-{selector}-{shown_name(preset, stem)}"
                               f"{path.suffix}", cached))
@@ -547,7 +547,7 @@ class JobRunner:
 
     async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,
                           out_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
-        preset = StemPreset(int(output.method))
+        preset = output.method
         assert self._pool is not None, "an API-only node claims no job"
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,

@@ -16,7 +16,7 @@ import numpy as np
 
 from separation.audio import OutputFormat, decode, encode
 from separation.dsp import Float
-from separation.presets import TONES, StemPreset, shown_name
+from separation.presets import TONES, shown_name
 from service.content import ContentStore, check_content_id, clean_path
 from service.errors import ContentGone, ContentNotFound, InvalidParameter, JobNotCompleted
 from service.protocol import Job, OutputSpec, State, obj, string
@@ -67,7 +67,7 @@ def job_stems(job: Job) -> list[Stem]:
         why = "were deleted with it" if job.deleted_at else "expired"
         raise ContentGone(f"job {job.id!r}: its files {why}")
     output = job.outputs[0]
-    preset = StemPreset(int(output.method))
+    preset = output.method
     prefix = f"{job.id}-{output.selectors[0]}-"
     names = {tone: stem for stem, tone in TONES.items()}
     stems = [Stem(shown_name(preset, names[r.tone]), output.content_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
-from separation.presets import MAX_SHIFTS, Tone
+from separation.presets import MAX_SHIFTS, StemPreset, Tone
 from service.errors import InvalidParameter
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
@@ -27,15 +27,7 @@ class State(enum.IntEnum):
         return self >= State.COMPLETED
 
 
-class Method(enum.IntEnum):
-    """MusicSeperateOption; the values equal `separation.StemPreset`."""
-
-    TWO_STEMS = 1
-    FOUR_STEMS = 2
-    FIVE_STEMS = 3
-
-
-__all__ = ["Job", "Method", "State", "Tone"]
+__all__ = ["Job", "State", "Tone"]
 
 
 class SourceWire(TypedDict):
@@ -123,7 +115,7 @@ class OutputSpec:
     content_id: str
     destination: str
     selectors: tuple[int, ...]
-    method: Method
+    method: StemPreset  # the protocol's `method` number is the preset's value
     results: tuple[Result, ...] | None = None
     shifts: int = 1
     facts: tuple[dict[str, Any], ...] | None = None  # one per selector: SongFacts.wire()
@@ -335,7 +327,7 @@ def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
     separate = obj(descriptor.get("musicSeperate"), f"{name}.smartContentDescriptor.musicSeperate")
     method_name = f"{name}.smartContentDescriptor.musicSeperate.method"
     method = integer(separate, "method", method_name, 0)
-    if method not in {m.value for m in Method}:
+    if method not in {m.value for m in StemPreset}:
         raise InvalidParameter(f"{method_name} must be 1, 2 or 3")
     shifts_name = f"{name}.smartContentDescriptor.musicSeperate.shifts"
     shifts = integer(separate, "shifts", shifts_name, 1)
@@ -345,7 +337,7 @@ def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
         content_id=string(body, "contentId", f"{name}.contentId", ""),
         destination=string(body, "destination", f"{name}.destination", "/") or "/",
         selectors=tuple(selectors),
-        method=Method(method),
+        method=StemPreset(method),
         shifts=shifts,
     )
 
