@@ -14,13 +14,11 @@ import aiohttp
 
 from download.errors import BodyTooLarge
 from download.fetch import stream_to_file
-from separation.presets import StemPreset, Tone
+from separation.presets import StemPreset
 
-# The wire types and enums are the service's own, so client and server cannot drift apart.
-from service.protocol import InputSpec, JobWire, State
-
-__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "ServiceBusyError",
-           "ServiceUnreachableError", "State", "StemFile"]
+# The wire types and enums are the ones the service sends, so client and server cannot drift.
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, JobWire
 
 LIST_PAGE = 100  # jobs per ListJobs call; the service's default page
 

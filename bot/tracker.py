@@ -13,11 +13,13 @@ from urllib.parse import unquote, urlsplit
 import discord
 
 from bot.delivery import Delivery
-from bot.jobapi import ApiError, InputSpec, Job, JobApi, ServiceUnreachableError, State
+from bot.jobapi import ApiError, Job, JobApi, ServiceUnreachableError
 from bot.status import StatusMessages
 from separation import SeparationError
 from separation.presets import StemPreset
 from storage import JobRecord, JobState, JobStore
+from wire.enums import State
+from wire.jobs import InputSpec
 
 log = logging.getLogger(__name__)
 

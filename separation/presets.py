@@ -1,4 +1,4 @@
-"""Stem presets: which stems each separation gives, and their protocol tone numbers."""
+"""Stem presets: which stems each separation gives, and how many shifts it may average."""
 
 from __future__ import annotations
 
@@ -6,16 +6,6 @@ import enum
 
 MAX_SHIFTS = 8
 """Most random shifts one separation may average (each one costs a whole separation)."""
-
-
-class Tone(enum.IntEnum):
-    """MusicSeperateTone of the job protocol."""
-
-    VOCALS = 1
-    DRUMS = 2
-    BASS = 3
-    PIANO = 4
-    OTHER = 5
 
 
 class StemPreset(enum.IntEnum):
@@ -59,12 +49,3 @@ _COUNTS_TEXT = ", ".join(map(str, STEM_COUNTS[:-1])) + f" or {STEM_COUNTS[-1]}"
 def shown_name(preset: StemPreset, stem: str) -> str:
     """The name people see: in two stems `other` is everything but vocals, the accompaniment."""
     return "accompaniment" if preset is StemPreset.TWO_STEMS and stem == "other" else stem
-
-
-TONES: dict[str, Tone] = {
-    "vocals": Tone.VOCALS,
-    "drums": Tone.DRUMS,
-    "bass": Tone.BASS,
-    "piano": Tone.PIANO,
-    "other": Tone.OTHER,
-}

@@ -14,10 +14,10 @@ import aiohttp
 from download.addresses import endpoints
 from download.fetch import FetchLimits, guard_hop
 from download.fetch import session as guarded_session
-from service.auth import SIGNATURE_HEADER, callback_signature
 from service.protocol import Job
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
+from wire.signature import SIGNATURE_HEADER, callback_signature
 
 log = logging.getLogger("stembot.callbacks")
 

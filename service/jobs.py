@@ -29,7 +29,6 @@ import aiohttp
 from download.errors import DownloadError
 from download.fetch import download
 from download.fetch import session as guarded_session
-from separation import TONES
 from separation.presets import shown_name
 from service.blobs import patiently
 from service.callbacks import Callbacks
@@ -43,13 +42,15 @@ from service.errors import (
     StorageUnavailable,
 )
 from service.limits import too_many_jobs
-from service.protocol import Job, JobRequest, OutputSpec, Result, State
+from service.protocol import Job, JobRequest
 from service.quota import StorageQuota
 from service.result_cache import ResultCache, Separation, input_digest
 from service.retention import Retention
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
+from wire.enums import TONES, State
+from wire.jobs import OutputSpec, Result
 
 log = logging.getLogger("stembot.jobs")
 T = TypeVar("T")

@@ -16,12 +16,14 @@ import numpy as np
 
 from separation.audio import OutputFormat, decode, encode
 from separation.dsp import Float
-from separation.presets import TONES, shown_name
+from separation.presets import shown_name
 from service.content import ContentStore, check_content_id, clean_path
 from service.errors import ContentGone, ContentNotFound, InvalidParameter, JobNotCompleted
-from service.protocol import Job, OutputSpec, State, obj, string
+from service.protocol import Job, obj, string
 from service.quota import StorageQuota
 from service.store import MixRecord, Store, now_ms
+from wire.enums import TONES, State
+from wire.jobs import OutputSpec
 
 MAX_GAIN = 2.0
 # name -> (the stem it needs, or "", and the gain of each stem given that name)

@@ -28,9 +28,10 @@ from service.errors import (
 )
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
-from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.protocol import Job, check_text, integer, obj, parse_create, string
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
+from wire.jobs import OutputSpec
 
 # (service, caller, body, base URL of links) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]

@@ -6,9 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from separation.presets import StemPreset, Tone
-from service.protocol import InputSpec, Job, OutputSpec, Result, State
+from separation.presets import StemPreset
+from service.protocol import Job
 from service.store import Key, MixRecord
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 Row = Mapping[str, Any]
 

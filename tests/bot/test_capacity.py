@@ -10,9 +10,10 @@ from fake_discord import GUILD_ID, FakeDiscord
 from harness import BotFactory, read_bytes, start_job_service
 from test_refusals import MEMBER, finished, separate
 
-from bot.jobapi import InputSpec, JobApi
+from bot.jobapi import JobApi
 from separation.presets import StemPreset
 from storage import JobState, NewJob
+from wire.jobs import InputSpec
 
 
 async def test_a_service_with_too_many_jobs_is_busy(fake: FakeDiscord, bot_factory: BotFactory,

@@ -21,12 +21,14 @@ from test_service_jobs import signed
 from test_service_restart import pool_workers, start
 
 from separation import OutputFormat, encode, synth
-from separation.presets import StemPreset, Tone
+from separation.presets import StemPreset
 from service.app import close_service, open_service
-from service.protocol import InputSpec, Job, OutputSpec, Result, State
+from service.protocol import Job
 from service.state import SERVICE, Service
 from service.store import now_ms
 from tests.infra.postgres import PostgresCluster
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 LEASE = 2.0  # seconds: a dead worker's job runs elsewhere this soon
 

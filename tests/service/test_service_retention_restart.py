@@ -17,9 +17,10 @@ import test_service_restart as restart
 from service_harness import Api, basic_header
 
 from separation.presets import StemPreset
-from service.protocol import OutputSpec, Result, State, Tone
 from service.store import NewKey, now_ms
 from service.store_sqlite import SqliteStore
+from wire.enums import State, Tone
+from wire.jobs import OutputSpec, Result
 
 env = restart.env
 STEMS = (Tone.VOCALS, Tone.DRUMS, Tone.BASS, Tone.OTHER)

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from separation.presets import StemPreset
-from service.protocol import InputSpec, Job, OutputSpec, State
+from service.protocol import Job
 from service.store import SCHEMA_VERSION, SchemaError, now_ms
 from service.store_sqlite import SqliteStore
+from wire.enums import State
+from wire.jobs import InputSpec, OutputSpec
 
 
 def job(job_id: str, owner: str) -> Job:

@@ -11,11 +11,13 @@ import psycopg
 import pytest
 import pytest_asyncio
 
-from separation.presets import StemPreset, Tone
-from service.protocol import InputSpec, Job, OutputSpec, Result, State
+from separation.presets import StemPreset
+from service.protocol import Job
 from service.store import SCHEMA_VERSION, SchemaError, Store, now_ms
 from service.store_pg import PgStore
 from service.store_sqlite import SqliteStore
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 Opener = Callable[[], Awaitable[Store]]
 
