@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
 from stembot import logs
 from stembot.commands.serve import add_listen_arguments, settings_from, start
+from stembot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
