@@ -18,9 +18,10 @@ from bot.fit import encode_to_fit
 from bot.jobapi import ApiError, Job, JobApi, StemFile
 from bot.messages import elapsed, headline, kept_for, ping, shown, stems_of
 from bot.mixing import MixAsk, summary_view
-from separation import TONES, OutputFormat
+from separation import OutputFormat
 from separation.fact_line import line
 from storage import DeliveredStem, JobRecord, JobStore
+from wire.enums import TONES
 
 log = logging.getLogger(__name__)
 

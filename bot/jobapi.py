@@ -12,14 +12,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from separation.presets import Tone
+from download.errors import BodyTooLarge
+from download.fetch import stream_to_file
+from separation.presets import StemPreset
 
-# The wire types and enums are the service's own, so client and server cannot drift apart.
-from service.fetch import BodyTooLarge, stream_to_file
-from service.protocol import InputSpec, JobWire, Method, State
-
-__all__ = ["ApiError", "InputSpec", "Job", "JobApi", "JobWire", "Method", "ServiceBusyError",
-           "ServiceUnreachableError", "State", "StemFile"]
+# The wire types and enums are the ones the service sends, so client and server cannot drift.
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, JobWire
 
 LIST_PAGE = 100  # jobs per ListJobs call; the service's default page
 
@@ -116,7 +115,7 @@ class JobApi:
         return self.url.removesuffix("/").removesuffix("/release/job")
 
     async def create_job(
-        self, source: InputSpec, method: Method, *, custom_id: str, callback: str,
+        self, source: InputSpec, method: StemPreset, *, custom_id: str, callback: str,
         timeout_s: int, shifts: int = 1,
     ) -> Job:
         separation = {"method": int(method)} | ({"shifts": shifts} if shifts > 1 else {})

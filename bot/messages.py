@@ -12,10 +12,10 @@ from separation import StemPreset
 from separation.presets import shown_name
 from storage import JobRecord, JobState
 
+# "2 — vocals / accompaniment", "4 — vocals / drums / bass / other", ...
 STEM_CHOICES = {
-    2: "2 — vocals / accompaniment",
-    4: "4 — vocals / drums / bass / other",
-    5: "5 — vocals / drums / bass / piano / other",
+    preset.count: f"{preset.count} — " + " / ".join(shown_name(preset, s) for s in preset.stems)
+    for preset in StemPreset
 }
 
 

@@ -16,9 +16,8 @@ import aiohttp
 import av
 import av.error
 
-from service import fetch
-from service.errors import UrlNotAllowed
-from service.fetch import FetchLimits, guard_hop
+from download.errors import BodyTooLarge, UrlNotAllowed
+from download.fetch import FetchLimits, guard_hop, session, stream_to_file
 from storage import GuildLimits
 
 MIB = 1024 * 1024
@@ -56,7 +55,7 @@ class InputFetcher:
     def __init__(self, allow_private: bool) -> None:
         self._guard = FetchLimits(max_bytes=0, timeout=DOWNLOAD_SECONDS,
                                   max_redirects=MAX_REDIRECTS, allow_private=allow_private)
-        self._session = fetch.session(self._guard)
+        self._session = session(self._guard)
 
     async def close(self) -> None:
         await self._session.close()
@@ -121,8 +120,8 @@ async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int |
         )
     _check_size(response.content_length, max_bytes)
     try:
-        return await fetch.stream_to_file(response, target, max_bytes)
-    except fetch.BodyTooLarge:
+        return await stream_to_file(response, target, max_bytes)
+    except BodyTooLarge:
         raise _too_large(max_bytes or 0) from None  # only raised when there is a limit
 
 

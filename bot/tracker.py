@@ -13,11 +13,14 @@ from urllib.parse import unquote, urlsplit
 import discord
 
 from bot.delivery import Delivery
-from bot.jobapi import ApiError, InputSpec, Job, JobApi, Method, ServiceUnreachableError, State
+from bot.jobapi import ApiError, Job, JobApi, ServiceUnreachableError
 from bot.messages import plain
 from bot.status import StatusMessages
 from separation import SeparationError
+from separation.presets import StemPreset
 from storage import JobRecord, JobState, JobStore
+from wire.enums import State
+from wire.jobs import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ class JobTracker:
     async def _create(self, record: JobRecord) -> Job:
         callback = self.callback_base + record.callback_token if self.callback_base else ""
         return await self._api.create_job(
-            self._source(record), _method(record.stems), custom_id=record.custom_id,
+            self._source(record), StemPreset.from_count(record.stems), custom_id=record.custom_id,
             callback=callback, timeout_s=self._job_timeout, shifts=record.shifts,
         )
 
@@ -275,7 +278,3 @@ def input_path(record: JobRecord) -> str:
     last = unquote(urlsplit(record.input_url).path.rsplit("/", 1)[-1])
     extension = match.group() if (match := _EXTENSION.search(last)) else ""
     return f"inputs/{record.id}/{record.track_name}{extension}"
-
-
-def _method(stems: int) -> Method:
-    return {2: Method.TWO_STEMS, 4: Method.FOUR_STEMS, 5: Method.FIVE_STEMS}[stems]

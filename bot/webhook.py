@@ -10,9 +10,10 @@ from collections.abc import Callable, Coroutine
 
 from aiohttp import web
 
-from bot.jobapi import Job, JobWire
-from service.auth import SIGNATURE_HEADER, callback_signature
+from bot.jobapi import Job
 from storage import JobRecord, JobStore
+from wire.jobs import JobWire
+from wire.signature import SIGNATURE_HEADER, callback_signature
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The separation engine: HT-Demucs v4 on OpenVINO or ONNX Runtime, stem presets, audio I/O.
 
-Names load on first use (PEP 562), so that importing `separation.presets` for the wire
-protocol's enums does not load numpy, PyAV or an inference runtime.
+Names load on first use (PEP 562), so that importing `separation.presets` for the stem
+presets (the wire protocol's method numbers) does not load numpy, PyAV or an inference runtime.
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ if TYPE_CHECKING:
     from separation.audio import Limits, OutputFormat, decode, encode, parse_format
     from separation.engine import Separator, Stems
     from separation.errors import SeparationError
-    from separation.presets import TONES, StemPreset, Tone
+    from separation.presets import StemPreset
 
 _HOMES = {
     "Limits": "audio", "OutputFormat": "audio", "decode": "audio", "encode": "audio",
     "parse_format": "audio", "Separator": "engine", "Stems": "engine",
-    "SeparationError": "errors", "TONES": "presets", "StemPreset": "presets", "Tone": "presets",
+    "SeparationError": "errors", "StemPreset": "presets",
 }
 
 __all__ = [
-    "TONES",
     "Limits",
     "OutputFormat",
     "SeparationError",
     "Separator",
     "StemPreset",
     "Stems",
-    "Tone",
     "decode",
     "encode",
     "parse_format",

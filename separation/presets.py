@@ -1,4 +1,4 @@
-"""Stem presets: which stems each separation gives, and their protocol tone numbers."""
+"""Stem presets: which stems each separation gives, and how many shifts it may average."""
 
 from __future__ import annotations
 
@@ -8,18 +8,10 @@ MAX_SHIFTS = 8
 """Most random shifts one separation may average (each one costs a whole separation)."""
 
 
-class Tone(enum.IntEnum):
-    """MusicSeperateTone of the job protocol."""
-
-    VOCALS = 1
-    DRUMS = 2
-    BASS = 3
-    PIANO = 4
-    OTHER = 5
-
-
 class StemPreset(enum.IntEnum):
-    """MusicSeperateOption of the job protocol; the value is the protocol's method number."""
+    """Which stems a separation gives; the one stem/method enum: its value is the job
+    protocol's `method` number (MusicSeperateOption), its `count` what /separate and the CLI
+    offer."""
 
     TWO_STEMS = 1
     FOUR_STEMS = 2
@@ -27,11 +19,11 @@ class StemPreset(enum.IntEnum):
 
     @classmethod
     def from_count(cls, count: int) -> StemPreset:
-        """Map a stem count (2, 4 or 5) to its preset."""
-        by_count = {2: cls.TWO_STEMS, 4: cls.FOUR_STEMS, 5: cls.FIVE_STEMS}
-        if count not in by_count:
-            raise ValueError(f"stems must be 2, 4 or 5, not {count}")
-        return by_count[count]
+        """Map a stem count (one of STEM_COUNTS: 2, 4 or 5) to its preset."""
+        for preset in cls:
+            if preset.count == count:
+                return preset
+        raise ValueError(f"stems must be {_COUNTS_TEXT}, not {count}")
 
     @property
     def count(self) -> int:
@@ -49,15 +41,11 @@ _STEMS: dict[StemPreset, tuple[str, ...]] = {
     StemPreset.FIVE_STEMS: ("vocals", "drums", "bass", "piano", "other"),
 }
 
+STEM_COUNTS: tuple[int, ...] = tuple(preset.count for preset in StemPreset)
+"""The stem counts one may ask for, in preset order: 2, 4 and 5."""
+_COUNTS_TEXT = ", ".join(map(str, STEM_COUNTS[:-1])) + f" or {STEM_COUNTS[-1]}"
+
+
 def shown_name(preset: StemPreset, stem: str) -> str:
     """The name people see: in two stems `other` is everything but vocals, the accompaniment."""
     return "accompaniment" if preset is StemPreset.TWO_STEMS and stem == "other" else stem
-
-
-TONES: dict[str, Tone] = {
-    "vocals": Tone.VOCALS,
-    "drums": Tone.DRUMS,
-    "bass": Tone.BASS,
-    "piano": Tone.PIANO,
-    "other": Tone.OTHER,
-}

@@ -34,7 +34,7 @@ from service.routes import MAX_JSON_BODY, errors, routes
 from service.session import session_routes
 from service.settings import ServiceSettings
 from service.state import SERVICE, Service
-from service.store import SchemaError, Store, open_store
+from service.store import Key, NewKey, SchemaError, Store, open_store
 from service.vendor import vendor_routes
 
 log = logging.getLogger("stembot.service")
@@ -142,10 +142,21 @@ def make_app(settings: ServiceSettings) -> web.Application:
 
 @dataclass(slots=True)
 class RunningService:
-    """A started service; `stop()` shuts it down, leaving open jobs for the next start."""
+    """A started service; `stop()` shuts it down, leaving open jobs for the next start.
+
+    `key` and `create_key` let a client in the same process (`stembot up`'s bot) get a key
+    of this service without reaching into its parts."""
 
     runner: web.AppRunner
     url: str
+
+    async def key(self, secret_id: str) -> Key | None:
+        """The active (not revoked) key with this secretId, or None."""
+        return await self.runner.app[SERVICE].store.key(secret_id)
+
+    async def create_key(self, name: str) -> NewKey:
+        """A new key with its default repository, as `stembot keys create` makes one."""
+        return await self.runner.app[SERVICE].store.create_key(name)
 
     async def stop(self) -> None:
         await self.runner.cleanup()

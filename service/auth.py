@@ -1,4 +1,6 @@
-"""Credentials: secretId/secretKey checks, HTTP Basic, signed content links, callback HMACs."""
+"""Credentials: secretId/secretKey checks, HTTP Basic, signed content links.
+
+The callbacks' HMAC is the protocol's: `wire.signature`."""
 
 from __future__ import annotations
 
@@ -17,8 +19,6 @@ from urllib.parse import quote
 
 from service.errors import AuthFailed
 from service.store import Key, Store
-
-SIGNATURE_HEADER = "X-Stembot-Signature"
 
 
 async def authenticate(store: Store, secret_id: object, secret_key: object) -> Key:
@@ -45,11 +45,6 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     if not sep:
         raise AuthFailed("malformed Basic credentials")
     return secret_id, secret_key
-
-
-def callback_signature(secret_key: str, body: bytes) -> str:
-    """The value of X-Stembot-Signature: `sha256=` and the hex HMAC of the body."""
-    return "sha256=" + hmac.new(secret_key.encode(), body, hashlib.sha256).hexdigest()
 
 
 # --- signed links -----------------------------------------------------------------------

@@ -11,12 +11,13 @@ import logging
 
 import aiohttp
 
-from service.auth import SIGNATURE_HEADER, callback_signature
-from service.fetch import FetchLimits, endpoints, guard_hop
-from service.fetch import session as guarded_session
+from download.addresses import endpoints
+from download.fetch import FetchLimits, guard_hop
+from download.fetch import session as guarded_session
 from service.protocol import Job
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
+from wire.signature import SIGNATURE_HEADER, callback_signature
 
 log = logging.getLogger("stembot.callbacks")
 

@@ -37,10 +37,6 @@ class UnsupportedEncoding(ApiError):
     code = "UNSUPPORTED_CONTENT_ENCODING"
 
 
-class UrlNotAllowed(ApiError):
-    code = "URL_NOT_ALLOWED"
-
-
 class AuthFailed(ApiError):
     status = 401
     code = "AUTH_FAILED"

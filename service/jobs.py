@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from separation import TONES, StemPreset
+from download.errors import DownloadError
+from download.fetch import download
+from download.fetch import session as guarded_session
 from separation.presets import shown_name
 from service.blobs import patiently
 from service.callbacks import Callbacks
@@ -39,16 +41,16 @@ from service.errors import (
     StorageFull,
     StorageUnavailable,
 )
-from service.fetch import download
-from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
-from service.protocol import Job, JobRequest, OutputSpec, Result, State
+from service.protocol import Job, JobRequest
 from service.quota import StorageQuota
 from service.result_cache import ResultCache, Separation, input_digest
 from service.retention import Retention
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
 from service.worker import ProgressMessage, Task, WorkerPool
+from wire.enums import TONES, State
+from wire.jobs import OutputSpec, Result
 
 log = logging.getLogger("stembot.jobs")
 T = TypeVar("T")
@@ -511,7 +513,10 @@ class JobRunner:
         if spec.url:
             assert self._client is not None
             target = work / f"input-{index}"
-            await download(self._client, spec.url, target, self._limits)
+            try:
+                await download(self._client, spec.url, target, self._limits)
+            except DownloadError as failed:
+                raise JobFailure(failed.code, failed.message) from None
             return target
         try:
             await self._content.readable(job.owner, spec.content_id)
@@ -535,7 +540,7 @@ class JobRunner:
             found = await self._run_worker(job, output, selector, source, out_dir)
             await self._cache.keep(key, *found, job.id)
         stems, facts = found
-        preset = StemPreset(int(output.method))
+        preset = output.method
         # named here, not by the file: a cache entry of an older version says `other.wav`
         return [(path, Result(TONES[stem], f"{job.id}-{selector}-{shown_name(preset, stem)}"
                               f"{path.suffix}", cached))
@@ -543,7 +548,7 @@ class JobRunner:
 
     async def _run_worker(self, job: Job, output: OutputSpec, selector: int, source: Path,
                           out_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
-        preset = StemPreset(int(output.method))
+        preset = output.method
         assert self._pool is not None, "an API-only node claims no job"
         outcome = await self._pool.run(Task(
             job_id=job.id, attempt=job.attempt, source=source, out_dir=out_dir,

@@ -17,13 +17,15 @@ import numpy as np
 
 from separation.audio import OutputFormat, decode, encode
 from separation.dsp import Float
-from separation.presets import TONES, StemPreset, shown_name
+from separation.presets import shown_name
 from separation.stretch import SEMITONE_RANGE, TEMPO_RANGE, stretch
 from service.content import ContentStore, check_content_id, clean_path
 from service.errors import ContentGone, ContentNotFound, InvalidParameter, JobNotCompleted
-from service.protocol import Job, OutputSpec, State, obj, string
+from service.protocol import Job, obj, string
 from service.quota import StorageQuota
 from service.store import MixRecord, Store, now_ms
+from wire.enums import TONES, State
+from wire.jobs import OutputSpec
 
 MAX_GAIN = 2.0
 # name -> (the stem it needs, or "", and the gain of each stem given that name)
@@ -77,7 +79,7 @@ def job_stems(job: Job) -> list[Stem]:
         why = "were deleted with it" if job.deleted_at else "expired"
         raise ContentGone(f"job {job.id!r}: its files {why}")
     output = job.outputs[0]
-    preset = StemPreset(int(output.method))
+    preset = output.method
     prefix = f"{job.id}-{output.selectors[0]}-"
     names = {tone: stem for stem, tone in TONES.items()}
     stems = [Stem(shown_name(preset, names[r.tone]), output.content_id,

@@ -1,150 +1,20 @@
-"""The job protocol's messages: enums, parsed requests, and the Job as sent on the wire."""
+"""The service's side of the job protocol: the Job as stored and as sent, and the parsing of
+requests, every check naming the field it refuses. The shapes both sides share are `wire`'s."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field, replace
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 from urllib.parse import urlsplit
 
-from separation.presets import MAX_SHIFTS, Tone
+from separation.presets import MAX_SHIFTS, StemPreset
 from service.errors import InvalidParameter
+from wire.enums import State
+from wire.jobs import InputSpec, JobWire, OutputSpec
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
 MAX_ITEMS = 16  # inputs and outputs per job; the original sets no bound, a server must
 MAX_TIMEOUT = 7 * 24 * 3600  # seconds; also keeps the deadline (ms) within an SQLite INTEGER
-
-
-class State(enum.IntEnum):
-    SUBMITTED = 1
-    PROCESSING = 2
-    COMPLETED = 3
-    ERROR = 4
-    CANCELED = 5
-
-    @property
-    def final(self) -> bool:
-        return self >= State.COMPLETED
-
-
-class Method(enum.IntEnum):
-    """MusicSeperateOption; the values equal `separation.StemPreset`."""
-
-    TWO_STEMS = 1
-    FOUR_STEMS = 2
-    FIVE_STEMS = 3
-
-
-__all__ = ["Job", "Method", "State", "Tone"]
-
-
-class SourceWire(TypedDict):
-    contentId: str
-    path: str
-
-
-class InputWire(TypedDict, total=False):
-    url: str
-    source: SourceWire
-
-
-class ResultWire(TypedDict):
-    tone: int
-    fileName: str
-    fromCache: NotRequired[bool]
-
-
-class OutputWire(TypedDict):
-    contentId: str
-    destination: str
-    inputSelectors: list[int]
-    smartContentDescriptor: dict[str, dict[str, int]]
-    smartContentResult: NotRequired[dict[str, Any]]
-
-
-class TimingWire(TypedDict):
-    createdAt: str
-    startedAt: str
-    completedAt: str
-
-
-class CallbackStatusWire(TypedDict):
-    state: str
-    attempts: int
-    lastError: str
-
-
-class JobWire(TypedDict):
-    id: str
-    state: int
-    customId: str
-    callback: str
-    inputs: list[InputWire]
-    outputs: list[OutputWire]
-    timing: TimingWire
-    progress: NotRequired[int]
-    errorCode: NotRequired[str]
-    errorMessage: NotRequired[str]
-    callbackStatus: NotRequired[CallbackStatusWire]
-    deletedAt: NotRequired[str]
-    resultsExpiredAt: NotRequired[str]
-    resultsExpireAt: NotRequired[str]
-
-
-@dataclass(frozen=True, slots=True)
-class InputSpec:
-    """Exactly one of `url` or (`content_id`, `path`)."""
-
-    url: str = ""
-    content_id: str = ""
-    path: str = ""
-
-    def wire(self) -> InputWire:
-        if self.url:
-            return {"url": self.url}
-        return {"source": {"contentId": self.content_id, "path": self.path}}
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    tone: Tone
-    file_name: str
-    from_cache: bool = False  # the stems of an earlier, identical separation
-
-    def wire(self) -> ResultWire:
-        out: ResultWire = {"tone": int(self.tone), "fileName": self.file_name}
-        if self.from_cache:
-            out["fromCache"] = True
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSpec:
-    content_id: str
-    destination: str
-    selectors: tuple[int, ...]
-    method: Method
-    results: tuple[Result, ...] | None = None
-    shifts: int = 1
-    facts: tuple[dict[str, Any], ...] | None = None  # one per selector: SongFacts.wire()
-
-    def wire(self) -> OutputWire:
-        descriptor = {"method": int(self.method)}
-        if self.shifts > 1:  # an extension: absent unless asked for, as in the original
-            descriptor["shifts"] = self.shifts
-        out: OutputWire = {
-            "contentId": self.content_id,
-            "destination": self.destination,
-            "inputSelectors": list(self.selectors),
-            "smartContentDescriptor": {"musicSeperate": descriptor},
-        }
-        if self.results is not None:
-            out["smartContentResult"] = {"musicSeperate": [
-                r.wire() for r in self.results
-            ]}
-            if self.facts is not None:  # an extension: the song facts of each input
-                out["smartContentResult"]["facts"] = list(self.facts)
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +205,7 @@ def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
     separate = obj(descriptor.get("musicSeperate"), f"{name}.smartContentDescriptor.musicSeperate")
     method_name = f"{name}.smartContentDescriptor.musicSeperate.method"
     method = integer(separate, "method", method_name, 0)
-    if method not in {m.value for m in Method}:
+    if method not in {m.value for m in StemPreset}:
         raise InvalidParameter(f"{method_name} must be 1, 2 or 3")
     shifts_name = f"{name}.smartContentDescriptor.musicSeperate.shifts"
     shifts = integer(separate, "shifts", shifts_name, 1)
@@ -345,7 +215,7 @@ def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:
         content_id=string(body, "contentId", f"{name}.contentId", ""),
         destination=string(body, "destination", f"{name}.destination", "/") or "/",
         selectors=tuple(selectors),
-        method=Method(method),
+        method=StemPreset(method),
         shifts=shifts,
     )
 

@@ -17,10 +17,11 @@ from pathlib import Path, PurePosixPath
 from service import player_mixes
 from service.content import ContentStore, clean_path
 from service.errors import StorageFull
-from service.protocol import Job, State
+from service.protocol import Job
 from service.result_cache import ResultCache
 from service.settings import ServiceSettings
 from service.store import Gone, Store, now_ms
+from wire.enums import State
 
 log = logging.getLogger("stembot.retention")
 BATCH = 200  # jobs expired per transaction

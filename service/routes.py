@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from download.errors import UrlNotAllowed
+from download.fetch import check_url
 from service.auth import authenticate, basic_credentials, check_link, sign_link, sign_player
 from service.bodies import chunks, counted, cut_off, read_body
 from service.content import check_content_id, clean_path
@@ -24,15 +26,15 @@ from service.errors import (
     RequestTimeout,
     UnknownAction,
 )
-from service.fetch import check_url
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
 from service.origins import link_headers
-from service.protocol import Job, OutputSpec, check_text, integer, obj, parse_create, string
+from service.protocol import Job, check_text, integer, obj, parse_create, string
 from service.served import file_headers
 from service.session import COOKIE, session_key
 from service.state import SERVICE, Service
 from service.store import Key, now_ms
+from wire.jobs import OutputSpec
 
 # (service, caller, body, base URL of links) -> the <action>Response part
 Action = Callable[[Service, Key, dict[str, Any], str], Awaitable[dict[str, Any]]]
@@ -337,6 +339,8 @@ async def errors(request: web.Request,
                              request)
     except ApiError as error:
         return error_response(request, error.status, error.code, error.message)
+    except UrlNotAllowed as error:  # the download guard's refusal, as at CreateJob
+        return error_response(request, 400, error.code, error.message)
     except web.HTTPException as error:
         if error.status < 400:
             raise

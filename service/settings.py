@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from download.addresses import endpoints
+from download.fetch import FetchLimits
 from separation import OutputFormat, model_files, parse_format
 from separation.env import SettingError, env_bool, env_choice, env_float, env_int
 from separation.runtime import RuntimeConfig, available_cores
-from service.fetch import FetchLimits, endpoints
 from service.result_cache import CacheScope
 
 WORKER_MEMORY = 1536 * 1024 * 1024  # a worker's peak while separating, with room to spare

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from download.fetch import FetchLimits
 from service.callbacks import Callbacks
 from service.content import ContentStore
-from service.fetch import FetchLimits
 from service.jobs import JobRunner
 from service.mixes import Mixer
 from service.player_mixes import PlayerMixes

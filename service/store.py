@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from service.protocol import Job, OutputSpec, State
+from service.protocol import Job
+from wire.enums import State
+from wire.jobs import OutputSpec
 
 if TYPE_CHECKING:
     from service.settings import ServiceSettings

@@ -6,9 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from separation.presets import Tone
-from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
+from separation.presets import StemPreset
+from service.protocol import Job
 from service.store import Key, MixRecord
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 Row = Mapping[str, Any]
 
@@ -33,7 +35,7 @@ def _load_output(raw: dict[str, Any]) -> OutputSpec:
         content_id=raw["contentId"],
         destination=raw["destination"],
         selectors=tuple(raw["inputSelectors"]),
-        method=Method(raw["smartContentDescriptor"]["musicSeperate"]["method"]),
+        method=StemPreset(raw["smartContentDescriptor"]["musicSeperate"]["method"]),
         results=None if results is None else tuple(
             Result(Tone(r["tone"]), r["fileName"], r.get("fromCache", False))
             for r in results["musicSeperate"]),

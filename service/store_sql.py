@@ -12,9 +12,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
-from service.protocol import Job, OutputSpec, State
+from service.protocol import Job
 from service.store import Gone, Key, MixRecord, NewKey, SignIn, now_ms
 from service.store_rows import Row, dump_inputs, dump_outputs, load_job, load_key, load_mix
+from wire.enums import State
+from wire.jobs import OutputSpec
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
 from separation.fact_line import line
 from separation.facts import FactsCollector
-from separation.presets import MAX_SHIFTS
+from separation.presets import MAX_SHIFTS, STEM_COUNTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--stems",
         type=int,
-        choices=(2, 4, 5),
+        choices=STEM_COUNTS,
         default=4,
         help="2: vocals/other, 4: vocals/drums/bass/other, 5: adds piano (default: 4)",
     )

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 from bot.settings import BotSettings
 from service.session import SIGN_IN_TTL, owner_link
 from service.settings import ServiceSettings
 from stembot import logs
 from stembot.commands.serve import add_listen_arguments, settings_from, start
+from stembot.launch import BotKeyError, bot_key_file, read_bot_key, run_up
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,8 +10,10 @@ from fake_discord import GUILD_ID, FakeDiscord
 from harness import BotFactory, read_bytes, start_job_service
 from test_refusals import MEMBER, finished, separate
 
-from bot.jobapi import InputSpec, JobApi, Method
+from bot.jobapi import JobApi
+from separation.presets import StemPreset
 from storage import JobState, NewJob
+from wire.jobs import InputSpec
 
 
 async def test_a_service_with_too_many_jobs_is_busy(fake: FakeDiscord, bot_factory: BotFactory,
@@ -41,13 +43,13 @@ async def test_a_lost_job_is_found_past_the_first_page(fake: FakeDiscord, tmp_pa
                          service.secret_key)
             custom, source = "stembot-discord-1", InputSpec(url=gone)
             for _ in range(101):
-                await api.create_job(source, Method.TWO_STEMS, custom_id=custom, callback="",
+                await api.create_job(source, StemPreset.TWO_STEMS, custom_id=custom, callback="",
                                      timeout_s=60)
             async with bot_factory(service) as bot:
                 record = await bot.jobs.create(NewJob(GUILD_ID, 1, MEMBER, gone, "gone", 2,
                                                       "mp3"), JobState.QUEUED)
                 assert record.custom_id == custom
-            lost = await api.create_job(source, Method.TWO_STEMS, custom_id=custom, callback="",
+            lost = await api.create_job(source, StemPreset.TWO_STEMS, custom_id=custom, callback="",
                                         timeout_s=60)
             assert len(await api.list_jobs(custom)) == 102
             async with bot_factory(service) as bot:

@@ -11,8 +11,8 @@ from fake_discord import CHANNEL_ID, FakeDiscord, Message
 from harness import BotFactory, Service, decoded_seconds, mass_mentions, read_bytes
 
 from separation.fact_line import line
-from service.auth import SIGNATURE_HEADER, callback_signature
 from storage import JobState
+from wire.signature import SIGNATURE_HEADER, callback_signature
 
 MEMBER = 900_000_000_000_000_101
 STEMS = ("vocals", "drums", "bass", "other")

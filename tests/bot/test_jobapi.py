@@ -14,9 +14,10 @@ import pytest
 from aiohttp import web
 from harness import TEST_LIMITS, Service, read_bytes
 
-from bot.jobapi import ApiError, InputSpec, JobApi, ServiceUnreachableError, StemFile
+from bot.jobapi import ApiError, JobApi, ServiceUnreachableError, StemFile
 from bot.probe import InputFetcher
-from separation import Tone
+from wire.enums import Tone
+from wire.jobs import InputSpec
 
 
 class Stub:

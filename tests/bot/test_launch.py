@@ -21,10 +21,10 @@ import pytest
 from fake_discord import FakeDiscord
 from harness import TEST_LIMITS, read_bytes
 
-from bot.launch import BotKeyError, run_up
 from bot.settings import BotSettings
 from service.settings import ServiceSettings
 from service.store_sqlite import SqliteStore
+from stembot.launch import BotKeyError, run_up
 
 MEMBER = 900_000_000_000_000_104
 

@@ -12,8 +12,8 @@ import pytest
 
 from bot.jobapi import Job
 from bot.webhook import CallbackListener
-from service.auth import SIGNATURE_HEADER, callback_signature
 from storage import Database, JobRecord, JobState, JobStore, NewJob
+from wire.signature import SIGNATURE_HEADER, callback_signature
 
 KEY = "the-bots-secret-key"
 

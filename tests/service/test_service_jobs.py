@@ -18,8 +18,9 @@ from service_harness import Api, Origin, Running, basic_header, make_settings, n
 from separation import decode, model_files
 from separation.loudness import integrated_loudness
 from service.app import start_service
-from service.auth import SIGNATURE_HEADER, sign_link
+from service.auth import sign_link
 from service.state import SERVICE
+from wire.signature import SIGNATURE_HEADER
 
 # the job protocol's contract, on SQLite + local files and on PostgreSQL + S3
 BOTH_BACKENDS = True

@@ -11,10 +11,10 @@ import pytest
 import pytest_asyncio
 from service_harness import Api, Origin, Running, basic_header, make_settings, new_key
 
+from download.errors import DownloadError
+from download.fetch import FetchLimits, download, session
 from separation.env import SettingError
 from service.app import start_service
-from service.errors import JobFailure
-from service.fetch import FetchLimits, download, session
 from service.settings import ServiceSettings
 
 LIMITS = FetchLimits(max_bytes=10_000_000, timeout=5, max_redirects=2, allow_private=True)
@@ -83,7 +83,7 @@ async def test_download_guard_refuses_at_connect(origin: Origin, tmp_path: Path)
     limits = FetchLimits(10_000_000, 5, 2, allow_private=False)
     port = origin.url.rsplit(":", 1)[1]
     async with session(limits) as client:
-        with pytest.raises(JobFailure) as failure:
+        with pytest.raises(DownloadError) as failure:
             await download(client, f"http://localhost:{port}/files/clip.wav",
                            tmp_path / "x", limits)
     assert failure.value.code == "URL_NOT_ALLOWED"
@@ -100,7 +100,7 @@ async def test_download_limits(origin: Origin, tmp_path: Path) -> None:
             (origin.url + "/files/missing", LIMITS, "DOWNLOAD_FAILED"),
         ]
         for url, limits, code in cases:
-            with pytest.raises(JobFailure) as failure:
+            with pytest.raises(DownloadError) as failure:
                 await download(client, url, tmp_path / "x", limits)
             assert failure.value.code == code, url
 

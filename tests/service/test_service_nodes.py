@@ -21,12 +21,14 @@ from test_service_jobs import signed
 from test_service_restart import pool_workers, start
 
 from separation import OutputFormat, encode, synth
-from separation.presets import Tone
+from separation.presets import StemPreset
 from service.app import close_service, open_service
-from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
+from service.protocol import Job
 from service.state import SERVICE, Service
 from service.store import now_ms
 from tests.infra.postgres import PostgresCluster
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 LEASE = 2.0  # seconds: a dead worker's job runs elsewhere this soon
 
@@ -210,7 +212,7 @@ async def test_api_nodes_share_the_link_secret_through_the_database(
 def new_job(job_id: str, owner: str, content_id: str) -> Job:
     return Job(id=job_id, owner=owner, custom_id="", callback="", state=State.SUBMITTED,
                inputs=(InputSpec(url="http://h/a.wav"),),
-               outputs=(OutputSpec(content_id, "/", (0,), Method.TWO_STEMS),),
+               outputs=(OutputSpec(content_id, "/", (0,), StemPreset.TWO_STEMS),),
                created_at=now_ms(), deadline=now_ms() + 60_000)
 
 

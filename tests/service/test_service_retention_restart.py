@@ -16,9 +16,11 @@ import aiohttp
 import test_service_restart as restart
 from service_harness import Api, basic_header
 
-from service.protocol import Method, OutputSpec, Result, State, Tone
+from separation.presets import StemPreset
 from service.store import NewKey, now_ms
 from service.store_sqlite import SqliteStore
+from wire.enums import State, Tone
+from wire.jobs import OutputSpec, Result
 
 env = restart.env
 STEMS = (Tone.VOCALS, Tone.DRUMS, Tone.BASS, Tone.OTHER)
@@ -41,7 +43,7 @@ def seed_jobs(data: Path, key: NewKey, jobs: int, stems: int) -> dict[str, list[
     for _ in range(jobs):
         job_id = str(uuid.uuid4())
         results = tuple(Result(STEMS[n % 4], f"{job_id}-0-{n}.wav") for n in range(stems))
-        output = OutputSpec(key.default_content, "/", (0,), Method.FOUR_STEMS, results)
+        output = OutputSpec(key.default_content, "/", (0,), StemPreset.FOUR_STEMS, results)
         files[job_id] = [repo / r.file_name for r in results]
         for path in files[job_id]:
             path.write_bytes(b"RIFF stem")

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from service.protocol import InputSpec, Job, Method, OutputSpec, State
+from separation.presets import StemPreset
+from service.protocol import Job
 from service.store import SCHEMA_VERSION, SchemaError, now_ms
 from service.store_sqlite import SqliteStore
+from wire.enums import State
+from wire.jobs import InputSpec, OutputSpec
 
 
 def job(job_id: str, owner: str) -> Job:
     return Job(id=job_id, owner=owner, custom_id="", callback="http://h/cb",
                state=State.SUBMITTED, inputs=(InputSpec(url="http://h/a.wav"),),
-               outputs=(OutputSpec("repo", "/", (0,), Method.TWO_STEMS),),
+               outputs=(OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS),),
                created_at=now_ms(), deadline=now_ms() + 60_000)
 
 

@@ -11,11 +11,13 @@ import psycopg
 import pytest
 import pytest_asyncio
 
-from separation.presets import Tone
-from service.protocol import InputSpec, Job, Method, OutputSpec, Result, State
+from separation.presets import StemPreset
+from service.protocol import Job
 from service.store import SCHEMA_VERSION, SchemaError, SignIn, Store, now_ms
 from service.store_pg import PgStore
 from service.store_sqlite import SqliteStore
+from wire.enums import State, Tone
+from wire.jobs import InputSpec, OutputSpec, Result
 
 Opener = Callable[[], Awaitable[Store]]
 
@@ -49,7 +51,7 @@ async def store(opener: Opener) -> Store:
 def job(job_id: str, owner: str, callback: str = "http://h/cb") -> Job:
     return Job(id=job_id, owner=owner, custom_id="", callback=callback,
                state=State.SUBMITTED, inputs=(InputSpec(url="http://h/a.wav"),),
-               outputs=(OutputSpec("repo", "/", (0,), Method.TWO_STEMS),),
+               outputs=(OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS),),
                created_at=now_ms(), deadline=now_ms() + 60_000,
                callback_state="NONE")
 
@@ -201,7 +203,7 @@ async def test_the_callback_outbox_leases_each_delivery(opener: Opener) -> None:
 
 
 def stems(job_id: str) -> tuple[OutputSpec, ...]:
-    return (OutputSpec("repo", "/", (0,), Method.TWO_STEMS,
+    return (OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS,
                        results=(Result(Tone.VOCALS, f"{job_id}-0-vocals.wav"),)),)
 
 

@@ -17,16 +17,14 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from service.errors import JobFailure, UrlNotAllowed
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-Endpoint = tuple[str, int]  # (host, port) as `endpoint` normalises them
+from download.addresses import Endpoint, endpoint, is_public, literal_address, url_endpoint
+from download.errors import BodyTooLarge, DownloadError, UrlNotAllowed
 
 
 @dataclass(frozen=True, slots=True)
 class FetchLimits:
+    """How much, how long and where a download may go."""
+
     max_bytes: int
     timeout: float
     max_redirects: int
@@ -35,58 +33,6 @@ class FetchLimits:
     allow: frozenset[Endpoint] = frozenset()
     min_rate: int = 0  # bytes/s over every `rate_window` seconds; 0: no floor
     rate_window: float = 30.0
-
-
-NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are the IPv4
-
-
-def is_public(address: IpAddress) -> bool:
-    """Only globally routable unicast addresses. An IPv6 address that carries an IPv4 one
-    (mapped, NAT64, 6to4, Teredo) is judged by that IPv4 too: it is where packets go."""
-    if isinstance(address, ipaddress.IPv6Address):
-        inner = address.ipv4_mapped or (
-            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None)
-        if inner is not None:
-            return is_public(inner)
-        tunnelled = [address.sixtofour, *(address.teredo or ())]
-        if any(v4 is not None and not is_public(v4) for v4 in tunnelled):
-            return False
-        if address.is_reserved:  # ::/8 among others: IPv4-compatible, local-use NAT64
-            return False
-    return address.is_global and not address.is_multicast
-
-
-def literal_address(host: str) -> IpAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def endpoint(host: str, port: int) -> Endpoint:
-    """Comparable: names in lower case, IP literals in their canonical form."""
-    address = literal_address(host)
-    return (str(address) if address else host.lower().rstrip("."), port)
-
-
-def url_endpoint(url: str) -> Endpoint:
-    parts = urlsplit(url)
-    return endpoint(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def endpoints(entries: str) -> frozenset[Endpoint]:
-    """Parse a comma-separated host:port list ([v6]:port); ValueError names a bad entry."""
-    found = set()
-    for entry in filter(None, (e.strip() for e in entries.split(","))):
-        try:
-            parts = urlsplit("//" + entry)
-            port = parts.port
-        except ValueError:
-            port = None
-        if not parts.hostname or port is None or parts.path or port == 0:
-            raise ValueError(f"{entry!r} is not host:port")
-        found.add(endpoint(parts.hostname, port))
-    return frozenset(found)
 
 
 class PublicResolver(AbstractResolver):
@@ -180,25 +126,25 @@ async def rate_floor(min_rate: int, window: float) -> AsyncIterator[Counter]:
     except TimeoutError:
         if not scope.expired():
             raise
-        raise JobFailure("DOWNLOAD_FAILED", f"the download was too slow: under {min_rate}"
-                         f" bytes/s for {window:g} s") from None
+        raise DownloadError("DOWNLOAD_FAILED", f"the download was too slow: under {min_rate}"
+                            f" bytes/s for {window:g} s") from None
 
 
 async def download(client: aiohttp.ClientSession, url: str, target: Path,
                    limits: FetchLimits) -> int:
-    """Fetch `url` into `target`; raises JobFailure with a code saying what went wrong."""
+    """Fetch `url` into `target`; raises DownloadError with a code saying what went wrong."""
     try:
         async with asyncio.timeout(limits.timeout), \
                 rate_floor(limits.min_rate, limits.rate_window) as count:
             return await _follow(client, url, target, limits, count)
     except TimeoutError:
-        raise JobFailure(
+        raise DownloadError(
             "DOWNLOAD_TIMEOUT", f"download took longer than {limits.timeout:g} s"
         ) from None
     except UrlNotAllowed as error:
-        raise JobFailure("URL_NOT_ALLOWED", error.message) from None
+        raise DownloadError("URL_NOT_ALLOWED", error.message) from None
     except aiohttp.ClientError as error:
-        raise JobFailure("DOWNLOAD_FAILED", f"download failed: {error}") from None
+        raise DownloadError("DOWNLOAD_FAILED", f"download failed: {error}") from None
 
 
 async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
@@ -210,9 +156,9 @@ async def _follow(client: aiohttp.ClientSession, url: str, target: Path,
                 url = redirect_target(url, response.headers["Location"])
                 continue
             if response.status != 200:
-                raise JobFailure("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
+                raise DownloadError("DOWNLOAD_FAILED", f"the URL answered HTTP {response.status}")
             return await _save(response, target, limits.max_bytes, count)
-    raise JobFailure("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
+    raise DownloadError("DOWNLOAD_FAILED", f"more than {limits.max_redirects} redirects")
 
 
 def redirect_target(url: str, location: str) -> str:
@@ -222,24 +168,20 @@ def redirect_target(url: str, location: str) -> str:
         yarl.URL(target)  # what the client will parse; urlsplit misses some of its refusals
         urlsplit(target).port  # noqa: B018 (a malformed host or port raises here)
     except ValueError:
-        raise JobFailure("DOWNLOAD_FAILED",
-                         f"the URL redirected to a malformed URL: {location[:200]!r}") from None
+        raise DownloadError("DOWNLOAD_FAILED",
+                            f"the URL redirected to a malformed URL: {location[:200]!r}") from None
     return target
 
 
 async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int,
                 count: Counter) -> int:
-    too_large = JobFailure("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
+    too_large = DownloadError("INPUT_TOO_LARGE", f"the file is over the {max_bytes} byte limit")
     if (response.content_length or 0) > max_bytes:
         raise too_large
     try:
         return await stream_to_file(response, target, max_bytes, count)
     except BodyTooLarge:
         raise too_large from None
-
-
-class BodyTooLarge(Exception):
-    """A streamed body went past its byte limit."""
 
 
 async def stream_to_file(

@@ -1,4 +1,7 @@
-"""`stembot up`: the job service and the Discord bot together, in one event loop."""
+"""`stembot up`: the job service and the Discord bot together, in one event loop.
+
+It sits above both: the bot only knows the job API's URL and a key, which this makes for it
+through the running service's public methods."""
 
 from __future__ import annotations
 
@@ -15,11 +18,9 @@ import discord
 
 from bot.client import StemBot
 from bot.settings import BotSettings
+from download.addresses import url_endpoint
 from service.app import RunningService, start_service
-from service.fetch import url_endpoint
 from service.settings import ServiceSettings
-from service.state import SERVICE
-from service.store import Store
 
 log = logging.getLogger("stembot.bot")
 KEY_FILE = "bot-key.json"
@@ -94,26 +95,26 @@ def read_bot_key(path: Path) -> tuple[str, str] | None:
     return secret_id, secret_key
 
 
-async def bot_key(store: Store, path: Path) -> tuple[str, str]:
+async def bot_key(service: RunningService, path: Path) -> tuple[str, str]:
     """The bot's credentials for the embedded service: made once, kept in the data folder."""
     saved = await asyncio.to_thread(read_bot_key, path)
     if saved is not None:
-        known = await store.key(saved[0])
+        known = await service.key(saved[0])
         if known is not None and known.secret_key == saved[1]:
             return saved
         if known is not None:
             raise BotKeyError(f"{path} holds the wrong secretKey for {saved[0]}: restore it,"
                               f" or revoke {saved[0]} and delete the file")
         log.info("the key in %s is revoked or unknown here: making a new one", path)
-    key = await store.create_key("discord bot (stembot up)")
+    key = await service.create_key("discord bot (stembot up)")
     await asyncio.to_thread(_write_private, path, json.dumps(
         {"secretId": key.secret_id, "secretKey": key.secret_key}))
     return key.secret_id, key.secret_key
 
 
-async def _repository(store: Store, secret_id: str) -> str:
+async def _repository(service: RunningService, secret_id: str) -> str:
     """The key's default repository, where the bot uploads the inputs it checked."""
-    key = await store.key(secret_id)
+    key = await service.key(secret_id)
     assert key is not None, "bot_key returns an active key"
     return key.default_content
 
@@ -159,11 +160,10 @@ async def _run_bot(running: RunningService, settings: BotSettings, stop: asyncio
               " secretId, secretKey and contentId `stembot keys create` printed).", flush=True)
         return
     if not settings.api_url:
-        store = running.runner.app[SERVICE].store
-        secret_id, secret_key = await bot_key(store, settings.data_dir / KEY_FILE)
+        secret_id, secret_key = await bot_key(running, settings.data_dir / KEY_FILE)
         settings = settings.with_changes(api_url=_client_url(running.url) + "/release/job",
                                          secret_id=secret_id, secret_key=secret_key,
-                                         content_id=await _repository(store, secret_id))
+                                         content_id=await _repository(running, secret_id))
     log.info("the bot submits jobs to %s", settings.api_url)
     async with StemBot(settings) as client:
         task = asyncio.create_task(client.start(settings.token))

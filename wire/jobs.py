@@ -1,0 +1,121 @@
+"""The job protocol's shapes: a job's inputs, outputs and results, and the Job as JSON.
+
+The `*Wire` TypedDicts are the JSON as sent; the dataclasses render themselves into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+from separation.presets import StemPreset
+from wire.enums import Tone
+
+
+class SourceWire(TypedDict):
+    contentId: str
+    path: str
+
+
+class InputWire(TypedDict, total=False):
+    url: str
+    source: SourceWire
+
+
+class ResultWire(TypedDict):
+    tone: int
+    fileName: str
+    fromCache: NotRequired[bool]
+
+
+class OutputWire(TypedDict):
+    contentId: str
+    destination: str
+    inputSelectors: list[int]
+    smartContentDescriptor: dict[str, dict[str, int]]
+    smartContentResult: NotRequired[dict[str, Any]]
+
+
+class TimingWire(TypedDict):
+    createdAt: str
+    startedAt: str
+    completedAt: str
+
+
+class CallbackStatusWire(TypedDict):
+    state: str
+    attempts: int
+    lastError: str
+
+
+class JobWire(TypedDict):
+    id: str
+    state: int
+    customId: str
+    callback: str
+    inputs: list[InputWire]
+    outputs: list[OutputWire]
+    timing: TimingWire
+    progress: NotRequired[int]
+    errorCode: NotRequired[str]
+    errorMessage: NotRequired[str]
+    callbackStatus: NotRequired[CallbackStatusWire]
+    deletedAt: NotRequired[str]
+    resultsExpiredAt: NotRequired[str]
+    resultsExpireAt: NotRequired[str]
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """Exactly one of `url` or (`content_id`, `path`)."""
+
+    url: str = ""
+    content_id: str = ""
+    path: str = ""
+
+    def wire(self) -> InputWire:
+        if self.url:
+            return {"url": self.url}
+        return {"source": {"contentId": self.content_id, "path": self.path}}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    tone: Tone
+    file_name: str
+    from_cache: bool = False  # the stems of an earlier, identical separation
+
+    def wire(self) -> ResultWire:
+        out: ResultWire = {"tone": int(self.tone), "fileName": self.file_name}
+        if self.from_cache:
+            out["fromCache"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    content_id: str
+    destination: str
+    selectors: tuple[int, ...]
+    method: StemPreset  # the protocol's `method` number is the preset's value
+    results: tuple[Result, ...] | None = None
+    shifts: int = 1
+    facts: tuple[dict[str, Any], ...] | None = None  # one per selector: SongFacts.wire()
+
+    def wire(self) -> OutputWire:
+        descriptor = {"method": int(self.method)}
+        if self.shifts > 1:  # an extension: absent unless asked for, as in the original
+            descriptor["shifts"] = self.shifts
+        out: OutputWire = {
+            "contentId": self.content_id,
+            "destination": self.destination,
+            "inputSelectors": list(self.selectors),
+            "smartContentDescriptor": {"musicSeperate": descriptor},
+        }
+        if self.results is not None:
+            out["smartContentResult"] = {"musicSeperate": [
+                r.wire() for r in self.results
+            ]}
+            if self.facts is not None:  # an extension: the song facts of each input
+                out["smartContentResult"]["facts"] = list(self.facts)
+        return out
