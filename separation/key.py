@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from separation.chords import chroma, triad_fit
 from separation.dsp import Float
 from separation.essentia_lib import standard
 from separation.htdemucs import SAMPLE_RATE
@@ -24,14 +25,6 @@ FLATNESS_MAX = 0.2
 FLATNESS_FRAME = 4096
 MAJOR_NAMES = ("C", "D♭", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 MINOR_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "G♯", "A", "B♭", "B")
-# Chord frames: 0.37 s windows every 0.19 s at 11 kHz, so a chord of one beat at 180 BPM fills one.
-CHORD_FRAME = 4096
-CHORD_HOP = 2048
-# Chord shapes matched to each frame, as (intervals above the root, minor triad). The sevenths
-# are there because each holds another triad: Am7 (A C E G) holds C major, Cmaj7 holds E minor;
-# read as triads, a minor key's i7 would count as its relative major's tonic.
-CHORD_SHAPES = (((0, 4, 7), False), ((0, 3, 7), True),
-                ((0, 4, 7, 11), False), ((0, 4, 7, 10), False), ((0, 3, 7, 10), True))
 PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6,
                  "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
 
@@ -64,10 +57,15 @@ def flatness(mono: Float, rate: float) -> float:
     return float(np.median(geometric / mean[audible]))
 
 
+def tonal(mono: Float) -> bool:
+    """Whether a mono copy at 11 kHz sounds of pitches rather than noise (`FLATNESS_MAX`)."""
+    return flatness(mono, SAMPLE_RATE / KEY_DECIMATION) <= FLATNESS_MAX
+
+
 def estimate_key(mono: Float) -> Key | None:
     """The key of a mono copy at 11 kHz (`KEY_DECIMATION`); None for noise or no clear key."""
     rate = SAMPLE_RATE / KEY_DECIMATION
-    if flatness(mono, rate) > FLATNESS_MAX:
+    if not tonal(mono):
         return None
     signal = np.ascontiguousarray(mono, dtype=np.float32)
     name, scale, strength = standard.KeyExtractor(profileType=KEY_PROFILE, sampleRate=rate)(signal)
@@ -106,46 +104,15 @@ def _tonic_and_dominant(key: Key, chords: dict[tuple[int, bool], float]) -> floa
 
 def chroma_frames(signal: Float, rate: float) -> Float:
     """One 12-bin pitch-class profile (HPCP, index 0 = C) per audible chord frame."""
-    window = standard.Windowing(type="blackmanharris62")
-    spectrum = standard.Spectrum()
-    peaks = standard.SpectralPeaks(orderBy="magnitude", magnitudeThreshold=1e-5, maxPeaks=60,
-                                   minFrequency=25, maxFrequency=3500, sampleRate=rate)
-    whitening = standard.SpectralWhitening(maxFrequency=3500, sampleRate=rate)
-    hpcp = standard.HPCP(size=12, referenceFrequency=440, bandPreset=False, minFrequency=25,
-                         maxFrequency=3500, weightType="cosine", windowSize=1.0,
-                         normalized="none", sampleRate=rate)
-    frames, energies = [], []
-    for start in range(0, len(signal) - CHORD_FRAME, CHORD_HOP):
-        power = spectrum(window(signal[start : start + CHORD_FRAME]))
-        frequencies, magnitudes = peaks(power)
-        profile = hpcp(frequencies, whitening(power, frequencies, magnitudes))
-        frames.append(np.roll(np.asarray(profile, dtype=np.float32), 9))  # HPCP's bin 0 is A
-        energies.append(float(np.sum(np.square(power))))
-    if not frames:
-        return np.zeros((0, 12), dtype=np.float32)
-    loudness = np.asarray(energies)
-    audible: Float = np.stack(frames)[loudness > loudness.max() * 1e-3]
-    return audible
-
-
-def _chord_templates() -> tuple[Float, list[tuple[int, bool]]]:
-    rows, labels = [], []
-    for intervals, minor in CHORD_SHAPES:
-        for root in range(12):
-            row = np.zeros(12, dtype=np.float32)
-            row[[(root + i) % 12 for i in intervals]] = 1.0
-            rows.append(row / np.linalg.norm(row))
-            labels.append((root, minor))
-    return np.stack(rows), labels
+    return chroma(signal, rate).audible
 
 
 def chord_time(frames: Float) -> dict[tuple[int, bool], float]:
     """Share of the frames whose closest chord shape is each triad, as (root, minor)."""
     if len(frames) == 0:
         return {}
-    templates, labels = _chord_templates()
-    unit = frames / (np.linalg.norm(frames, axis=1, keepdims=True) + 1e-12)
     shares: dict[tuple[int, bool], float] = {}
-    for best in np.argmax(unit @ templates.T, axis=1):
-        shares[labels[best]] = shares.get(labels[best], 0.0) + 1 / len(frames)
+    for best in np.argmax(triad_fit(frames), axis=1):
+        label = (int(best) % 12, bool(best >= 12))
+        shares[label] = shares.get(label, 0.0) + 1 / len(frames)
     return shares

@@ -54,6 +54,7 @@ class Arrangement:
     others: list[Part] = field(default_factory=list)
     drums: Part | None = None
     bass: Part | None = None
+    chords: list[Chord] = field(default_factory=list)  # the progression the parts follow
 
 
 Key = tuple[int, bool]  # (tonic pitch class, minor)
@@ -280,7 +281,7 @@ def generated(
     beats = np.ceil(seconds * bpm / 60) + 1
     chords, scale = progression(rng, beats, float(rng.choice([2.0, 4.0, 4.0, 8.0])), key)
     song = Arrangement(bpm, beats, tonic=scale[0] % 12, minor=scale[2] - scale[0] == 3,
-                       opening=scale.index(chords[0].pitches[0] - 48))
+                       opening=scale.index(chords[0].pitches[0] - 48), chords=chords)
     if rng.random() >= NO_PIANO_SHARE:
         song.piano.append(_piano_part(rng, chords, scale))
     count = int(rng.integers(1, 4))

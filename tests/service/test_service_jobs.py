@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import time
@@ -77,6 +78,11 @@ async def test_job_end_to_end(running: Running, origin: Origin, short_wav: Path,
         assert facts["tempo"] is None or facts["tempo"]["bpm"] == pytest.approx(120, rel=0.02)
         assert facts["loudness"]["mix"] == pytest.approx(loudness, abs=0.01)
         assert set(facts["loudness"]["stems"]) == stems
+        # the chords: organ and bass play Am F C G a bar (2 s) each; they cover the clip
+        chords = facts["chords"]
+        assert chords[0]["start"] == 0 and chords[-1]["end"] == pytest.approx(5.0, abs=0.01)
+        assert all(a["end"] == b["start"] and a["chord"] != b["chord"]
+                   for a, b in itertools.pairwise(chords))
 
     body, headers = await origin.wait_callback(job_id)
     assert signed(body, headers, key.secret_key)

@@ -1,0 +1,266 @@
+"""Chords and key measured on rendered songs whose chords are known, two sets made differently.
+
+    .venv/bin/python -m benchmarks.chords [--set generator|other] [--songs 24] [--seconds 30]
+        [--separated] [--json out.json]
+
+`generator`: the song-facts benchmark's songs (training/compose.py: its progressions, its
+bass on the lowest chord tone, FluidR3), the ones the key was tuned on. `other`: songs written
+here as pop and rock songs are: other progressions (I V vi IV, vi IV I V, i VI III VII, the
+Andalusian cadence, ii V I, harmonic minor's V, a blues), the bass on the root, an intro on
+any chord, two of three ending on a cadence to the tonic; strummed guitar, pads, electric
+piano, a lead line; tempi 66-172 BPM and the TimGM6mb soundfont, never used by the tuning.
+Chords: the share of time (10 ms steps) whose root and major/minor quality are right, over
+the time whose true chord is a major or minor triad or seventh (diminished ones are left out,
+as MIREX's majmin does); enharmonics are equal (pitch classes). Key: exact or not. By
+default the facts are read from the true stems; `--separated` runs the 4-stem engine first,
+as a job does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.song_facts import separate, song_stems
+from separation import OutputFormat, Separator, encode, synth
+from separation.chords import Chord, chroma, essentia_chords
+from separation.dsp import Float
+from separation.facts import SongFacts, song_facts
+from separation.htdemucs import SAMPLE_RATE
+from separation.key import KEY_DECIMATION, Key
+from training import songs
+
+SEED = 2323
+SOUNDFONT = "TimGM6mb.sf2"
+Truth = list[tuple[float, float, int, bool | None]]  # seconds, root, minor (None: diminished)
+
+# (semitones above the tonic, minor) per chord, one bar each unless the song halves it
+MAJOR_SONGS = (
+    ((0, False), (7, False), (9, True), (5, False)),  # I V vi IV
+    ((9, True), (5, False), (0, False), (7, False)),  # vi IV I V
+    ((0, False), (9, True), (5, False), (7, False)),  # I vi IV V
+    ((2, True), (7, False), (0, False), (0, False)),  # ii V I I
+    ((0, False), (10, False), (5, False), (0, False)),  # I bVII IV I
+    ((0, False), (5, False), (0, False), (7, False)),  # I IV I V
+    ((5, False), (0, False), (7, False), (9, True)),  # IV I V vi
+    ((0, False), (4, True), (5, False), (7, False)),  # I iii IV V
+)
+MINOR_SONGS = (
+    ((0, True), (8, False), (3, False), (10, False)),  # i VI III VII
+    ((0, True), (10, False), (8, False), (7, False)),  # i VII VI V (Andalusian)
+    ((0, True), (5, True), (7, False), (0, True)),  # i iv V i
+    ((0, True), (8, False), (5, True), (7, False)),  # i VI iv V
+    ((0, True), (5, True), (10, False), (3, False)),  # i iv VII III
+    ((8, False), (10, False), (0, True), (0, True)),  # VI VII i i
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Song:
+    bpm: float
+    tonic: int
+    minor: bool
+    truth: Truth
+    stems: dict[str, Float]  # vocals, drums, bass, other (piano summed into other)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    index: int
+    bpm: float
+    key: str
+    found_key: str | None
+    key_exact: bool
+    chords_right: float  # seconds
+    chords_scored: float
+    essentia_right: float
+    chords: int  # segments found
+
+
+def generator_song(index: int, seconds: float) -> Song:
+    """Song `index` of benchmarks/song_facts.py, with the chords its parts follow."""
+    song, stems = song_stems(index, seconds)
+    truth: Truth = []
+    for chord in song.chords:
+        p = chord.pitches
+        quality = None if p[2] - p[0] == 6 else p[1] - p[0] == 3
+        truth.append((chord.start * 60 / song.bpm, (chord.start + chord.length) * 60 / song.bpm,
+                      p[0] % 12, quality))
+    return Song(song.bpm, song.tonic, song.minor, truth, {
+        "vocals": stems["vocals"], "drums": stems["drums"], "bass": stems["bass"],
+        "other": stems["piano"] + stems["other"]})
+
+
+def other_song(index: int, seconds: float) -> Song:
+    """A song written as pop and rock songs are (module doc), in key index mod 24."""
+    rng = np.random.default_rng([SEED, index])
+    tonic, minor = index % 12, (index // 12) % 2 == 1
+    bpm = round(66 + 106 * ((index * (math.sqrt(2) - 1)) % 1), 1)
+    pattern = (MINOR_SONGS if minor else MAJOR_SONGS)[int(rng.integers(6 if minor else 8))]
+    beats_per = float(rng.choice([2.0, 4.0, 4.0, 8.0]))
+    total = math.ceil(seconds * bpm / 60)
+    chords: list[tuple[float, int, bool]] = []  # start beat, pitch class, minor
+    start = int(rng.integers(len(pattern)))  # the intro may open on any chord of the loop
+    t, k = 0.0, start
+    cadence = rng.random() < 2 / 3
+    end = total - 8 if cadence else total
+    while t < end:
+        step, quality = pattern[k % len(pattern)]
+        chords.append((t, (tonic + step) % 12, quality))
+        t, k = t + beats_per, k + 1
+    if cadence:  # V (a bar) to the tonic (held to the end)
+        chords += [(t, (tonic + 7) % 12, False), (t + 4, tonic, minor)]
+    bounds = [c[0] for c in chords[1:]] + [float(total + 4)]
+    spans = [(s, e, r, q) for (s, r, q), e in zip(chords, bounds, strict=True)]
+    parts = _parts(rng, spans, total)
+    length = round(seconds * SAMPLE_RATE)
+    soundfont = synth.find_soundfont(SOUNDFONT)
+
+    def render(group: list[synth.Part]) -> Float:
+        out = np.zeros((2, length), np.float32)
+        for part in group:
+            if part.notes:
+                out += synth.render_part(part, length, bpm, soundfont)
+        return out
+
+    stems = {"vocals": songs.voice(rng, length) * np.float32(rng.uniform(0.2, 0.5)),
+             "drums": render(parts["drums"]), "bass": render(parts["bass"]),
+             "other": render(parts["other"])}
+    truth: Truth = [(s * 60 / bpm, e * 60 / bpm, r, q) for s, e, r, q in spans]
+    return Song(bpm, tonic, minor, truth, stems)
+
+
+def _triad(root: int, minor: bool, low: int, size: int, seventh: bool) -> list[int]:
+    intervals = [0, 3 if minor else 4, 7] + ([10] if seventh else [])
+    classes = {(root + i) % 12 for i in intervals}
+    return [p for p in range(low, low + 24) if p % 12 in classes][:size]
+
+
+def _parts(rng: np.random.Generator, spans: list[tuple[float, float, int, bool]],
+           total: int) -> dict[str, list[synth.Part]]:
+    """Drums, a root-and-fifth bass, 1-2 harmony parts (strums, pad, electric piano) and
+    sometimes a lead line on the chord tones with passing notes."""
+    drums = synth.Part(0, channel=synth.DRUM_CHANNEL)
+    for count in range(total):
+        drums.notes.append(synth.Note(count, 0.2, 36 if count % 2 == 0 else 38, 100))
+        drums.notes += [synth.Note(count + h, 0.1, 42 if count % 4 else 49, 60) for h in (0, 0.5)]
+    bass = synth.Part(int(rng.choice([33, 34, 35, 38])), channel=2)
+    steps = (0, 0, 7, 12) if rng.random() < 0.5 else (0, 0, 0, 0)
+    for s, e, root, _ in spans:
+        for k, beat in enumerate(np.arange(s, e, 1.0)):
+            bass.notes.append(synth.Note(float(beat), 0.85, 28 + (root - 4) % 12 + steps[k % 4],
+                                         100))
+    harmony: list[synth.Part] = []
+    kinds = rng.choice(["strum", "pad", "epiano"], size=int(rng.integers(1, 3)), replace=False)
+    for channel, kind in enumerate(kinds, start=3):
+        seventh = rng.random() < 0.3
+        low = int(rng.integers(52, 62))
+        program = {"strum": int(rng.choice([24, 25, 27])), "pad": int(rng.choice([48, 89, 19])),
+                   "epiano": int(rng.choice([4, 5]))}[str(kind)]
+        part = synth.Part(program, channel=channel)
+        for s, e, root, minor in spans:
+            pitches = _triad(root, minor, low, 4, seventh)
+            if kind == "pad":
+                part.notes += [synth.Note(s, e - s - 0.05, p, 70) for p in pitches]
+                continue
+            hits = (0.0, 1.0, 1.5, 2.5, 3.0) if kind == "strum" else (0.5, 1.5, 2.5, 3.5)
+            for bar in np.arange(s, e, 4.0):
+                for h in hits:
+                    if bar + h < e:
+                        part.notes += [synth.Note(float(bar + h + 0.015 * i), 0.45, p, 80)
+                                       for i, p in enumerate(pitches)]
+        harmony.append(part)
+    if rng.random() < 0.5:
+        lead = synth.Part(int(rng.choice([56, 65, 73, 81])), channel=6)
+        for s, e, root, minor in spans:
+            tones = _triad(root, minor, 67, 4, False)
+            for beat in np.arange(s, e, 1.0):
+                pitch = int(rng.choice(tones)) + (2 if rng.random() < 0.2 else 0)  # passing
+                lead.notes.append(synth.Note(float(beat), 0.9, pitch, 85))
+        harmony.append(lead)
+    return {"drums": [drums], "bass": [bass], "other": harmony}
+
+
+def chord_score(truth: Truth, found: list[Chord], seconds: float) -> tuple[float, float]:
+    """(seconds right, seconds scored): root and quality on 10 ms steps, diminished left out."""
+    steps = np.arange(0.0, seconds, 0.01)
+    want = np.full(len(steps), -1)
+    for s, e, root, minor in truth:
+        want[(steps >= s) & (steps < e)] = -1 if minor is None else root + 12 * minor
+    got = np.full(len(steps), -2)
+    for chord in found:
+        got[(steps >= chord.start) & (steps < chord.end)] = chord.root + 12 * chord.minor
+    scored = want >= 0
+    return round(float(np.sum(scored & (want == got))) * 0.01, 2), round(float(scored.sum()) *
+                                                                         0.01, 2)
+
+
+def facts_of(song: Song, separated: bool, folder: Path, index: int) -> SongFacts:
+    mix: Float = np.sum(list(song.stems.values()), axis=0)
+    if not separated:
+        return song_facts(mix, song.stems)
+    source = encode(folder / f"song-{index}.wav", mix, OutputFormat.WAV_FLOAT)
+    facts, _, _ = separate(_separator(), source, folder / f"out-{index}")
+    return facts
+
+
+@functools.cache
+def _separator() -> Separator:
+    return Separator()
+
+
+def measure(index: int, song: Song, facts: SongFacts, seconds: float) -> Result:
+    right, scored = chord_score(song.truth, list(facts.chords), seconds)
+    # essentia's ChordsDetection on the chroma the key reads (bass and other, its own HPCP)
+    mono = (song.stems["bass"] + song.stems["other"]).mean(axis=0)
+    mono = mono[: len(mono) // KEY_DECIMATION * KEY_DECIMATION]
+    decimated = mono.reshape(-1, KEY_DECIMATION).mean(axis=1).astype(np.float32)
+    theirs = essentia_chords(chroma(decimated, SAMPLE_RATE / KEY_DECIMATION), seconds)
+    truth = Key(song.tonic, song.minor, 1.0)
+    exact = facts.key is not None and (facts.key.tonic, facts.key.minor) == (song.tonic,
+                                                                             song.minor)
+    return Result(index, song.bpm, truth.name, facts.key.name if facts.key else None, exact,
+                  right, scored, chord_score(song.truth, theirs, seconds)[0], len(facts.chords))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--set", choices=("generator", "other"), default="other")
+    parser.add_argument("--songs", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--separated", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    make = generator_song if args.set == "generator" else other_song
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(args.songs):
+            song = make(index, args.seconds)
+            result = measure(index, song, facts_of(song, args.separated, Path(tmp), index),
+                             args.seconds)
+            results.append(result)
+            print(json.dumps(asdict(result)), flush=True)
+    scored = sum(r.chords_scored for r in results)
+    report = {"set": args.set, "songs": args.songs, "seconds": args.seconds,
+              "separated": args.separated,
+              "chords_right": round(sum(r.chords_right for r in results) / scored, 3),
+              "essentia_chords_detection_right": round(
+                  sum(r.essentia_right for r in results) / scored, 3),
+              "key_exact": sum(r.key_exact for r in results),
+              "segments_per_minute": round(sum(r.chords for r in results)
+                                           / (args.songs * args.seconds / 60), 1)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": report,
+                                         "songs": [asdict(r) for r in results]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
