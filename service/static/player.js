@@ -12,7 +12,7 @@ analyser.fftSize = 2048;
 analyser.connect(ctx.destination);
 
 const stems = data.stems.map((stem) => ({
-  name: stem.name, url: stem.url, volume: 1, muted: false, solo: false,
+  name: stem.name, url: stem.url, colour: stem.colour, volume: 1, muted: false, solo: false,
   buffer: null, source: null, gain: ctx.createGain(), canvas: null, lane: null,
 }));
 stems.forEach((stem) => stem.gain.connect(analyser));
@@ -156,6 +156,9 @@ function lane(stem, index) {
       const box = event.currentTarget.getBoundingClientRect();
       seek(((event.clientX - box.left) / box.width) * duration);
     } }, stem.canvas, el("div", { class: "playhead" })));
+  // the stem's colour, as in the Discord picture (service/palette.py); set through CSSOM,
+  // which the policy allows where a style attribute would not be
+  stem.lane.style.setProperty("--stem", stem.colour);
   return stem.lane;
 }
 

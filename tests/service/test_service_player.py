@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from service_harness import Separated, free_port, separated_job
 from separation import decode, fact_line
 from service.auth import link_secret, sign_player
 from service.mixes import mixed
+from service.palette import STEM_COLOURS
 from service.state import SERVICE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -284,3 +287,31 @@ async def test_a_player_link_only_reads(separated: Separated) -> None:
         assert len(added) == 1 and next(iter(added)).endswith("-mix-instrumental.wav")
     finally:
         mixes.max_bytes = separated.running.settings.player_mix_cache
+
+
+async def test_each_stem_has_one_colour_in_the_player_and_the_picture(
+        separated: Separated, browser: Browser) -> None:
+    """The Discord waveforms picture and the player's lanes draw a stem in the same colour,
+    service/palette.py's."""
+    url = await player_link(separated)
+    path, _, query = url.partition("?")
+    async with separated.api.client.get(f"{path}/waveforms.png?{query}") as answer:
+        assert answer.status == 200
+        picture = await answer.read()
+    width, height = struct.unpack(">II", picture[16:24])
+    raw = zlib.decompress(picture[41:-16])  # the one IDAT chunk
+    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + width * 3)[:, 1:]
+    pixels = rows.reshape(height, width, 3)
+    names = ["vocals", "drums", "bass", "other"]
+    for lane, name in enumerate(names):
+        drawn = {tuple(int(c) for c in p) for p in pixels[lane * 78:lane * 78 + 72].reshape(-1, 3)}
+        assert drawn == {(255, 255, 255), STEM_COLOURS[name]}, name
+    page = await browser.new_page()
+    watched = Watched(page)
+    await page.goto(url)
+    await watched.until("s.ready")
+    shown = await page.evaluate(
+        "[...document.querySelectorAll('.lane .wave')].map(c => getComputedStyle(c).color)")
+    assert shown == ["rgb({}, {}, {})".format(*STEM_COLOURS[n]) for n in names]
+    assert watched.errors == []
+    await page.close()
