@@ -60,9 +60,20 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
              for index, s in enumerate(job_stems(job))]
     query = f"expires={expires}&signature={signature}"
     facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
+    first = facts[0] if facts else {}
     return {"job": job.id, "title": job.custom_id or job.id, "stems": stems,
-            "facts": fact_line.line(facts[0]) if facts else "",
+            "facts": fact_line.line(first) if first else "",
+            "bpm": (first.get("tempo") or {}).get("bpm"),  # the count-in's; None if unclear
+            "chords": chords(first),
             "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
+
+
+def chords(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The song's chords along its timeline, `{start, end, chord}` in seconds, where its facts
+    hold them (empty otherwise: the page then draws no chord lane)."""
+    found = facts.get("chords") or []
+    return [{"start": float(c["start"]), "end": float(c["end"]), "chord": str(c["chord"])}
+            for c in found if float(c["end"]) > float(c["start"])]
 
 
 @player_routes.get("/player/{job_id}")

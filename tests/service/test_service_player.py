@@ -20,6 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from service_harness import Separated, free_port, separated_job
 
 from separation import decode, fact_line
+from service import player
 from service.auth import link_secret, sign_player
 from service.mixes import mixed
 from service.palette import STEM_COLOURS
@@ -315,3 +316,11 @@ async def test_each_stem_has_one_colour_in_the_player_and_the_picture(
     assert shown == ["rgb({}, {}, {})".format(*STEM_COLOURS[n]) for n in names]
     assert watched.errors == []
     await page.close()
+
+
+async def test_the_page_data_holds_the_chords_only_where_the_facts_do() -> None:
+    assert player.chords({"tempo": None}) == []
+    assert player.chords({"chords": None}) == []
+    assert player.chords({"chords": [{"start": 0, "end": 2, "chord": "A"},
+                                     {"start": 2, "end": 2, "chord": "E"}]}) == [
+        {"start": 0.0, "end": 2.0, "chord": "A"}]  # nothing that lasts no time
