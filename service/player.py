@@ -81,7 +81,8 @@ async def player(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     job = await linked_job(request)
     data = page_data(service, job, int(request.query["expires"]), request.query["signature"])
-    return html_response(page(data["title"], data, "player.js", ("/static/player.css",)),
+    styles = ("/vendor/pico/pico.min.css", "/static/player.css")  # Pico the base, then ours
+    return html_response(page(data["title"], data, "player.js", styles),
                          media_sources(service))
 
 
