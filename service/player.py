@@ -29,6 +29,7 @@ from service.mixes import (
 )
 from service.origins import media_sources
 from service.pages import html_response, page
+from service.palette import colour, css
 from service.protocol import Job
 from service.served import file_headers
 from service.state import SERVICE, Service
@@ -54,14 +55,25 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
     """What the page's script needs: each stem's signed link, valid as long as the page's."""
     ttl = max(1, expires - int(time.time()))
     base = service.settings.content_url  # else relative: the page's own origin
-    stems = [{"name": s.name,
+    stems = [{"name": s.name, "colour": css(colour(s.name, index)),
               "url": sign_link(service.link_secret, base, s.content_id, s.path, ttl)[0]}
-             for s in job_stems(job)]
+             for index, s in enumerate(job_stems(job))]
     query = f"expires={expires}&signature={signature}"
     facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
+    first = facts[0] if facts else {}
     return {"job": job.id, "title": job.custom_id or job.id, "stems": stems,
-            "facts": fact_line.line(facts[0]) if facts else "",
+            "facts": fact_line.line(first) if first else "",
+            "bpm": (first.get("tempo") or {}).get("bpm"),  # the count-in's; None if unclear
+            "chords": chords(first),
             "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
+
+
+def chords(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The song's chords along its timeline, `{start, end, chord}` in seconds, where its facts
+    hold them (empty otherwise: the page then draws no chord lane)."""
+    found = facts.get("chords") or []
+    return [{"start": float(c["start"]), "end": float(c["end"]), "chord": str(c["chord"])}
+            for c in found if float(c["end"]) > float(c["start"])]
 
 
 @player_routes.get("/player/{job_id}")
@@ -69,7 +81,8 @@ async def player(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     job = await linked_job(request)
     data = page_data(service, job, int(request.query["expires"]), request.query["signature"])
-    return html_response(page(data["title"], data, "player.js", ("/static/player.css",)),
+    styles = ("/vendor/pico/pico.min.css", "/static/player.css")  # Pico the base, then ours
+    return html_response(page(data["title"], data, "player.js", styles),
                          media_sources(service))
 
 
@@ -128,11 +141,13 @@ async def waveforms(request: web.Request) -> web.Response:
     """The stems' waveforms stacked in one PNG, top to bottom in delivery order."""
     service = request.app[SERVICE]
     job = await linked_job(request)
-    stems = [(s.content_id, s.path) for s in job_stems(job)]
+    named = job_stems(job)
+    stems = [(s.content_id, s.path) for s in named]
     for content_id, rel in stems:
         await service.content.existing_file(content_id, rel)
     async with service.content.local_files(stems) as paths:
-        body = await asyncio.to_thread(waveforms_png, paths)
+        body = await asyncio.to_thread(
+            waveforms_png, [(s.name, p) for s, p in zip(named, paths, strict=True)])
     headers = {**file_headers("waveforms.png", "image/png"),
                "Cache-Control": "private, max-age=3600"}
     return web.Response(body=body, headers=headers)

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from separation.audio import decode
+from service.palette import RGB, colour
 
 WIDTH, LANE, GAP = 800, 72, 6  # pixels
 BACKGROUND = (255, 255, 255)
-# one colour per lane, in delivery order (vocals, drums, bass, piano/other, other)
-COLOURS = ((222, 74, 74), (232, 150, 40), (60, 140, 220), (120, 90, 200), (70, 160, 90))
 
 
 def peaks(path: Path, width: int = WIDTH) -> np.ndarray:
@@ -27,8 +26,8 @@ def peaks(path: Path, width: int = WIDTH) -> np.ndarray:
     return heights / loudest if loudest > 0 else heights
 
 
-def image(lanes: list[np.ndarray]) -> np.ndarray:
-    """RGB pixels: one lane per stem, bars centred on the lane's middle line."""
+def image(lanes: list[np.ndarray], colours: list[RGB]) -> np.ndarray:
+    """RGB pixels: one lane per stem in its colour, bars centred on the lane's middle line."""
     height = len(lanes) * (LANE + GAP) - GAP
     pixels = np.full((height, WIDTH, 3), BACKGROUND, dtype=np.uint8)
     rows = np.arange(LANE)[:, None]
@@ -37,7 +36,7 @@ def image(lanes: list[np.ndarray]) -> np.ndarray:
         middle = LANE // 2
         bars = (rows >= middle - half[None, :]) & (rows <= middle + half[None, :])
         top = index * (LANE + GAP)
-        pixels[top:top + LANE][bars] = COLOURS[index % len(COLOURS)]
+        pixels[top:top + LANE][bars] = colours[index]
     return pixels
 
 
@@ -55,6 +54,8 @@ def png(pixels: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def waveforms_png(stems: list[Path]) -> bytes:
-    """Decode each stem in turn (one in memory at a time) and draw them stacked."""
-    return png(image([peaks(path) for path in stems]))
+def waveforms_png(stems: list[tuple[str, Path]]) -> bytes:
+    """Decode each (name, file) in turn (one in memory at a time) and draw them stacked, each
+    in its stem's colour (service/palette.py, as in the player)."""
+    colours = [colour(name, index) for index, (name, _) in enumerate(stems)]
+    return png(image([peaks(path) for _, path in stems], colours))

@@ -4,8 +4,11 @@ real job's player link; and CreatePlayerLink's refusals over plain HTTP."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,11 @@ from playwright.async_api import Browser, Page, async_playwright
 from service_harness import Separated, free_port, separated_job
 
 from separation import decode, fact_line
+from service import player
 from service.auth import link_secret, sign_player
 from service.mixes import mixed
+from service.palette import STEM_COLOURS
+from service.protocol import Job
 from service.state import SERVICE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -164,6 +170,10 @@ async def test_the_player_fits_a_phone_and_the_keyboard(separated: Separated,
     await page.keyboard.press("ArrowRight")
     await watched.until("s.stems[1].muted && s.time >= 5 - 0.01")
     await page.screenshot(path=ARTIFACTS / "phone.png", full_page=True)
+    await page.emulate_media(color_scheme="dark")  # Pico follows the system's scheme
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)", background
+    await page.screenshot(path=ARTIFACTS / "phone-dark.png", full_page=True)
     assert watched.errors == []
     await page.close()
 
@@ -241,3 +251,224 @@ async def test_a_player_link_only_reads(separated: Separated) -> None:
         assert len(added) == 1 and next(iter(added)).endswith("-mix-instrumental.wav")
     finally:
         mixes.max_bytes = separated.running.settings.player_mix_cache
+
+
+async def test_each_stem_has_one_colour_in_the_player_and_the_picture(
+        separated: Separated, browser: Browser) -> None:
+    """The Discord waveforms picture and the player's lanes draw a stem in the same colour,
+    service/palette.py's."""
+    url = await player_link(separated)
+    path, _, query = url.partition("?")
+    async with separated.api.client.get(f"{path}/waveforms.png?{query}") as answer:
+        assert answer.status == 200
+        picture = await answer.read()
+    width, height = struct.unpack(">II", picture[16:24])
+    raw = zlib.decompress(picture[41:-16])  # the one IDAT chunk
+    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + width * 3)[:, 1:]
+    pixels = rows.reshape(height, width, 3)
+    names = ["vocals", "drums", "bass", "other"]
+    for lane, name in enumerate(names):
+        drawn = {tuple(int(c) for c in p) for p in pixels[lane * 78:lane * 78 + 72].reshape(-1, 3)}
+        assert drawn == {(255, 255, 255), STEM_COLOURS[name]}, name
+    page = await browser.new_page()
+    watched = Watched(page)
+    await page.goto(url)
+    await watched.until("s.ready")
+    shown = await page.evaluate(
+        "[...document.querySelectorAll('.lane .wave')].map(c => getComputedStyle(c).color)")
+    assert shown == ["rgb({}, {}, {})".format(*STEM_COLOURS[n]) for n in names]
+    assert watched.errors == []
+    await page.close()
+
+
+TEMPO = {"bpm": 120.0, "confidence": 0.9}
+CHORDS = [{"start": 0.0, "end": 1.25, "chord": "F"}, {"start": 1.25, "end": 2.5, "chord": "Dm"},
+          {"start": 2.5, "end": 3.75, "chord": "B♭"}, {"start": 3.75, "end": 5.0, "chord": "C7"}]
+
+
+@pytest.fixture
+def practice_facts(separated: Separated, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's song facts as the facts of a song with a clear tempo and its chords (the
+    5 s test clip's own tempo is unclear, and chords are about to join the facts)."""
+    store = separated.running.service.runner.app[SERVICE].store
+    real = store.job
+
+    async def job(job_id: str, owner: str | None = None) -> Job | None:
+        found = await real(job_id, owner)
+        if found is None or found.id != separated.job["id"]:
+            return found
+        output = found.outputs[0]
+        assert output.facts is not None
+        facts = ({**output.facts[0], "tempo": TEMPO, "chords": CHORDS},)
+        return dataclasses.replace(found, outputs=(dataclasses.replace(output, facts=facts),))
+
+    monkeypatch.setattr(store, "job", job)
+
+
+async def set_range(page: Page, selector: str, value: float) -> None:
+    """Move a slider as a person does: its value, then its input event."""
+    await page.locator(selector).evaluate(
+        "(e, v) => { e.value = String(v); e.dispatchEvent(new Event('input', {bubbles: true})) }",
+        value)
+
+
+async def drag(page: Page, selector: str, start: float, end: float, duration: float) -> None:
+    """Drag across a lane from song second `start` to `end`."""
+    box = await page.locator(selector).bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await page.mouse.move(box["x"] + box["width"] * start / duration, y)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] * (start + end) / 2 / duration, y, steps=4)
+    await page.mouse.move(box["x"] + box["width"] * end / duration, y, steps=4)
+    await page.mouse.up()
+
+
+async def test_speed_and_transpose_change_the_graph_live_and_the_download(
+        separated: Separated, browser: Browser, practice_facts: None, tmp_path: Path) -> None:
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+    watched = Watched(page)
+    await page.goto(await player_link(separated))
+    state = await watched.until("s.ready && s.graph.stretcher")
+    assert (state["speed"], state["semitones"]) == (1, 0)
+    assert state["graph"]["stretcher"] == {"playbackRate": 1, "pitchSemitones": 0}
+    await page.click("#play")
+    await watched.until("s.playing && s.time > 0.3 && s.level > 0.001")
+
+    await set_range(page, "#speed", 80)  # live, while playing
+    state = await watched.until("s.graph.stretcher.playbackRate > 0.79 && s.playing")
+    assert state["speed"] == 0.8 and state["semitones"] == 0
+    assert state["graph"]["stretcher"]["playbackRate"] == pytest.approx(0.8)
+    sources = state["graph"]["sources"]
+    assert len(sources) == 4 and all(s["playbackRate"] == pytest.approx(0.8) for s in sources)
+    assert await page.locator("#speed-shown").text_content() == "80 %"
+    # the playhead moves at 0.8 song seconds a second
+    before = await watched.state()
+    await asyncio.sleep(0.5)
+    after = await watched.state()
+    assert after["playing"] and after["time"] > before["time"]
+    rate = (after["time"] - before["time"]) / (after["contextTime"] - before["contextTime"])
+    assert rate == pytest.approx(0.8, abs=0.01)
+
+    await set_range(page, "#pitch", -3)
+    state = await watched.until("s.graph.stretcher.pitchSemitones === -3")
+    assert state["speed"] == 0.8  # transposing keeps the speed
+    assert all(s["playbackRate"] == pytest.approx(0.8) for s in state["graph"]["sources"])
+    assert await page.locator("#pitch-shown").text_content() == "−3 st"
+    # mute and solo still act on every stem, through the one stretcher
+    await page.click("[data-stem=bass] .solo")
+    state = await watched.until("s.stems[2].solo")
+    assert [s["gain"] for s in state["stems"]] == [0, 0, 1, 0]
+    await watched.until("!s.playing || s.level > 0.001")
+    await page.screenshot(path=ARTIFACTS / "practice-speed-pitch.png")
+    await page.keyboard.press("Space")
+    await watched.until("!s.playing")
+
+    # the mix download is the mix as heard: bass alone, at 80 % and 3 semitones down
+    href = await page.locator("#mix-download").get_attribute("href") or ""
+    query = parse_qs(urlsplit(href).query)
+    assert (query["tempo"], query["semitones"]) == (["0.8"], ["-3"])
+    async with page.expect_download() as info:
+        await page.click("#mix-download")
+    saved = tmp_path / "mix.wav"
+    await (await info.value).save_as(saved)
+    mix = await asyncio.to_thread(decode, saved)
+    assert mix.shape[-1] / 44_100 == pytest.approx(5 / 0.8, rel=0.02)
+
+    await page.click("#practice-reset")
+    state = await watched.until("s.speed === 1 && s.semitones === 0")
+    assert state["graph"]["stretcher"] == {"playbackRate": 1, "pitchSemitones": 0}
+    href = await page.locator("#mix-download").get_attribute("href") or ""
+    assert "tempo=" not in href and "semitones=" not in href
+    assert watched.errors == [] and state["errors"] == []
+    await page.close()
+
+
+async def test_the_loop_wraps_counts_in_and_the_chords_follow(
+        separated: Separated, browser: Browser, practice_facts: None) -> None:
+    page = await browser.new_page(viewport={"width": 1000, "height": 1000})
+    watched = Watched(page)
+    await page.goto(await player_link(separated))
+    state = await watched.until("s.ready && s.graph.stretcher")
+    duration = state["duration"]
+    # the chords under the waveforms, as wide as they last
+    chords = page.locator("#chords .chord")
+    assert await chords.all_text_contents() == ["F", "Dm", "B♭", "C7"]
+    assert state["chord"] == "F"
+
+    # A and B by a drag across a lane; the loop repeats seamlessly, every source looping it
+    await drag(page, "[data-stem=drums] .track", 1.0, 2.0, duration)
+    state = await watched.until("s.loop !== null")
+    assert state["loop"]["a"] == pytest.approx(1.0, abs=0.05)
+    assert state["loop"]["b"] == pytest.approx(2.0, abs=0.05)
+    assert await page.locator("#lanes.looping").count() == 1
+    await page.click("#play")
+    state = await watched.until("s.playing && s.graph.sources.length === 4")
+    loop = state["loop"]
+    assert all(s["loop"] and s["loopStart"] == pytest.approx(loop["a"])
+               and s["loopEnd"] == pytest.approx(loop["b"]) for s in state["graph"]["sources"])
+    state = await watched.until("s.time > s.loop.b - 0.2")
+    assert state["wraps"] == 0
+    await page.screenshot(path=ARTIFACTS / "loop.png")
+    state = await watched.until("s.wraps >= 2 && s.playing", within=10)
+    assert loop["a"] <= state["time"] < loop["b"]  # back at A each time, never past B
+    # the chord playing is the one highlighted: F before 1.25 s, Dm after, in the loop
+    state = await watched.until("s.chord === 'Dm' && s.playing")
+    assert state["time"] >= 1.25
+    assert await page.locator(".chord.current").all_text_contents() in (["Dm"], ["F"])
+    state = await watched.until("s.chord === 'F' && s.wraps >= 3", within=10)
+    assert state["time"] < 1.25
+
+    # the keys: \ no loop, then [ at the playhead and ] a moment later
+    await page.keyboard.press("\\")
+    state = await watched.until("s.loop === null")
+    assert not any(s["loop"] for s in state["graph"]["sources"])
+    await page.keyboard.press("Space")
+    await watched.until("!s.playing")
+    await page.keyboard.press("ArrowLeft")  # to the start (seeks clamp)
+    await page.keyboard.press("Space")
+    await watched.until("s.playing && s.time > 0.5")
+    await page.keyboard.press("[")
+    await watched.until("s.time > 1.5")
+    await page.keyboard.press("]")
+    state = await watched.until("s.loop !== null")
+    assert 0.4 < state["loop"]["a"] < state["loop"]["b"] - 0.5 < 1.5
+    await watched.until("s.wraps >= 1", within=10)
+
+    # count-in: one bar of clicks at the song's tempo at the speed set, then the loop from A
+    await page.keyboard.press("Space")
+    await watched.until("!s.playing")
+    await page.check("#count-in")
+    await set_range(page, "#speed", 80)
+    await page.click("#play")  # (Space would flip the switch that has the focus)
+    state = await watched.until("s.playing")
+    beat = 60 / (TEMPO["bpm"] * 0.8)
+    assert state["countIn"]["counting"]
+    assert state["countIn"]["until"] - state["contextTime"] == pytest.approx(4 * beat, abs=0.1)
+    assert state["time"] == pytest.approx(state["loop"]["a"])  # waiting at A
+    await page.screenshot(path=ARTIFACTS / "count-in.png")
+    state = await watched.until("!s.countIn.counting", within=5)
+    await watched.until(f"s.time > {state['loop']['a'] + 0.1}")
+    assert watched.errors == [] and state["errors"] == []
+    await page.close()
+
+
+async def test_without_chords_or_tempo_there_is_no_chord_lane_nor_count_in(
+        separated: Separated, browser: Browser) -> None:
+    page = await browser.new_page()
+    watched = Watched(page)
+    await page.goto(await player_link(separated))
+    state = await watched.until("s.ready")
+    assert state["chord"] is None and state["countIn"]["bpm"] is None  # tempo unclear
+    assert await page.locator("#chords").count() == 0
+    assert await page.locator("#count-in").is_disabled()
+    assert watched.errors == []
+    await page.close()
+
+
+async def test_the_page_data_holds_the_chords_only_where_the_facts_do() -> None:
+    assert player.chords({"tempo": None}) == []
+    assert player.chords({"chords": None}) == []
+    assert player.chords({"chords": [{"start": 0, "end": 2, "chord": "A"},
+                                     {"start": 2, "end": 2, "chord": "E"}]}) == [
+        {"start": 0.0, "end": 2.0, "chord": "A"}]  # nothing that lasts no time
