@@ -289,7 +289,18 @@ CHORDS = [{"start": 0.0, "end": 1.25, "chord": "F"}, {"start": 1.25, "end": 2.5,
 @pytest.fixture
 def practice_facts(separated: Separated, monkeypatch: pytest.MonkeyPatch) -> None:
     """The job's song facts as the facts of a song with a clear tempo and its chords (the
-    5 s test clip's own tempo is unclear, and chords are about to join the facts)."""
+    5 s test clip's own tempo is unclear, and its chords are what the estimator reads)."""
+    facts_as(separated, monkeypatch, TEMPO, CHORDS)
+
+
+@pytest.fixture
+def bare_facts(separated: Separated, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The facts of a song whose tempo is unclear and whose chords none could read."""
+    facts_as(separated, monkeypatch, None, [])
+
+
+def facts_as(separated: Separated, monkeypatch: pytest.MonkeyPatch,
+             tempo: dict[str, float] | None, chords: list[dict[str, Any]]) -> None:
     store = separated.running.service.runner.app[SERVICE].store
     real = store.job
 
@@ -299,7 +310,7 @@ def practice_facts(separated: Separated, monkeypatch: pytest.MonkeyPatch) -> Non
             return found
         output = found.outputs[0]
         assert output.facts is not None
-        facts = ({**output.facts[0], "tempo": TEMPO, "chords": CHORDS},)
+        facts = ({**output.facts[0], "tempo": tempo, "chords": chords},)
         return dataclasses.replace(found, outputs=(dataclasses.replace(output, facts=facts),))
 
     monkeypatch.setattr(store, "job", job)
@@ -454,7 +465,7 @@ async def test_the_loop_wraps_counts_in_and_the_chords_follow(
 
 
 async def test_without_chords_or_tempo_there_is_no_chord_lane_nor_count_in(
-        separated: Separated, browser: Browser) -> None:
+        separated: Separated, browser: Browser, bare_facts: None) -> None:
     page = await browser.new_page()
     watched = Watched(page)
     await page.goto(await player_link(separated))
