@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from download.links import fetch_link
 from separation import TONES, StemPreset
 from separation.presets import shown_name
 from service.blobs import patiently
@@ -39,7 +40,6 @@ from service.errors import (
     StorageFull,
     StorageUnavailable,
 )
-from service.fetch import download
 from service.fetch import session as guarded_session
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest, OutputSpec, Result, State
@@ -511,7 +511,8 @@ class JobRunner:
         if spec.url:
             assert self._client is not None
             target = work / f"input-{index}"
-            await download(self._client, spec.url, target, self._limits)
+            await fetch_link(self._client, spec.url, target, self._limits,
+                             self._settings.link_rules)
             return target
         try:
             await self._content.readable(job.owner, spec.content_id)
