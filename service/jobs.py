@@ -511,8 +511,13 @@ class JobRunner:
         if spec.url:
             assert self._client is not None
             target = work / f"input-{index}"
-            await fetch_link(self._client, spec.url, target, self._limits,
-                             self._settings.link_rules)
+            track = await fetch_link(self._client, spec.url, target, self._limits,
+                                     self._settings.link_rules)
+            if track is not None:  # the title and uploader travel with the job from now
+                inputs = list(job.inputs)
+                inputs[index] = dataclasses.replace(spec, track=track.wire())
+                job = dataclasses.replace(job, inputs=tuple(inputs))
+                await self._store.set_inputs(job.id, job.attempt, job.inputs)
             return target
         try:
             await self._content.readable(job.owner, spec.content_id)

@@ -84,6 +84,10 @@ async def test_a_page_link_is_separated(tmp_path: Path,
         done = await running.api.wait(job["id"], within=120)
     assert done["state"] == 3, done
     assert "/clip.wav" in page.hits
+    # the track's facts travel with the job, on its input (an extension field)
+    assert done["inputs"] == [{"url": page.url + "/song", "track": {
+        "site": "generic", "id": "clip", "title": "Tune", "uploader": "",
+        "page": page.url + "/song"}}]
 
 
 def test_link_settings(monkeypatch: pytest.MonkeyPatch) -> None:
