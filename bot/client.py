@@ -90,7 +90,7 @@ class StemBot(commands.Bot):
         self.jobs = JobStore(self.db)
         self.limits = LimitStore(self.db, settings.limits)
         self.session = aiohttp.ClientSession()
-        self.inputs = InputFetcher(settings.allow_private_networks)
+        self.inputs = InputFetcher(settings.allow_private_networks, settings.link_sites)
         self.api = JobApi(self.session, settings.api_url, settings.secret_id, settings.secret_key,
                           settings.content_id)
         self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)

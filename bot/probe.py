@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import tempfile
@@ -16,8 +17,10 @@ import aiohttp
 import av
 import av.error
 
-from download.errors import BodyTooLarge, UrlNotAllowed
+from download.errors import BodyTooLarge, DownloadError, UrlNotAllowed
 from download.fetch import FetchLimits, guard_hop, session, stream_to_file
+from download.pages import resolve_page
+from download.sites import SITES, LinkRules, Track, site_of_url
 from storage import GuildLimits
 
 MIB = 1024 * 1024
@@ -37,6 +40,7 @@ class Probe:
     path: Path
     seconds: float
     size: int
+    track: Track | None = None  # what a page link said of its track
 
 
 def track_name(url: str, filename: str | None = None) -> str:
@@ -52,9 +56,10 @@ class InputFetcher:
     Without it any member could make the bot request addresses inside its own network.
     """
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, sites: frozenset[str] = frozenset(SITES)) -> None:
         self._guard = FetchLimits(max_bytes=0, timeout=DOWNLOAD_SECONDS,
                                   max_redirects=MAX_REDIRECTS, allow_private=allow_private)
+        self._sites = sites
         self._session = session(self._guard)
 
     async def close(self) -> None:
@@ -73,18 +78,26 @@ class InputFetcher:
         # job service.
         target = await asyncio.to_thread(_temporary, work_dir)
         try:
-            size = await self._download(url, target, max_bytes)
+            track = None
+            try:
+                if site_of_url(url) is not None:
+                    raise _PageLink
+                size = await self._download(url, target, max_bytes)
+            except _PageLink:  # the same guarded resolver as the service's
+                track = await self._resolve(url, target, max_bytes, limits.max_seconds)
+                size = (await asyncio.to_thread(target.stat)).st_size
             seconds = await asyncio.to_thread(_duration, target, limits.max_seconds)
-            yield Probe(target, seconds, size)
+            yield Probe(target, seconds, size, track)
         finally:
             await asyncio.to_thread(target.unlink, missing_ok=True)
 
     async def _download(self, url: str, target: Path, max_bytes: int | None) -> int:
+        pages = "generic" in self._sites
         try:
             async with asyncio.timeout(DOWNLOAD_SECONDS):
                 response = await self._follow(url)
                 async with response:
-                    return await _save(response, target, max_bytes)
+                    return await _save(response, target, max_bytes, pages)
         except UrlNotAllowed as error:
             raise InputRefusedError(
                 f"the link leads to a private network address ({error.message}); only public"
@@ -96,6 +109,25 @@ class InputFetcher:
             # E.g. a redirect to `http://[::1/`: urljoin and yarl refuse such addresses.
             raise InputRefusedError(
                 f"the link leads to an invalid address ({error})") from None
+
+    async def _resolve(self, url: str, target: Path, max_bytes: int | None,
+                       max_seconds: int) -> Track:
+        site = site_of_url(url) or "generic"
+        if site not in self._sites:
+            raise InputRefusedError(f"{site} links are not accepted here")
+        limits = dataclasses.replace(self._guard, max_bytes=max_bytes or 1 << 40)
+        try:
+            return await resolve_page(url, target, limits, LinkRules(self._sites, max_seconds))
+        except DownloadError as failure:
+            if failure.code == "URL_NOT_ALLOWED":
+                raise InputRefusedError(
+                    f"the link leads to a private network address ({failure.message}); only"
+                    " public links can be separated") from None
+            if failure.code == "LINK_NOT_SUPPORTED" and site == "generic":
+                raise InputRefusedError("the link is a web page (text/html), not an audio"
+                                        " file, and no audio or video was found in it: link"
+                                        " the file itself") from None
+            raise InputRefusedError(failure.message) from None
 
     async def _follow(self, url: str) -> aiohttp.ClientResponse:
         """GET with every redirect checked, so that none leads inside the network."""
@@ -110,10 +142,21 @@ class InputFetcher:
         raise InputRefusedError(f"the link redirects more than {MAX_REDIRECTS} times")
 
 
-async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int | None) -> int:
+class _PageLink(Exception):
+    """The link is a page (a known site, or it answered with HTML or a manifest)."""
+
+
+_MANIFESTS = ("application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl",
+              "audio/x-mpegurl", "application/dash+xml")
+
+
+async def _save(response: aiohttp.ClientResponse, target: Path, max_bytes: int | None,
+                pages: bool = False) -> int:
     if response.status != 200:
         raise InputRefusedError(f"the link answered HTTP {response.status}, not a file")
     kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if pages and (kind in ("text/html", "application/xhtml+xml") or kind in _MANIFESTS):
+        raise _PageLink
     if kind.startswith("text/"):
         raise InputRefusedError(
             f"the link is a web page ({kind}), not an audio file: link the file itself"

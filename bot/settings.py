@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from download.sites import DEFAULT_SITES, SITES, parse_sites
 from separation.env import SettingError, env_bool, env_int
 from storage import GuildLimits, database_dialect
 
@@ -43,6 +44,8 @@ class BotSettings:
     public_url: str = ""
     callbacks: bool = True
     allow_private_networks: bool = False
+    # the page links the pre-check resolves: the service's own setting, STEMBOT_LINK_SITES
+    link_sites: frozenset[str] = field(default_factory=lambda: frozenset(SITES))
     data_dir: Path = Path("data")
     # Empty: the SQLite file in data_dir; postgresql://…: the records live there instead,
     # so the bot host keeps no state.
@@ -66,6 +69,7 @@ class BotSettings:
             public_url=os.environ.get("BOT_PUBLIC_URL", "").strip(),
             callbacks=env_bool("BOT_CALLBACKS", True),
             allow_private_networks=env_bool("BOT_ALLOW_PRIVATE_NETWORKS", False),
+            link_sites=_link_sites(),
             data_dir=Path(
                 os.environ.get("BOT_DATA_DIR") or os.environ.get("STEMBOT_DATA_DIR") or "data"
             ),
@@ -108,3 +112,10 @@ class BotSettings:
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "bot-work"
+
+
+def _link_sites() -> frozenset[str]:
+    try:
+        return parse_sites(os.environ.get("STEMBOT_LINK_SITES", DEFAULT_SITES))
+    except ValueError as error:
+        raise SettingError(f"STEMBOT_LINK_SITES: {error}") from None

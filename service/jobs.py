@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from download.errors import DownloadError
-from download.fetch import download
 from download.fetch import session as guarded_session
+from download.links import fetch_link
 from separation.presets import shown_name
 from service.blobs import patiently
 from service.callbacks import Callbacks
@@ -514,9 +514,15 @@ class JobRunner:
             assert self._client is not None
             target = work / f"input-{index}"
             try:
-                await download(self._client, spec.url, target, self._limits)
+                track = await fetch_link(self._client, spec.url, target, self._limits,
+                                         self._settings.link_rules)
             except DownloadError as failed:
                 raise JobFailure(failed.code, failed.message) from None
+            if track is not None:  # the title and uploader travel with the job from now
+                inputs = list(job.inputs)
+                inputs[index] = dataclasses.replace(spec, track=track.wire())
+                job = dataclasses.replace(job, inputs=tuple(inputs))
+                await self._store.set_inputs(job.id, job.attempt, job.inputs)
             return target
         try:
             await self._content.readable(job.owner, spec.content_id)

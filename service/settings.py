@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from download.addresses import endpoints
 from download.fetch import FetchLimits
+from download.sites import DEFAULT_SITES, LinkRules, parse_sites
 from separation import OutputFormat, model_files, parse_format
 from separation.env import SettingError, env_bool, env_choice, env_float, env_int
 from separation.runtime import RuntimeConfig, available_cores
@@ -31,13 +32,21 @@ def default_workers() -> int:
     return max(1, min(available_cores(), memory // WORKER_MEMORY))
 
 
-def callback_allow(raw: str) -> tuple[str, ...]:
-    """STEMBOT_CALLBACK_ALLOW's entries, each checked to be host:port."""
+def callback_allow(raw: str, name: str = "STEMBOT_CALLBACK_ALLOW") -> tuple[str, ...]:
+    """STEMBOT_CALLBACK_ALLOW's (or STEMBOT_FETCH_ALLOW's) entries, each checked to be
+    host:port."""
     try:
         endpoints(raw)
     except ValueError as error:
-        raise SettingError(f"STEMBOT_CALLBACK_ALLOW: {error}") from None
+        raise SettingError(f"{name}: {error}") from None
     return tuple(filter(None, (entry.strip() for entry in raw.split(","))))
+
+
+def link_sites(raw: str) -> frozenset[str]:
+    try:
+        return parse_sites(raw)
+    except ValueError as error:
+        raise SettingError(f"STEMBOT_LINK_SITES: {error}") from None
 
 
 def database_url(raw: str) -> str:
@@ -132,6 +141,8 @@ class ServiceSettings:
     fetch_rate_window: float = 30.0
     allow_private_networks: bool = False
     allow_private_callbacks: bool = False
+    fetch_allow: tuple[str, ...] = ()  # host:port pairs inputs may reach, public or not
+    link_sites: frozenset[str] = field(default_factory=lambda: parse_sites(DEFAULT_SITES))
     callback_allow: tuple[str, ...] = ()  # host:port pairs callbacks may reach, public or not
     callback_attempts: int = 6
     callback_backoff: float = 2.0
@@ -187,6 +198,9 @@ class ServiceSettings:
             # A bot on the same machine receives callbacks on loopback without opening inputs.
             allow_private_callbacks=env_bool("STEMBOT_ALLOW_PRIVATE_CALLBACKS", private),
             callback_allow=callback_allow(os.environ.get("STEMBOT_CALLBACK_ALLOW", "")),
+            fetch_allow=callback_allow(os.environ.get("STEMBOT_FETCH_ALLOW", ""),
+                                       "STEMBOT_FETCH_ALLOW"),
+            link_sites=link_sites(os.environ.get("STEMBOT_LINK_SITES", DEFAULT_SITES)),
             callback_attempts=max(1, env_int("STEMBOT_CALLBACK_ATTEMPTS", cls.callback_attempts)),
             callback_backoff=env_float("STEMBOT_CALLBACK_BACKOFF", cls.callback_backoff),
             callback_timeout=env_float("STEMBOT_CALLBACK_TIMEOUT", cls.callback_timeout),
@@ -231,8 +245,13 @@ class ServiceSettings:
     def input_limits(self) -> FetchLimits:
         """How `url` inputs are fetched: built once here for the API's checks and the runner."""
         return FetchLimits(self.max_bytes, self.fetch_timeout, self.fetch_max_redirects,
-                           self.allow_private_networks, min_rate=self.fetch_min_rate,
-                           rate_window=self.fetch_rate_window)
+                           self.allow_private_networks, endpoints(",".join(self.fetch_allow)),
+                           min_rate=self.fetch_min_rate, rate_window=self.fetch_rate_window)
+
+    @property
+    def link_rules(self) -> LinkRules:
+        """Which page links inputs may name (STEMBOT_LINK_SITES), and the track length."""
+        return LinkRules(self.link_sites, self.max_seconds)
 
     @property
     def base_url(self) -> str:

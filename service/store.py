@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.protocol import Job
 from wire.enums import State
-from wire.jobs import OutputSpec
+from wire.jobs import InputSpec, OutputSpec
 
 if TYPE_CHECKING:
     from service.settings import ServiceSettings
@@ -128,6 +128,10 @@ class Store(Protocol):
         ...
     async def release(self, job_id: str, attempt: int) -> None:
         """Give the lease back now (a still PROCESSING job is requeued by the next sweep)."""
+        ...
+    async def set_inputs(self, job_id: str, attempt: int, inputs: tuple[InputSpec, ...]
+                         ) -> bool:
+        """Rewrite the inputs (a page link's track facts) while this attempt runs."""
         ...
     async def finish(
         self, job_id: str, state: State, *, outputs: Iterable[OutputSpec] | None = None,

@@ -24,9 +24,11 @@ def dump_outputs(outputs: tuple[OutputSpec, ...]) -> str:
 
 
 def _load_input(raw: dict[str, Any]) -> InputSpec:
+    track = raw.get("track")
     if "url" in raw:
-        return InputSpec(url=raw["url"])
-    return InputSpec(content_id=raw["source"]["contentId"], path=raw["source"]["path"])
+        return InputSpec(url=raw["url"], track=track)
+    return InputSpec(content_id=raw["source"]["contentId"], path=raw["source"]["path"],
+                     track=track)
 
 
 def _load_output(raw: dict[str, Any]) -> OutputSpec:

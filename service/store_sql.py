@@ -16,7 +16,7 @@ from service.protocol import Job
 from service.store import Gone, Key, MixRecord, NewKey, SignIn, now_ms
 from service.store_rows import Row, dump_inputs, dump_outputs, load_job, load_key, load_mix
 from wire.enums import State
-from wire.jobs import OutputSpec
+from wire.jobs import InputSpec, OutputSpec
 
 T = TypeVar("T")
 
@@ -268,6 +268,11 @@ class SqlStore:
     async def release(self, job_id: str, attempt: int) -> None:
         await self._write("UPDATE jobs SET lease_node='', lease_until=0 WHERE id=? AND"
                           " attempt=? AND publishing=0", job_id, attempt)
+
+    async def set_inputs(self, job_id: str, attempt: int, inputs: tuple[InputSpec, ...]
+                         ) -> bool:
+        return await self._write("UPDATE jobs SET inputs=? WHERE id=? AND attempt=? AND"
+                                 " state=2", dump_inputs(inputs), job_id, attempt) == 1
 
     async def finish(
         self, job_id: str, state: State, *, outputs: Iterable[OutputSpec] | None = None,

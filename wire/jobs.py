@@ -20,6 +20,7 @@ class SourceWire(TypedDict):
 class InputWire(TypedDict, total=False):
     url: str
     source: SourceWire
+    track: dict[str, str]  # an extension: what a page link said of its track (set by the run)
 
 
 class ResultWire(TypedDict):
@@ -72,11 +73,15 @@ class InputSpec:
     url: str = ""
     content_id: str = ""
     path: str = ""
+    # site, id, title, uploader, page: what a page link said of its track, once it was read
+    track: dict[str, str] | None = None
 
     def wire(self) -> InputWire:
-        if self.url:
-            return {"url": self.url}
-        return {"source": {"contentId": self.content_id, "path": self.path}}
+        out: InputWire = {"url": self.url} if self.url else {
+            "source": {"contentId": self.content_id, "path": self.path}}
+        if self.track:
+            out["track"] = dict(self.track)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,45 @@
+"""The bot's own pre-check on page links: the same guarded resolver as the service, then the
+checked file is what it submits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fake_discord import FakeDiscord
+from harness import BotFactory, Service, read_bytes
+from test_checked_input import settled
+from test_refusals import separate
+
+from storage import JobState
+
+
+async def test_a_page_link_is_checked_and_its_audio_submitted(
+        fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path) -> None:
+    song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")
+    page = fake.serve("song.html", (
+        '<html><head><meta property="og:title" content="Demo tune">'
+        f'<meta property="og:audio" content="{song}"></head></html>').encode(), "text/html")
+    async with bot_factory(service) as bot:
+        log = await separate(fake, page)
+        await settled(fake, log, "queued", "separating", "done", "failed")
+        record = await bot.jobs.require(1)
+        assert record.state is not JobState.FAILED, record.error
+        assert record.service_job_id is not None
+    assert fake.downloads["song.html"] >= 1 and fake.downloads["demo.wav"] == 1
+
+
+async def test_a_page_link_over_the_limit_is_refused_by_its_metadata(
+        fake: FakeDiscord, bot_factory: BotFactory) -> None:
+    data = {"@context": "https://schema.org", "@type": "VideoObject", "name": "Long one",
+            "contentUrl": fake.serve("long.wav", b"RIFF", "audio/wav"),
+            "duration": "PT2H0M0S", "uploadDate": "2020-01-01", "thumbnailUrl": "x.jpg"}
+    page = fake.serve("long.html", (
+        '<html><head><script type="application/ld+json">'
+        f"{json.dumps(data)}</script></head></html>").encode(), "text/html")
+    async with bot_factory(None) as bot:
+        log = await separate(fake, page)
+        text = await settled(fake, log, "failed")
+        assert "the track is 2:00:00 long; the limit is" in text
+        assert (await bot.jobs.require(1)).service_job_id is None
+    assert fake.downloads.get("long.wav", 0) == 0
