@@ -262,3 +262,13 @@ async def separated_job(data_dir: Path, clip: Path, method: int = 2, **changes: 
         job = await api.wait(created["id"], within=180)
         assert job["state"] == 3, job
         yield Separated(running, job)
+
+
+@contextlib.asynccontextmanager
+async def separated_on_two_origins(data_dir: Path, clip: Path) -> AsyncIterator[Separated]:
+    """`separated_job` on the recommended public set-up: the pages on 127.0.0.1, user files
+    from a content origin of their own (localhost, the same server)."""
+    port = free_port()
+    async with separated_job(data_dir, clip, port=port, public_url=f"http://127.0.0.1:{port}",
+                             content_url=f"http://localhost:{port}") as job:
+        yield job

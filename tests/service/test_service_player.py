@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
-from service_harness import Separated, free_port, separated_job
+from browsing import chromium, shoot
+from playwright.async_api import Browser, Page
+from service_harness import Separated, separated_on_two_origins
 
 from separation import decode, fact_line
 from service import player
@@ -29,10 +30,6 @@ from service.protocol import Job
 from service.state import SERVICE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--autoplay-policy=no-user-gesture-required"]
 # screenshots land here for the CI run (and a person) to look at; git-ignored
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "player"
 
@@ -40,21 +37,16 @@ ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "player"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
                     ) -> AsyncIterator[Separated]:
-    # the recommended public set-up: pages on one origin, user files on another (localhost)
-    port = free_port()
-    async with separated_job(tmp_path_factory.mktemp("player") / "data", short_wav, port=port,
-                             public_url=f"http://127.0.0.1:{port}",
-                             content_url=f"http://localhost:{port}") as job:
+    async with separated_on_two_origins(tmp_path_factory.mktemp("player") / "data",
+                                        short_wav) as job:
         yield job
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 async def player_link(separated: Separated, **fields: Any) -> str:
@@ -110,7 +102,7 @@ async def test_the_player_plays_mutes_and_solos_in_a_real_browser(
 
     await page.keyboard.press("Space")
     state = await watched.until("s.playing && s.time > 0.5 && s.level > 0.001")
-    await page.screenshot(path=ARTIFACTS / "playing.png")
+    await shoot(page, ARTIFACTS, "playing.png", "player-")
 
     await page.keyboard.press("1")  # mute vocals
     state = await watched.until("s.stems[0].muted && s.stems[0].gain === 0")
@@ -173,7 +165,7 @@ async def test_the_player_fits_a_phone_and_the_keyboard(separated: Separated,
     await page.emulate_media(color_scheme="dark")  # Pico follows the system's scheme
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background != "rgb(255, 255, 255)", background
-    await page.screenshot(path=ARTIFACTS / "phone-dark.png", full_page=True)
+    await shoot(page, ARTIFACTS, "phone-dark.png", "player-")
     assert watched.errors == []
     await page.close()
 
@@ -371,7 +363,7 @@ async def test_speed_and_transpose_change_the_graph_live_and_the_download(
     state = await watched.until("s.stems[2].solo")
     assert [s["gain"] for s in state["stems"]] == [0, 0, 1, 0]
     await watched.until("!s.playing || s.level > 0.001")
-    await page.screenshot(path=ARTIFACTS / "practice-speed-pitch.png")
+    await shoot(page, ARTIFACTS, "practice-speed-pitch.png", "player-")
     await page.keyboard.press("Space")
     await watched.until("!s.playing")
 
@@ -420,7 +412,7 @@ async def test_the_loop_wraps_counts_in_and_the_chords_follow(
                and s["loopEnd"] == pytest.approx(loop["b"]) for s in state["graph"]["sources"])
     state = await watched.until("s.time > s.loop.b - 0.2")
     assert state["wraps"] == 0
-    await page.screenshot(path=ARTIFACTS / "loop.png")
+    await shoot(page, ARTIFACTS, "loop.png", "player-")
     state = await watched.until("s.wraps >= 2 && s.playing", within=10)
     assert loop["a"] <= state["time"] < loop["b"]  # back at A each time, never past B
     # the chord playing is the one highlighted: F before 1.25 s, Dm after, in the loop

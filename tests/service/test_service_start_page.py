@@ -17,19 +17,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import browsing
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
-from service_harness import Separated, free_port, separated_job
+from browsing import chromium
+from playwright.async_api import Browser, Page
+from service_harness import Separated, free_port, separated_on_two_origins
 
 from separation import fact_line
 from service.session import OWNER, SIGN_IN_TTL, mint_sign_in
 from service.store_sqlite import SqliteStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).parents[2]
 # screenshots land here for the CI run (and a person) to look at; git-ignored
 ARTIFACTS = ROOT / "test-artifacts" / "start"
@@ -39,30 +38,20 @@ AGAIN = "sign in with a key instead (`stembot keys create --name NAME` on the se
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
                     ) -> AsyncIterator[Separated]:
-    # the recommended public set-up: pages on one origin, user files on another (localhost)
-    port = free_port()
-    async with separated_job(tmp_path_factory.mktemp("start") / "data", short_wav, port=port,
-                             public_url=f"http://127.0.0.1:{port}",
-                             content_url=f"http://localhost:{port}") as job:
+    async with separated_on_two_origins(tmp_path_factory.mktemp("start") / "data",
+                                        short_wav) as job:
         yield job
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 async def shoot(page: Page, name: str) -> None:
-    """A screenshot for test-artifacts/start/, and for the docs when STEMBOT_SCREENSHOTS
-    names their folder."""
-    await page.screenshot(path=ARTIFACTS / name, full_page=True)
-    if docs := os.environ.get("STEMBOT_SCREENSHOTS"):
-        await asyncio.to_thread(Path(docs).mkdir, parents=True, exist_ok=True)
-        await page.screenshot(path=Path(docs) / name, full_page=True)
+    await browsing.shoot(page, ARTIFACTS, name)
 
 
 def errors_of(page: Page) -> list[str]:
