@@ -18,7 +18,7 @@ from separation.presets import StemPreset
 
 # The wire types and enums are the ones the service sends, so client and server cannot drift.
 from wire.enums import State, Tone
-from wire.jobs import InputSpec, JobWire
+from wire.jobs import InputSpec, JobWire, QueueWire
 
 LIST_PAGE = 100  # jobs per ListJobs call; the service's default page
 
@@ -53,6 +53,7 @@ class Job:
     results: tuple[StemFile, ...]
     files_until: float | None = None  # unix seconds: when the service deletes the files
     facts: tuple[dict[str, Any], ...] = ()  # the song facts of each separated input
+    queue: QueueWire | None = None  # while SUBMITTED: its place in the service's queue
 
     @classmethod
     def parse(cls, message: JobWire) -> Job:
@@ -74,6 +75,7 @@ class Job:
             if "resultsExpireAt" in message else None,
             facts=tuple(f for out in message.get("outputs", [])
                         for f in out.get("smartContentResult", {}).get("facts", [])),
+            queue=message.get("queue"),
         )
 
 
@@ -116,13 +118,14 @@ class JobApi:
 
     async def create_job(
         self, source: InputSpec, method: StemPreset, *, custom_id: str, callback: str,
-        timeout_s: int, shifts: int = 1,
+        timeout_s: int, shifts: int = 1, tenant: str = "",
     ) -> Job:
         separation = {"method": int(method)} | ({"shifts": shifts} if shifts > 1 else {})
         request = {
             "customId": custom_id,
             "callback": callback,
             "timeout": timeout_s,
+            **({"tenant": tenant} if tenant else {}),  # fair share between the bot's servers
             "inputs": [source.wire()],
             "outputs": [{
                 "contentId": "",

@@ -11,6 +11,7 @@ import discord
 from separation import StemPreset
 from separation.presets import shown_name
 from storage import JobRecord, JobState
+from wire.jobs import QueueWire
 
 # "2 — vocals / accompaniment", "4 — vocals / drums / bass / other", ...
 STEM_CHOICES = {
@@ -74,17 +75,42 @@ def headline(record: JobRecord) -> str:
             f" ({names}), {record.format}{quality} · job #{record.id}")
 
 
-def status_text(record: JobRecord) -> str:
-    """The reply message's text for the record's current state."""
-    return f"{headline(record)}\n{state_line(record)}"
+def status_text(record: JobRecord, queue: str = "") -> str:
+    """The reply message's text for the record's current state; `queue`: while queued, where
+    the job stands (queue_note)."""
+    return f"{headline(record)}\n{state_line(record, queue)}"
 
 
-def state_line(record: JobRecord) -> str:
+def queue_note(queue: QueueWire | None) -> str:
+    """' · 3 songs ahead · about 2 min' from the service's job.queue; '' without one. The
+    estimate is the service's, from its recent separations: absent, none is shown."""
+    if queue is None:
+        return ""
+    ahead = queue["ahead"]
+    note = (" · next in line" if ahead == 0 else
+            f" · {ahead} song{'' if ahead == 1 else 's'} ahead")
+    eta = queue.get("etaSeconds")
+    if eta is not None:
+        note += f" · about {about(eta)}"
+    return note
+
+
+def about(seconds: int) -> str:
+    """A wait as people say it: '40 s', '2 min', '1 h 10 min'."""
+    if seconds < 60:
+        return f"{max(10, round(seconds / 10) * 10)} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+def state_line(record: JobRecord, queue: str = "") -> str:
     match record.state:
         case JobState.DOWNLOADING:
             return "⏬ downloading and checking the track…"
         case JobState.QUEUED:
-            return "⏳ queued"
+            return f"⏳ queued{queue}"
         case JobState.SEPARATING:
             return f"🎛️ separating… {record.progress}%"
         case JobState.UPLOADING:

@@ -16,6 +16,11 @@ async def refusal(jobs: JobStore, limits: GuildLimits, guild_id: int, user_id: i
         if active >= limits.max_concurrent:
             plural = "job" if active == 1 else "jobs"
             return f"you have {active} {plural} running; try again when one finishes."
+    if limits.max_server_jobs:
+        open_jobs = await jobs.count_active_in_guild(guild_id)
+        if open_jobs >= limits.max_server_jobs:
+            return (f"this server already has {open_jobs} jobs queued or running, its limit;"
+                    " try again when one finishes.")
     now = time.time()
     if limits.cooldown_seconds:
         last = await jobs.last_submitted(guild_id, user_id)

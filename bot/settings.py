@@ -83,6 +83,7 @@ class BotSettings:
                 max_seconds=env_int("BOT_MAX_SECONDS", limits.max_seconds),
                 max_mib=env_int("BOT_MAX_MIB", limits.max_mib),
                 moderator_role_id=_optional_id("BOT_MODERATOR_ROLE_ID"),
+                max_server_jobs=env_int("BOT_MAX_SERVER_JOBS", limits.max_server_jobs),
             ),
         )
 

@@ -29,14 +29,16 @@ class StatusMessages:
     def attach(self, record_id: int, interaction: discord.Interaction) -> None:
         self._interactions[record_id] = interaction
 
-    async def show(self, record: JobRecord, *, progress_only: bool = False) -> None:
-        """Show the record's state; progress-only changes wait out the throttle."""
-        text = status_text(record)
+    async def show(self, record: JobRecord, *, progress_only: bool = False, queue: str = ""
+                   ) -> bool:
+        """Show the record's state (while queued, with its place: `queue`, a queue_note);
+        progress-only changes wait out the throttle. False when one did (not shown)."""
+        text = status_text(record, queue)
         now = time.monotonic()
         if self._last_text.get(record.id) == text:
-            return
+            return True
         if progress_only and now - self._last_edit.get(record.id, 0.0) < self._interval:
-            return
+            return False
         self._last_edit[record.id] = now
         self._last_text[record.id] = text
         try:
@@ -46,6 +48,7 @@ class StatusMessages:
             log.warning("job %s: could not edit the status message: %s", record.id, error)
         if record.state.final:
             self.forget(record.id)
+        return True
 
     def forget(self, record_id: int) -> None:
         self._interactions.pop(record_id, None)

@@ -14,7 +14,7 @@ import discord
 
 from bot.delivery import Delivery
 from bot.jobapi import ApiError, Job, JobApi, ServiceUnreachableError
-from bot.messages import plain
+from bot.messages import plain, queue_note
 from bot.status import StatusMessages
 from separation import SeparationError
 from separation.presets import StemPreset
@@ -50,6 +50,7 @@ class JobTracker:
         self._wake: dict[int, asyncio.Event] = {}
         self._pushed: dict[int, Job] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._queues: dict[int, str] = {}  # the place in the queue last shown (queue_note)
         self._started = time.time()
 
     async def submit(self, record: JobRecord, checked: Path) -> JobRecord | None:
@@ -84,6 +85,7 @@ class JobTracker:
         return await self._api.create_job(
             self._source(record), StemPreset.from_count(record.stems), custom_id=record.custom_id,
             callback=callback, timeout_s=self._job_timeout, shifts=record.shifts,
+            tenant=str(record.guild_id),  # the service shares its workers fairly by server
         )
 
     async def _queued(self, record: JobRecord, job: Job) -> JobRecord | None:
@@ -156,6 +158,7 @@ class JobTracker:
             self._wake.pop(record_id, None)
             self._pushed.pop(record_id, None)
             self._locks.pop(record_id, None)
+            self._queues.pop(record_id, None)
 
     async def _follow(self, record_id: int) -> None:
         delay = POLL_MIN
@@ -210,11 +213,16 @@ class JobTracker:
         """Show SUBMITTED/PROCESSING; poll faster while the progress moves."""
         state = JobState.SEPARATING if job.state is State.PROCESSING else JobState.QUEUED
         same_state = state is record.state
-        moved = not same_state or job.progress != record.progress
+        note = queue_note(job.queue) if state is JobState.QUEUED else ""
+        changed = not same_state or job.progress != record.progress
+        moved = changed or note != self._queues.get(record.id, "")
         if moved:
-            record = await self._jobs.update(record.id, state=state, progress=job.progress)
-            # A new state shows at once; a new percentage waits out the edit throttle.
-            await self._status.show(record, progress_only=same_state)
+            if changed:
+                record = await self._jobs.update(record.id, state=state, progress=job.progress)
+            # A new state shows at once; a new percentage or place in the queue waits out
+            # the edit throttle (a held-back place is not taken as shown: it shows later).
+            if await self._status.show(record, progress_only=same_state, queue=note):
+                self._queues[record.id] = note
         return POLL_MIN if moved else min(delay * 1.5, POLL_MAX)
 
     async def _sleep(self, record_id: int, delay: float) -> None:

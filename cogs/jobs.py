@@ -142,6 +142,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
         max_minutes="Longest track accepted, in minutes",
         max_mib="Largest file accepted, in MiB",
         moderator_role="A role that may moderate besides Manage Server",
+        server_jobs="Jobs this whole server may have queued or running (0: no limit)",
     )
     async def limits(
         self, interaction: discord.Interaction,
@@ -151,11 +152,13 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
         max_minutes: app_commands.Range[int, 1, 24 * 60] | None = None,
         max_mib: app_commands.Range[int, 1, 10_000] | None = None,
         moderator_role: discord.Role | None = None,
+        server_jobs: app_commands.Range[int, 0, 1000] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         changes: dict[str, int] = {}
         for name, value in (("max_concurrent", max_concurrent), ("daily_quota", daily_quota),
-                            ("cooldown_seconds", cooldown_seconds), ("max_mib", max_mib)):
+                            ("cooldown_seconds", cooldown_seconds), ("max_mib", max_mib),
+                            ("max_server_jobs", server_jobs)):
             if value is not None:
                 changes[name] = value
         if max_minutes is not None:
@@ -175,6 +178,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description="Moderate sep
             f"{'updated' if changes else 'current'} limits: {current.max_concurrent} running"
             f" jobs per member, {current.daily_quota} per 24 h, {current.cooldown_seconds} s"
             f" cooldown, tracks up to {current.max_seconds // 60} min and {current.max_mib} MiB;"
+            f" {current.max_server_jobs or 'unlimited'} open jobs per server;"
             f" moderator role: {role}", ephemeral=True)
 
 

@@ -43,6 +43,7 @@ from service.errors import (
 )
 from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest
+from service.queue import QueueView
 from service.quota import StorageQuota
 from service.result_cache import ResultCache, Separation, input_digest
 from service.retention import Retention
@@ -87,6 +88,7 @@ class JobRunner:
                                 self._on_progress) if settings.workers else None
         self._limits = settings.input_limits
         self._client: aiohttp.ClientSession | None = None
+        self._queue = QueueView(store)
 
     async def start(self) -> None:
         self._cache = await asyncio.to_thread(
@@ -139,7 +141,7 @@ class JobRunner:
                   callback=request.callback, state=State.SUBMITTED, inputs=request.inputs,
                   outputs=outputs, created_at=created,
                   deadline=created + request.timeout * 1000,
-                  callback_state="NONE")
+                  callback_state="NONE", tenant=request.tenant)
         if not await self._store.insert_job(job, self._settings.max_open_jobs):
             raise too_many_jobs(self._settings.max_open_jobs)
         self._wake.set()
@@ -148,6 +150,14 @@ class JobRunner:
     def with_progress(self, job: Job) -> Job:
         """The job as shown: its progress is the row's, written by whichever node runs it."""
         return job
+
+    async def with_queue(self, jobs: list[Job]) -> list[Job]:
+        """The jobs, those waiting with their place in the queue (`queue`)."""
+        if not any(job.state is State.SUBMITTED for job in jobs):
+            return jobs
+        entries = await self._queue.entries({j.id: j.created_at for j in jobs
+                                             if j.state is State.SUBMITTED})
+        return [dataclasses.replace(job, queue=entries.get(job.id)) for job in jobs]
 
     async def cancel(self, job: Job) -> Job:
         """CANCELED if still open; a final job is returned as it is."""

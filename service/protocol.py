@@ -3,6 +3,7 @@ requests, every check naming the field it refuses. The shapes both sides share a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,11 +11,14 @@ from urllib.parse import urlsplit
 from separation.presets import MAX_SHIFTS, StemPreset
 from service.errors import InvalidParameter
 from wire.enums import State
-from wire.jobs import InputSpec, JobWire, OutputSpec
+from wire.jobs import InputSpec, JobWire, OutputSpec, QueueWire
 
 MAX_CUSTOM_ID = 64  # the original: customId is *fewer than* 64 characters
 MAX_ITEMS = 16  # inputs and outputs per job; the original sets no bound, a server must
 MAX_TIMEOUT = 7 * 24 * 3600  # seconds; also keeps the deadline (ms) within an SQLite INTEGER
+# An extension: who, inside one key, a job is for (the bot: a Discord server's id); the
+# queue is shared fairly between a key's tenants as it is between keys.
+TENANT = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,7 @@ class JobRequest:
     timeout: int
     inputs: tuple[InputSpec, ...]
     outputs: tuple[OutputSpec, ...]
+    tenant: str = ""
 
 
 @dataclass(slots=True)
@@ -60,6 +65,9 @@ class Job:
     # COMPLETED in the store, its stems still moving from staging to their destinations:
     # clients see it PROCESSING (progress 99) until every file is in place.
     publishing: bool = field(default=False, compare=False)
+    tenant: str = ""  # the extension `tenant`: "" for none
+    # While it waits: its place in the fair-share order and the estimate (QueueWire).
+    queue: QueueWire | None = field(default=None, compare=False)
 
     @property
     def shown_state(self) -> State:
@@ -82,6 +90,10 @@ class Job:
                 "completedAt": str(0 if self.publishing else self.completed_at),
             },
         }
+        if self.tenant:
+            job["tenant"] = self.tenant
+        if self.queue is not None and state is State.SUBMITTED:
+            job["queue"] = self.queue
         if state is State.PROCESSING:
             job["progress"] = 99 if self.publishing else self.progress
         elif state is State.COMPLETED:
@@ -238,4 +250,18 @@ def parse_create(raw: Any, default_timeout: int) -> JobRequest:
                    for i, r in enumerate(items(body, "inputs", "inputs")))
     outputs = tuple(parse_output(r, f"outputs[{i}]", len(inputs))
                     for i, r in enumerate(items(body, "outputs", "outputs")))
-    return JobRequest(custom_id, callback, timeout or default_timeout, inputs, outputs)
+    tenant = parse_tenant(body, "tenant", "tenant")
+    return JobRequest(custom_id, callback, timeout or default_timeout, inputs, outputs, tenant)
+
+
+def parse_tenant(body: dict[str, Any], key: str, name: str) -> str:
+    """The optional `tenant`: absent is "" (none); else 1-64 characters of A-Za-z0-9._:-"""
+    if key not in body:
+        return ""
+    if body[key] is None:
+        raise InvalidParameter(f"{name} must be a string")
+    value = string(body, key, name)
+    if not TENANT.fullmatch(value):
+        raise InvalidParameter(f"{name} must be 1 to 64 characters of A-Z, a-z, 0-9, '.',"
+                               " '_', ':' or '-'")
+    return value

@@ -29,7 +29,15 @@ from service.errors import (
 from service.limits import check_open_jobs, check_separations
 from service.mixes import job_stems, parse_mix
 from service.origins import link_headers
-from service.protocol import Job, check_text, integer, obj, parse_create, string
+from service.protocol import (
+    Job,
+    check_text,
+    integer,
+    obj,
+    parse_create,
+    parse_tenant,
+    string,
+)
 from service.served import file_headers
 from service.session import COOKIE, session_key
 from service.state import SERVICE, Service
@@ -115,6 +123,7 @@ async def create_job(
     outputs = tuple([await checked_output(service, key, output, f"outputs[{index}]")
                      for index, output in enumerate(request.outputs)])
     job = await service.runner.submit(key.secret_id, request, outputs)
+    [job] = await service.runner.with_queue([job])
     return {"createJobResponse": {"job": job.wire()}}
 
 
@@ -144,6 +153,7 @@ async def get_job(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
     job = await owned_job(service, key, body, "getJobRequest")
+    [job] = await service.runner.with_queue([job])
     return {"getJobResponse": {"job": service.runner.with_progress(job).wire()}}
 
 
@@ -151,17 +161,21 @@ async def list_jobs(
     service: Service, key: Key, body: dict[str, Any], base: str
 ) -> dict[str, Any]:
     """One page (`offset`, `limit`) of the caller's jobs with the customId (without one: all
-    the caller's jobs); `total`: all of them."""
+    the caller's jobs) and the tenant, if one is given; `total`: all of them."""
     fields = section(body, "listJobsRequest")
     custom_id = (string(fields, "customId", "listJobsRequest.customId")
                  if "customId" in fields else None)
+    tenant = (parse_tenant(fields, "tenant", "listJobsRequest.tenant")
+              if "tenant" in fields else None)
     offset = integer(fields, "offset", "listJobsRequest.offset", 0)
     limit = integer(fields, "limit", "listJobsRequest.limit", PAGE_DEFAULT)
     if not 0 <= offset <= MAX_OFFSET:
         raise InvalidParameter(f"listJobsRequest.offset must be 0..{MAX_OFFSET}")
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidParameter(f"listJobsRequest.limit must be 1..{PAGE_MAX}")
-    jobs, total = await service.store.jobs_by_custom_id(key.secret_id, custom_id, offset, limit)
+    jobs, total = await service.store.jobs_by_custom_id(key.secret_id, custom_id, offset, limit,
+                                                        tenant)
+    jobs = await service.runner.with_queue(jobs)
     return {"listJobsResponse": {"jobs": [service.runner.with_progress(j).wire() for j in jobs],
                                  "total": total}}
 

@@ -19,7 +19,7 @@ from wire.jobs import InputSpec, OutputSpec
 if TYPE_CHECKING:
     from service.settings import ServiceSettings
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: jobs.tenant (fair share inside a key)
 
 
 def now_ms() -> int:
@@ -75,6 +75,17 @@ class Gone:
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """The queue at one moment: jobs PROCESSING per (key, tenant), the SUBMITTED jobs as
+    (seq, id, key, tenant) oldest first, and the recent separations' (started_at,
+    completed_at) in ms, newest first, from jobs that separated (not all from the cache)."""
+
+    running: dict[tuple[str, str], int]
+    waiting: list[tuple[int, str, str, str]]
+    recent: list[tuple[int, int]]
+
+
 class SchemaError(RuntimeError):
     """The database was written by a newer, unknown schema."""
 
@@ -118,9 +129,14 @@ class Store(Protocol):
     async def open_jobs(self, owner: str) -> int: ...
     async def job(self, job_id: str, owner: str | None = None) -> Job | None: ...
     async def jobs_by_custom_id(self, owner: str, custom_id: str | None, offset: int = 0,
-                                limit: int = -1) -> tuple[list[Job], int]: ...
+                                limit: int = -1, tenant: str | None = None
+                                ) -> tuple[list[Job], int]: ...
     async def claim_next(self, node: str = "", lease_s: float = 30) -> Job | None:
-        """The next SUBMITTED job (fair share, then oldest) as PROCESSING, leased to `node`."""
+        """The next SUBMITTED job (fair share between keys, then between a key's tenants,
+        then oldest) as PROCESSING, leased to `node`."""
+        ...
+    async def queue_state(self) -> QueueState:
+        """What the fair-share order of the waiting jobs is computed from, in one read."""
         ...
     async def renew(self, job_id: str, attempt: int, lease_s: float, progress: int) -> bool:
         """Extend the lease (also while the attempt publishes) and write progress; False once

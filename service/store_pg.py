@@ -73,8 +73,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress INTEGER NOT NULL DEFAULT 0,
     publishing INTEGER NOT NULL DEFAULT 0,
     callback_due BIGINT NOT NULL DEFAULT 0,
-    callback_lease BIGINT NOT NULL DEFAULT 0
+    callback_lease BIGINT NOT NULL DEFAULT 0,
+    tenant TEXT NOT NULL DEFAULT ''
 );
+-- schema 4: a database made by schema 3 gets the tenant column in place
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS tenant TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (owner, tenant, state);
 CREATE TABLE IF NOT EXISTS gone (
     content_id TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -195,7 +199,8 @@ class PgStore(SqlStore):
         raise AssertionError("unreachable")
 
     async def _migrate(self) -> None:
-        """Schema 3 from an empty database; nodes starting together take turns (a lock)."""
+        """Schema 4 from an empty or a schema 3 database; nodes starting together take turns
+        (a lock)."""
         async def work(tx: Tx) -> None:
             await tx.run("SELECT pg_advisory_xact_lock(?)", MIGRATE_LOCK)
             await tx.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY,"

@@ -60,6 +60,7 @@ def load_job(row: Row, ttl_ms: int = 0) -> Job:
         callback_error=row["callback_error"], deleted_at=row["deleted_at"],
         expired_at=row["expired_at"], progress=row["progress"], lease_node=row["lease_node"],
         lease_until=row["lease_until"], publishing=bool(row["publishing"]),
+        tenant=row["tenant"],
     )
     if ttl_ms and job.state.final and not (job.deleted_at or job.expired_at):
         job.files_until = job.completed_at + ttl_ms

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from service.protocol import Job
-from service.store import Gone, Key, MixRecord, NewKey, SignIn, now_ms
+from service.store import Gone, Key, MixRecord, NewKey, QueueState, SignIn, now_ms
 from service.store_rows import Row, dump_inputs, dump_outputs, load_job, load_key, load_mix
 from wire.enums import State
 from wire.jobs import InputSpec, OutputSpec
@@ -40,6 +40,13 @@ def _consume(task: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a transaction nobody awaits any more (its caller was cancelled)."""
     if not task.cancelled():
         task.exception()
+
+
+def _separated(outputs: str) -> bool:
+    """Whether a job's stored outputs hold a result a worker made (not all from the cache)."""
+    return any(not result.get("fromCache", False)
+               for output in json.loads(outputs)
+               for result in (output.get("smartContentResult") or {}).get("musicSeperate", []))
 
 
 def lease_end(lease_s: float, at: int | None = None) -> int:
@@ -204,11 +211,12 @@ class SqlStore:
         async def work(tx: Tx) -> int:
             return await tx.run(
                 "INSERT INTO jobs (id, owner, custom_id, callback, state, inputs, outputs,"
-                " created_at, deadline, callback_state) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
-                " WHERE (SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN (1, 2)) < ?",
+                " created_at, deadline, callback_state, tenant) SELECT ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN"
+                " (1, 2)) < ?",
                 job.id, job.owner, job.custom_id, job.callback, int(job.state),
                 dump_inputs(job.inputs), dump_outputs(job.outputs), job.created_at,
-                job.deadline, job.callback_state, job.owner, max_open)
+                job.deadline, job.callback_state, job.tenant, job.owner, max_open)
         return await self._tx(work, lock=INSERT_LOCK) == 1
 
     async def open_jobs(self, owner: str) -> int:
@@ -226,12 +234,15 @@ class SqlStore:
         return self._job(row) if row else None
 
     async def jobs_by_custom_id(self, owner: str, custom_id: str | None, offset: int = 0,
-                                limit: int = -1) -> tuple[list[Job], int]:
-        """One page of the key's jobs with this customId (None: all its jobs), oldest first,
-        and how many in all."""
+                                limit: int = -1, tenant: str | None = None
+                                ) -> tuple[list[Job], int]:
+        """One page of the key's jobs with this customId (None: all its jobs) and tenant
+        (None: any), oldest first, and how many in all."""
         where, args = "owner=?", [owner]
         if custom_id is not None:
-            where, args = where + " AND custom_id=?", [owner, custom_id]
+            where, args = where + " AND custom_id=?", [*args, custom_id]
+        if tenant is not None:
+            where, args = where + " AND tenant=?", [*args, tenant]
 
         async def work(tx: Tx) -> tuple[list[Job], int]:
             rows = await tx.all(f"SELECT * FROM jobs WHERE {where} ORDER BY seq LIMIT ?"
@@ -241,14 +252,20 @@ class SqlStore:
         return await self._tx(work, write=False)
 
     async def claim_next(self, node: str = "", lease_s: float = 30) -> Job | None:
-        """The SUBMITTED job of the key with the fewest jobs PROCESSING, oldest first, moved to
-        PROCESSING under a lease; claims are serialized, so no job is claimed twice."""
+        """The next SUBMITTED job moved to PROCESSING under a lease; claims are serialized, so
+        no job is claimed twice. Fair share on two levels, each by fewest jobs PROCESSING,
+        then oldest waiting job: first the key, then that key's tenant (no tenant is one
+        more), then the tenant's oldest job. service/queue.py's fair_order is the same rule
+        applied to a whole queue: keep them in step."""
         at = now_ms()
 
         async def work(tx: Tx) -> Row | None:
             pick = await tx.one(
-                "SELECT seq FROM jobs AS j WHERE state=1 ORDER BY (SELECT COUNT(*) FROM jobs"
-                " AS p WHERE p.owner=j.owner AND p.state=2), seq LIMIT 1")
+                "SELECT seq FROM jobs AS j WHERE state=1 ORDER BY"
+                " (SELECT COUNT(*) FROM jobs AS p WHERE p.owner=j.owner AND p.state=2),"
+                " (SELECT MIN(q.seq) FROM jobs AS q WHERE q.owner=j.owner AND q.state=1),"
+                " (SELECT COUNT(*) FROM jobs AS t WHERE t.owner=j.owner AND t.tenant=j.tenant"
+                " AND t.state=2), seq LIMIT 1")
             if pick is None:
                 return None
             return await tx.one(
@@ -257,6 +274,23 @@ class SqlStore:
                 at, node, lease_end(lease_s, at), pick["seq"])
         row = await self._tx(work, lock=CLAIM_LOCK)
         return self._job(row) if row else None
+
+    async def queue_state(self) -> QueueState:
+        async def work(tx: Tx) -> QueueState:
+            running = await tx.all("SELECT owner, tenant, COUNT(*) AS n FROM jobs WHERE"
+                                   " state=2 GROUP BY owner, tenant")
+            waiting = await tx.all("SELECT seq, id, owner, tenant FROM jobs WHERE state=1"
+                                   " ORDER BY seq")
+            # the newest COMPLETED jobs (by creation: the state index serves it)
+            done = await tx.all("SELECT started_at, completed_at, outputs FROM jobs WHERE"
+                                " state=3 AND started_at>0 ORDER BY seq DESC LIMIT 40")
+            return QueueState(
+                {(str(r["owner"]), str(r["tenant"])): int(r["n"]) for r in running},
+                [(int(r["seq"]), str(r["id"]), str(r["owner"]), str(r["tenant"]))
+                 for r in waiting],
+                sorted(((int(r["started_at"]), int(r["completed_at"])) for r in done
+                        if _separated(str(r["outputs"]))), key=lambda t: -t[1]))
+        return await self._tx(work, write=False)
 
     async def renew(self, job_id: str, attempt: int, lease_s: float, progress: int) -> bool:
         return await self._write(

@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS sign_ins (
 """
 
 # Columns later schemas added to `jobs`, added in place to an older file (2: retention, 3:
-# leases, progress in the row, staged publishing, the callback outbox's due time and lease);
+# leases, progress in the row, staged publishing, the callback outbox's due time and lease;
+# 4: the tenant);
 # then the indexes that use them. Each step checks first, so running it twice changes nothing.
 ADDED_COLUMNS = (
     ("deleted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -97,6 +98,7 @@ ADDED_COLUMNS = (
     ("publishing", "INTEGER NOT NULL DEFAULT 0"),
     ("callback_due", "INTEGER NOT NULL DEFAULT 0"),
     ("callback_lease", "INTEGER NOT NULL DEFAULT 0"),
+    ("tenant", "TEXT NOT NULL DEFAULT ''"),  # 4: fair share between a key's tenants
 )
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_by_end ON jobs (expired_at, deleted_at, completed_at);
@@ -104,6 +106,7 @@ CREATE INDEX IF NOT EXISTS jobs_purging ON jobs (purging);
 CREATE INDEX IF NOT EXISTS jobs_by_lease ON jobs (state, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_publishing ON jobs (publishing);
 CREATE INDEX IF NOT EXISTS jobs_callbacks ON jobs (callback_state, callback_due);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (owner, tenant, state);
 """
 
 

@@ -193,6 +193,15 @@ class JobStore:
             (guild_id, user_id, *active),
         )
 
+    async def count_active_in_guild(self, guild_id: int) -> int:
+        """The server's open jobs, all members together (the per-server cap)."""
+        active = [s.value for s in JobState.active()]
+        return await self._count(
+            f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ?"
+            f" AND state IN ({', '.join('?' * len(active))})",
+            (guild_id, *active),
+        )
+
     async def count_since(self, guild_id: int, user_id: int, since: float) -> int:
         """Jobs submitted since `since`, whatever became of them (the daily quota)."""
         return await self._count(

@@ -19,6 +19,7 @@ class GuildLimits:
     max_seconds: int = 15 * 60
     max_mib: int = 100
     moderator_role_id: int | None = None
+    max_server_jobs: int = 10  # open jobs of all the server's members together
 
 
 LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(GuildLimits))

@@ -49,6 +49,17 @@ class CallbackStatusWire(TypedDict):
     lastError: str
 
 
+class QueueWire(TypedDict):
+    """An extension, while a job waits: its place in the order jobs are claimed in (1: next),
+    how many jobs go before it, and, once the service has measured its recent separations,
+    the seconds until its results are expected and what that estimate rests on."""
+
+    position: int
+    ahead: int
+    etaSeconds: NotRequired[int]
+    etaBasis: NotRequired[str]
+
+
 class JobWire(TypedDict):
     id: str
     state: int
@@ -64,6 +75,8 @@ class JobWire(TypedDict):
     deletedAt: NotRequired[str]
     resultsExpiredAt: NotRequired[str]
     resultsExpireAt: NotRequired[str]
+    tenant: NotRequired[str]
+    queue: NotRequired[QueueWire]
 
 
 @dataclass(frozen=True, slots=True)

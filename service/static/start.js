@@ -143,7 +143,7 @@ async function watch(id, fromLink) {
   for (;;) {
     const { job } = await call("GetJob", { id });
     const progress = job.progress || 0;
-    if (job.state === 1) stage("queue", "Queued: waiting for a free worker…");
+    if (job.state === 1) stage("queue", `Queued: ${queueWords(job) || "waiting for a free worker"}…`);
     else if (job.state === 2 && progress >= 99) stage("save", "Saving the stems…", 99);
     else if (job.state === 2) {
       if (progress > 0) stage("separate", `Separating the stems… ${progress} %`, progress);
@@ -189,9 +189,20 @@ function ago(ms) {
   return "just now";
 }
 
+// Where a waiting job stands (the service's job.queue): "3 songs ahead · about 2 min"; the
+// estimate only where the service measured its recent separations.
+function queueWords(job) {
+  const queue = job.queue;
+  if (!queue) return "";
+  const words = queue.ahead ? `${queue.ahead} ${queue.ahead === 1 ? "song" : "songs"} ahead` : "next in line";
+  if (!queue.etaSeconds) return words;
+  const minutes = Math.round(queue.etaSeconds / 60);
+  return `${words} · about ${minutes ? `${minutes} min` : `${Math.max(10, Math.round(queue.etaSeconds / 10) * 10)} s`}`;
+}
+
 function stateOf(job) {
   switch (job.state) {
-    case 1: return "queued";
+    case 1: return job.queue ? `queued · ${queueWords(job)}` : "queued";
     case 2: return job.progress >= 99 ? "saving the stems" : job.progress ? `separating ${job.progress} %` : "separating";
     case 3: return "done";
     case 4: return "failed";

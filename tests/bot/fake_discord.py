@@ -206,13 +206,15 @@ class FakeDiscord:
 
     async def interact(self, name: str, options: list[Json], *, user_id: int,
                        roles: tuple[int, ...] = (), resolved: Json | None = None,
-                       autocomplete: bool = False) -> InteractionLog:
-        """Send INTERACTION_CREATE for a slash command (or its autocomplete), as a member."""
+                       autocomplete: bool = False, guild_id: int = GUILD_ID) -> InteractionLog:
+        """Send INTERACTION_CREATE for a slash command (or its autocomplete), as a member;
+        `guild_id`: as from another server (the channel and its messages stay the one's)."""
         data: Json = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options,
-                      "guild_id": str(GUILD_ID)}
+                      "guild_id": str(guild_id)}
         if resolved:
             data["resolved"] = resolved
-        return await self._interaction(4 if autocomplete else 2, data, user_id, roles)
+        return await self._interaction(4 if autocomplete else 2, data, user_id, roles,
+                                       guild_id=guild_id)
 
     async def click(self, log: InteractionLog, label: str, *, user_id: int) -> InteractionLog:
         """Press the button labelled `label` on the message a command answered with."""
@@ -239,7 +241,8 @@ class FakeDiscord:
         return pressed
 
     async def _interaction(self, kind: int, data: Json, user_id: int, roles: tuple[int, ...],
-                           message: Json | None = None) -> InteractionLog:
+                           message: Json | None = None, guild_id: int = GUILD_ID
+                           ) -> InteractionLog:
         interaction_id = next(self._ids)
         token = f"interaction-token-{interaction_id}"
         log = self.interactions[token] = InteractionLog(interaction_id, token)
@@ -247,7 +250,7 @@ class FakeDiscord:
         extra = {"message": message} if message else {}
         await self.dispatch("INTERACTION_CREATE", {
             **extra, "id": str(interaction_id), "application_id": str(APP_ID), "type": kind,
-            "token": token, "version": 1, "guild_id": str(GUILD_ID),
+            "token": token, "version": 1, "guild_id": str(guild_id),
             "channel_id": str(CHANNEL_ID), "channel": self.channel_payload(),
             "member": {"user": user_payload(user_id, f"member{user_id % 1000}"),
                        "roles": [str(r) for r in roles], "joined_at": now_iso(),
@@ -255,7 +258,7 @@ class FakeDiscord:
                        "permissions": str(permissions)},
             "app_permissions": str(MEMBER_PERMISSIONS), "locale": "en-US",
             "guild_locale": "en-US", "entitlements": [], "context": 0,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "authorizing_integration_owners": {"0": str(guild_id)},
             "attachment_size_limit": self.upload_limit, "data": data,
         })
         return log

@@ -65,7 +65,7 @@ async def answered(fake: FakeDiscord, log: InteractionLog) -> None:
 
 # Loose limits, so that only the tests about limits meet them.
 TEST_LIMITS = GuildLimits(max_concurrent=5, daily_quota=100, cooldown_seconds=0,
-                          max_seconds=600, max_mib=50)
+                          max_seconds=600, max_mib=50, max_server_jobs=50)
 
 
 @dataclass

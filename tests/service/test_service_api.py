@@ -70,6 +70,13 @@ async def test_bad_credentials(running: Running) -> None:
     ({"timeout": 10**16}, "timeout"),  # its deadline would overflow an SQLite INTEGER
     ({"customId": "a\ud800"}, "customId"),  # a lone surrogate: not UTF-8, SQLite can't bind it
     ({"customId": "a\x00b"}, "customId"),  # NUL: PostgreSQL cannot store it, so neither does SQLite
+    ({"tenant": "guild 1"}, "tenant"),
+    ({"tenant": "g/1"}, "tenant"),
+    ({"tenant": "é"}, "tenant"),
+    ({"tenant": "g" * 65}, "tenant"),
+    ({"tenant": ""}, "tenant"),
+    ({"tenant": 123}, "tenant"),
+    ({"tenant": None}, "tenant"),
     ({"inputs": [{"url": "http://127.0.0.1:9/\udfff.wav"}]}, "inputs[0].url"),
     ({"inputs": []}, "inputs"),
     ({"inputs": [{}]}, "inputs[0]"),

@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from separation.presets import StemPreset
 from service.protocol import Job
+from service.queue import fair_order, positions
 from service.store import SCHEMA_VERSION, SchemaError, SignIn, Store, now_ms
 from service.store_pg import PgStore
 from service.store_sqlite import SqliteStore
@@ -48,17 +49,17 @@ async def store(opener: Opener) -> Store:
     return await opener()
 
 
-def job(job_id: str, owner: str, callback: str = "http://h/cb") -> Job:
+def job(job_id: str, owner: str, callback: str = "http://h/cb", tenant: str = "") -> Job:
     return Job(id=job_id, owner=owner, custom_id="", callback=callback,
                state=State.SUBMITTED, inputs=(InputSpec(url="http://h/a.wav"),),
                outputs=(OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS),),
                created_at=now_ms(), deadline=now_ms() + 60_000,
-               callback_state="NONE")
+               callback_state="NONE", tenant=tenant)
 
 
-async def add(store: Store, owner: str, *names: str) -> None:
+async def add(store: Store, owner: str, *names: str, tenant: str = "") -> None:
     for name in names:
-        assert await store.insert_job(job(name, owner), max_open=100)
+        assert await store.insert_job(job(name, owner, tenant=tenant), max_open=100)
 
 
 async def claimed(store: Store, node: str = "n1", lease_s: float = 30) -> Job:
@@ -78,6 +79,87 @@ async def test_claim_sets_the_lease_and_fair_share_orders_the_queue(store: Store
     order = [(await claimed(store)).id for _ in range(3)]
     assert order == ["b1", "a2", "a3"]
     assert await store.claim_next("n1", 30) is None
+
+
+async def test_the_tenants_of_one_key_share_fairly(store: Store) -> None:
+    # one server of the bot's key queues five songs, then two others one each
+    await add(store, "bot", "big1", "big2", "big3", "big4", "big5", tenant="guild-1")
+    await add(store, "bot", "small2", tenant="guild-2")
+    await add(store, "bot", "small3", tenant="guild-3")
+    await add(store, "bot", "untenanted")  # no tenant: one more tenant of its own
+    order = [(await claimed(store)).id for _ in range(8)]
+    # fewest running first: each server's first song before any server's second
+    assert order == ["big1", "small2", "small3", "untenanted", "big2", "big3", "big4", "big5"]
+    current = await store.job("small2")
+    assert current is not None and current.tenant == "guild-2"
+    assert current.wire()["tenant"] == "guild-2"
+    assert "tenant" not in (await store.job("untenanted")).wire()  # type: ignore[union-attr]
+
+
+async def test_keys_share_first_then_the_tenants_of_a_key(store: Store) -> None:
+    await add(store, "bot", "g1-a", "g1-b", tenant="g1")
+    await add(store, "other", "o1", "o2")
+    await add(store, "bot", "g2-a", tenant="g2")
+    # the bot's key and the other key alternate; inside the bot's key g2 goes before g1's
+    # second job, though that one is older
+    order = [(await claimed(store)).id for _ in range(5)]
+    assert order == ["g1-a", "o1", "g2-a", "o2", "g1-b"]
+
+
+async def test_the_tenant_filters_the_list(store: Store) -> None:
+    await add(store, "bot", "a1", "a2", tenant="g1")
+    await add(store, "bot", "b1", tenant="g2")
+    jobs, total = await store.jobs_by_custom_id("bot", None, tenant="g1")
+    assert [j.id for j in jobs] == ["a1", "a2"] and total == 2
+    jobs, total = await store.jobs_by_custom_id("bot", "", 0, 10, tenant="g2")
+    assert [j.id for j in jobs] == ["b1"] and total == 1
+
+
+async def test_the_fair_order_is_the_order_of_the_claims(opener: Opener) -> None:
+    """The queue positions (service/queue.py) agree with the claims that follow them,
+    here from a queue with jobs already running and claims from two nodes in turn."""
+    one, two = await opener(), await opener()
+    await add(one, "bot", "r1", "r2", tenant="g1")
+    await add(one, "bot", "r3", tenant="g2")
+    await add(one, "other", "r4")
+    for _ in range(4):
+        await claimed(one)  # running: bot g1 x2, bot g2, other
+    await add(one, "bot", *[f"g1-{n}" for n in range(6)], tenant="g1")
+    await add(one, "other", "o-1", "o-2", "o-3")
+    await add(two, "bot", "g3-1", "g3-2", tenant="g3")
+    await add(one, "bot", "g2-1", tenant="g2")
+    await add(two, "third", "t-1")
+    await add(one, "bot", "none-1", "none-2")
+    state = await one.queue_state()
+    expected = fair_order(state)
+    entries = positions(state, now_ms())
+    assert [entries[job_id]["position"] for job_id in expected] == list(
+        range(1, len(expected) + 1))
+    got = [(await claimed(one if n % 2 else two)).id for n in range(len(expected))]
+    assert got == expected
+    assert await one.claim_next() is None
+
+
+async def test_the_queue_state_counts_running_and_recent_separations(store: Store) -> None:
+    await add(store, "bot", "a", "b", tenant="g1")
+    await add(store, "bot", "c")
+    first = await claimed(store)
+    separated = (OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS,
+                            (Result(Tone.VOCALS, "v.wav"),)),)
+    assert await store.finish(first.id, State.COMPLETED, outputs=separated,
+                              attempt=first.attempt)
+    second = await claimed(store)
+    cached = (OutputSpec("repo", "/", (0,), StemPreset.TWO_STEMS,
+                         (Result(Tone.VOCALS, "v.wav", from_cache=True),)),)
+    assert await store.finish(second.id, State.COMPLETED, outputs=cached,
+                              attempt=second.attempt)
+    await claimed(store)
+    state = await store.queue_state()
+    assert state.waiting == []
+    assert state.running == {("bot", ""): 1}
+    assert len(state.recent) == 1  # the cached one measured no separation
+    start, end = state.recent[0]
+    assert 0 < start <= end
 
 
 async def test_concurrent_claims_on_two_stores_are_disjoint(opener: Opener) -> None:
@@ -316,11 +398,12 @@ async def test_a_schema_2_sqlite_file_upgrades_once(tmp_path: Path) -> None:
         await store.close()
     upgraded = columns(path)
     assert {"lease_node", "lease_until", "progress", "publishing", "callback_due",
-            "callback_lease"} <= set(upgraded)
+            "callback_lease", "tenant"} <= set(upgraded)
     await (await SqliteStore.open(path)).close()
     assert columns(path) == upgraded
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "3"
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(
+            SCHEMA_VERSION)
 
 
 async def test_postgresql_starts_from_empty_and_refuses_a_newer_schema(pg_url: str) -> None:
