@@ -51,3 +51,31 @@ def test_one_default_per_setting_in_the_code_and_in_env_example() -> None:
         if row.value is None or isinstance(default, Computed | Reference):
             continue
         assert _same(default, row.value), (row.name, row.value, default)
+
+
+def test_the_readme_keeps_its_two_commands_and_its_links_to_the_docs_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    assert lines[0] == "# stembot"
+    assert lines[3].startswith("bash scripts/setup && .venv/bin/stembot up ")
+    assert lines[4].startswith("bash scripts/setup && .venv/bin/python -m pytest -q ")
+    assert ".venv/bin/python -m pytest -q" in readme
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and t[0] != "#"]
+    assert any(t.startswith("docs/") for t in local)
+    assert [t for t in local if not (ROOT / t).exists()] == []
+
+
+def test_the_docs_pages_link_only_to_pages_that_exist() -> None:
+    """mkdocs --strict checks this when CI builds the site; here the same for a quick run."""
+    docs = ROOT / "docs"
+    generated = docs / settings_table.PAGE
+    missing = []
+    for page in docs.rglob("*.md"):
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#")[0]
+            if path and not re.match(r"[a-z]+:", path):
+                resolved = (page.parent / path).resolve()
+                if not resolved.exists() and resolved != generated.resolve():
+                    missing.append(f"{page.relative_to(ROOT)}: {target}")
+    assert missing == []
