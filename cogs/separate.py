@@ -13,8 +13,9 @@ from discord.ext import commands
 
 from bot.jobapi import ApiError
 from bot.messages import QUALITY_SHIFTS, STEM_CHOICES, plain, status_text
-from bot.probe import MIB, InputRefusedError, track_name
+from bot.probe import MIB, InputRefusedError, file_title, track_name
 from bot.quota import refusal
+from download.sites import Track
 from separation import OutputFormat
 from storage import GuildLimits, JobRecord, JobState, NewJob
 
@@ -115,11 +116,30 @@ class Separate(commands.Cog):
             log.info("job %s: no thread (%s); delivering in the channel", record.id, error)
         return await self.bot.jobs.update(record.id, message_id=message.id, thread_id=thread_id)
 
+    async def _titled(self, record: JobRecord, track: Track) -> JobRecord:
+        """A page link's title, known once checked: the record keeps it (the summary and
+        /jobs history show it, the stems and the upload are named after it) and the thread,
+        opened before the check, is renamed "Artist – Title"."""
+        title = track.display.strip()[:200]
+        if not title:
+            return record
+        record = await self.bot.jobs.update(record.id, title=title,
+                                            track_name=file_title(track))
+        await self.bot.statuses.show(record)
+        if record.thread_id is not None:
+            try:
+                await self.bot.http.edit_channel(record.thread_id, name=title[:100])
+            except discord.HTTPException as error:  # the old name does no harm
+                log.info("job %s: the thread keeps its name (%s)", record.id, error)
+        return record
+
     async def _submit(self, record: JobRecord, limits: GuildLimits) -> None:
         tracker = self.bot.tracker
         try:
             async with self.bot.inputs.checked(record.input_url, limits,
                                                self.bot.settings.work_dir) as checked:
+                if checked.track is not None:
+                    record = await self._titled(record, checked.track)
                 submitted = await tracker.submit(record, checked.path)
         except InputRefusedError as error:
             await tracker.fail(record, str(error))

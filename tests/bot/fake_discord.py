@@ -152,6 +152,7 @@ class FakeDiscord:
                              self.original)
         app.router.add_post(api + "/webhooks/{app}/{token}", self.followup)
         app.router.add_post(api + "/channels/{cid}/messages/{mid}/threads", self.thread)
+        app.router.add_patch(api + "/channels/{cid}", self.edit_channel)
         app.router.add_post(api + "/channels/{cid}/messages", self.create_message)
         app.router.add_patch(api + "/channels/{cid}/messages/{mid}", self.edit_message)
         app.router.add_delete(api + "/channels/{cid}/messages/{mid}", self.delete_message)
@@ -427,6 +428,19 @@ class FakeDiscord:
         }
         await self._notify()
         return _json(self.threads[thread_id], status=201)
+
+    async def edit_channel(self, request: web.Request) -> web.Response:
+        """Only threads exist here: a rename (Discord allows 1-100 characters)."""
+        thread = self.threads.get(int(request.match_info["cid"]))
+        if thread is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        body = await request.json()
+        if "name" in body:
+            if not 1 <= len(body["name"]) <= 100:
+                return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+            thread["name"] = body["name"]
+        await self._notify()
+        return _json(thread)
 
     async def create_message(self, request: web.Request) -> web.Response:
         payload, attachments = await self._read_payload(request)
