@@ -77,11 +77,14 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     edits: list[str] = field(default_factory=list)
     components: list[Json] = field(default_factory=list)
+    author_id: int = BOT_ID  # a member's own message (add_message) names the member
 
     def payload(self, base: str) -> Json:
+        author = user_payload(BOT_ID, "stembot", bot=True) if self.author_id == BOT_ID \
+            else user_payload(self.author_id, f"member{self.author_id % 1000}")
         return {
             "id": str(self.id), "channel_id": str(self.channel_id), "guild_id": str(GUILD_ID),
-            "author": user_payload(BOT_ID, "stembot", bot=True), "content": self.content,
+            "author": author, "content": self.content,
             "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
             "pinned": False, "type": 0, "flags": 0, "components": self.components,
@@ -215,6 +218,28 @@ class FakeDiscord:
             data["resolved"] = resolved
         return await self._interaction(4 if autocomplete else 2, data, user_id, roles)
 
+    async def message_command(self, name: str, message: Message, *, user_id: int
+                              ) -> InteractionLog:
+        """Apps → `name` on `message`: a message command (type 2, data type 3) whose target
+        Discord sends resolved, as it does."""
+        data: Json = {"id": str(next(self._ids)), "name": name, "type": 3,
+                      "guild_id": str(GUILD_ID), "target_id": str(message.id),
+                      "resolved": {"messages": {str(message.id): message.payload(self.base)}}}
+        return await self._interaction(2, data, user_id, ())
+
+    async def choose(self, log: InteractionLog, placeholder: str, value: str, *, user_id: int
+                     ) -> InteractionLog:
+        """Pick `value` in the select menu with `placeholder` of a command's answer."""
+        assert log.callback is not None and log.original is not None
+        menus = [c for row in log.callback["data"]["components"] for c in row["components"]]
+        menu = next(m for m in menus if m.get("placeholder") == placeholder)
+        assert value in [o["value"] for o in menu["options"]], menu
+        chosen = await self._interaction(
+            3, {"custom_id": menu["custom_id"], "component_type": 3, "values": [value]},
+            user_id, (), message=log.original.payload(self.base))
+        await self.wait_until(lambda: chosen.callback is not None, seconds=10)
+        return chosen
+
     async def click(self, log: InteractionLog, label: str, *, user_id: int) -> InteractionLog:
         """Press the button labelled `label` on the message a command answered with."""
         assert log.callback is not None and log.original is not None
@@ -266,9 +291,14 @@ class FakeDiscord:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(check), seconds)
 
-    def add_message(self, channel_id: int, content: str = "") -> Message:
-        """A message that exists in Discord already (e.g. a reply from a previous run)."""
-        return self._store(channel_id, content, [])
+    def add_message(self, channel_id: int, content: str = "",
+                    attachments: list[Attachment] | None = None, author_id: int = BOT_ID
+                    ) -> Message:
+        """A message that exists in Discord already (e.g. a reply from a previous run, or a
+        member's message with a song)."""
+        message = self._store(channel_id, content, attachments or [])
+        message.author_id = author_id
+        return message
 
     def in_channel(self, channel_id: int) -> list[Message]:
         return [m for m in self.messages.values() if m.channel_id == channel_id]
@@ -354,7 +384,9 @@ class FakeDiscord:
 
     async def put_commands(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("gid")
-        registered = [{**command, "id": str(next(self._ids)), "application_id": str(APP_ID),
+        # a message command has no description; Discord answers it as ""
+        registered = [{"description": "", **command, "id": str(next(self._ids)),
+                       "application_id": str(APP_ID),
                        "version": "1", **({"guild_id": guild} if guild else {})}
                       for command in await request.json()]
         self.commands[int(guild) if guild else None] = registered
