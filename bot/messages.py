@@ -71,7 +71,7 @@ QUALITY_SHIFTS = {"standard": 1, "high": 2}
 def headline(record: JobRecord) -> str:
     quality = ", high quality" if record.shifts > 1 else ""
     names = " / ".join(shown(record, stem) for stem in stems_of(record))
-    return (f"**{plain(record.track_name)}** → {record.stems} stems"
+    return (f"**{plain(record.shown_title)}** → {record.stems} stems"
             f" ({names}), {record.format}{quality} · job #{record.id}")
 
 
@@ -157,6 +157,7 @@ MESSAGE_LIMIT = 2000
 # under 390 characters, and a page of five (cogs/jobs.py) fits in one message.
 URL_LIMIT = 150
 ERROR_LIMIT = 100
+TITLE_LIMIT = 60
 
 
 def shorten(text: str, limit: int) -> str:
@@ -171,8 +172,11 @@ def history_line(record: JobRecord, mixes: tuple[str, ...] = ()) -> str:
     error = f"\n  error: {shown_error(record)}" if record.error else ""
     error += f"\n  mixes: {', '.join(mixes)}" if mixes else ""
     state = record.state.value + files_note(record).replace(" · ", ", ")
+    # a page's title takes room from its link: the line stays as long as before
+    title = f"{plain(shorten(record.title, TITLE_LIMIT))} · " if record.title else ""
+    link = shown_link(record.input_url, max(TITLE_LIMIT, URL_LIMIT - len(title)))
     return (f"**#{record.id}** <@{record.user_id}> · {record.stems} stems · {record.format}"
-            f" · **{state}**\n  {shown_link(record.input_url, URL_LIMIT)}\n"
+            f" · **{state}**\n  {title}{link}\n"
             f"  submitted {created}{finished}{error}")
 
 

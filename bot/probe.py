@@ -50,6 +50,12 @@ def track_name(url: str, filename: str | None = None) -> str:
     return _UNSAFE.sub("_", stem).strip(" ._")[:80] or "track"
 
 
+def file_title(track: Track) -> str:
+    """A file-name-safe "Artist - Title" for a page link's stems and upload."""
+    raw = f"{track.uploader} - {track.title}" if track.uploader else track.title
+    return _UNSAFE.sub("_", raw).strip(" ._")[:80] or "track"
+
+
 class InputFetcher:
     """Fetches members' links with the service's guard: public addresses only, unless allowed.
 

@@ -11,7 +11,7 @@ import aiohttp
 
 from download.errors import DownloadError
 from download.fetch import FetchLimits, download
-from download.pages import resolve_page
+from download.pages import read_page, resolve_page
 from download.sites import LinkRules, Track, site_of_url
 
 SNIFF = 4096  # bytes of a fetched file that tell a page from audio
@@ -37,6 +37,16 @@ async def fetch_link(client: aiohttp.ClientSession, url: str, target: Path,
                          " audio file itself")
     await asyncio.to_thread(target.unlink, missing_ok=True)
     return await resolve_page(url, target, limits, rules)
+
+
+async def read_link(url: str, limits: FetchLimits, rules: LinkRules) -> Track | None:
+    """The track a known site's link names, from its metadata alone (no media requested);
+    None for any other link, whose song is known only from its bytes: a direct file, or a
+    generic page, whose id is only the media's file name."""
+    site = site_of_url(url)
+    if site is None or site not in rules.sites:
+        return None  # not a known site's, or refused as fetch_link refuses it
+    return await read_page(url, limits, rules)
 
 
 def is_page(path: Path) -> bool:

@@ -56,6 +56,7 @@ EXTRACTORS: dict[str, tuple[str, ...]] = {
     "generic": ("generic", "html5", "generic:quoted-html"),
 }
 NO_FFMPEG = "/nonexistent/stembot-runs-no-ffmpeg"
+NOWHERE = "/nonexistent/stembot-reads-metadata-only"
 STOP_WAIT = 30.0  # seconds an aborted yt-dlp thread gets to notice and end
 
 
@@ -75,6 +76,18 @@ async def resolve_page(url: str, target: Path, limits: FetchLimits, rules: LinkR
     `limits.timeout` and the rate floor, and leaving early (cancel, deadline) closes the
     proxy, which ends whatever the thread was waiting for.
     """
+    return await _guarded(url, target, limits, rules)
+
+
+async def read_page(url: str, limits: FetchLimits, rules: LinkRules) -> Track:
+    """What a page link says of its track, read as `resolve_page` reads it (same guard, same
+    refusals: playlist, live, too long, too large) but without requesting any media: the
+    result cache recognises a song by its site and id before anything is downloaded."""
+    return await _guarded(url, None, limits, rules)
+
+
+async def _guarded(url: str, target: Path | None, limits: FetchLimits, rules: LinkRules
+                   ) -> Track:
     if not rules.sites:
         raise DownloadError("LINK_NOT_SUPPORTED", "only direct links to audio files are accepted"
                          " here (STEMBOT_LINK_SITES)")
@@ -107,7 +120,7 @@ async def resolve_page(url: str, target: Path, limits: FetchLimits, rules: LinkR
 class _Resolution:
     """One link's metadata, checks and download, all in yt-dlp's thread."""
 
-    def __init__(self, url: str, target: Path, proxy: str, limits: FetchLimits,
+    def __init__(self, url: str, target: Path | None, proxy: str, limits: FetchLimits,
                  rules: LinkRules, stop: threading.Event) -> None:
         self.url = url
         self.target = target
@@ -120,8 +133,9 @@ class _Resolution:
         # yt-dlp looks for ffmpeg here even where no option reaches; this thread's copy of
         # the context only (asyncio.to_thread gives it one)
         FFmpegPostProcessor._ffmpeg_location.set(NO_FFMPEG)
-        folder = self.target.parent / f"{self.target.name}.page"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = None if self.target is None else self.target.parent / f"{self.target.name}.page"
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
         try:
             with GuardedYoutubeDL(self._params(folder), self.proxy) as ydl:
                 return self._fetch(ydl)
@@ -132,13 +146,16 @@ class _Resolution:
         except Exception as error:
             raise failure_of(error) from None
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _fetch(self, ydl: Any) -> Track:
         raw = ydl.extract_info(self.url, download=False, process=False)
         check_metadata(raw, self.rules, self.limits)  # before any media is asked for
         info = ydl.process_ie_result(raw, download=False)
         check_metadata(info, self.rules, self.limits)
+        if self.target is None:  # the metadata alone (read_page)
+            return track_of(info)
         protocol = str(info.get("protocol") or "")
         if any(p not in NATIVE for p in protocol.split("+")):
             raise DownloadError("LINK_NOT_SUPPORTED", f"the track is only offered over"
@@ -152,14 +169,15 @@ class _Resolution:
         files[0].replace(self.target)
         return track_of(done)
 
-    def _params(self, folder: Path) -> dict[str, Any]:
+    def _params(self, folder: Path | None) -> dict[str, Any]:
         extractors = [name for site in sorted(self.rules.sites) for name in EXTRACTORS[site]]
         params: dict[str, Any] = {
             "proxy": self.proxy,
             "allowed_extractors": extractors,
             "noplaylist": True,  # a video link carrying &list= takes the video
             "format": "bestaudio/best",
-            "outtmpl": {"default": str(folder / "media.%(ext)s")},
+            # no folder: metadata only, where nothing is written
+            "outtmpl": {"default": str((folder or Path(NOWHERE)) / "media.%(ext)s")},
             "external_downloader": {"default": "native"},
             "hls_prefer_native": True,
             "fixup": "never",

@@ -28,7 +28,8 @@ import aiohttp
 
 from download.errors import DownloadError
 from download.fetch import session as guarded_session
-from download.links import fetch_link
+from download.links import fetch_link, read_link
+from download.sites import Track
 from separation.presets import shown_name
 from service.blobs import patiently
 from service.callbacks import Callbacks
@@ -45,7 +46,7 @@ from service.limits import too_many_jobs
 from service.protocol import Job, JobRequest
 from service.queue import QueueView
 from service.quota import StorageQuota
-from service.result_cache import ResultCache, Separation, input_digest
+from service.result_cache import CacheScope, ResultCache, Separation, input_digest
 from service.retention import Retention
 from service.settings import ServiceSettings
 from service.store import Store, now_ms
@@ -433,23 +434,37 @@ class JobRunner:
     async def _process(self, job: Job, work: Path, handed_over: asyncio.Event
                        ) -> Job | None:
         await self._check_room(job.owner)
-        sources = [await self._input(job, index, work) for index in range(len(job.inputs))]
-        digests = [await asyncio.to_thread(input_digest, s) for s in sources]
-        keys = {(n, i): self._cache.key(job.owner, digests[i], self._separation(output))
-                for n, output in enumerate(job.outputs) for i in output.selectors}
+        inputs = _Inputs(self, job, work)
+        keys: dict[tuple[int, int], str | None] = {}
+        for index in range(len(job.inputs)):
+            # A known site's song is named by its site and id (one entry whatever the link's
+            # form), read from the metadata; any other input by its bytes. Only an input
+            # whose stems are not all in the cache is downloaded (before any worker is held).
+            song = await inputs.song(index)
+            own = self._keys(job, index, song)
+            if song is None or not all([await self._cache.has(k) for k in own.values()]):
+                path = await inputs.path(index)
+                own = self._keys(job, index, song or await asyncio.to_thread(input_digest, path))
+            keys.update(own)
         if all([await self._cache.has(key) for key in keys.values()]):
             handed_over.set()  # nothing to separate: no worker to wait for
-            separated = await self._separate_all(job, work, sources, keys)
+            separated = await self._separate_all(job, work, inputs, keys)
         else:
             async with self._slots:
                 self._busy += 1
                 handed_over.set()
                 try:
-                    separated = await self._separate_all(job, work, sources, keys)
+                    separated = await self._separate_all(job, work, inputs, keys)
                 finally:
                     self._busy -= 1
                     self._counts_changed.set()
         return await self._deliver_all(job, separated)
+
+    def _keys(self, job: Job, index: int, song: str | None) -> dict[tuple[int, int], str | None]:
+        """The cache entries of one input, one per output that selects it."""
+        return {(n, index): self._cache.key(job.owner, song, self._separation(output))
+                if song is not None else None
+                for n, output in enumerate(job.outputs) if index in output.selectors}
 
     def _separation(self, output: OutputSpec) -> Separation:
         runtime = self._settings.runtime
@@ -497,7 +512,7 @@ class JobRunner:
                              " s (STEMBOT_S3_RETRY_SECONDS); the job's files could not be"
                              " read or written") from None
 
-    async def _separate_all(self, job: Job, work: Path, sources: list[Path],
+    async def _separate_all(self, job: Job, work: Path, inputs: _Inputs,
                             keys: dict[tuple[int, int], str | None]
                             ) -> list[tuple[OutputSpec, Separated]]:
         """Every output's stems, in the work folder; progress is the share of runs done."""
@@ -510,15 +525,27 @@ class JobRunner:
             for selector in output.selectors:
                 self._shares[job.id] = (100 * done / pairs, 100 / pairs)
                 out_dir = work / f"out-{number}-{selector}"
-                stems, song = await self._separate(job, output, selector, sources[selector],
-                                                   out_dir, keys[number, selector])
+                stems, song = await self._separate(job, output, selector, inputs, out_dir,
+                                                   keys[number, selector])
                 results += stems
                 facts.append(song)
                 done += 1
             separated.append((dataclasses.replace(output, facts=tuple(facts)), results))
         return separated
 
-    async def _input(self, job: Job, index: int, work: Path) -> Path:
+    async def _read(self, job: Job, index: int) -> Track | None:
+        """A known site's track from its link's metadata, where the cache can use it."""
+        url = job.inputs[index].url
+        if not url or self._settings.result_cache is CacheScope.OFF:
+            return None
+        try:
+            return await read_link(url, self._limits, self._settings.link_rules)
+        except DownloadError as failed:
+            raise JobFailure(failed.code, failed.message) from None
+
+    async def _input(self, job: Job, index: int, work: Path) -> tuple[Path, Track | None]:
+        """The input's file in the work folder (or the repository's own), and for a page
+        link what the page said of its track."""
         spec = job.inputs[index]
         if spec.url:
             assert self._client is not None
@@ -528,31 +555,27 @@ class JobRunner:
                                          self._settings.link_rules)
             except DownloadError as failed:
                 raise JobFailure(failed.code, failed.message) from None
-            if track is not None:  # the title and uploader travel with the job from now
-                inputs = list(job.inputs)
-                inputs[index] = dataclasses.replace(spec, track=track.wire())
-                job = dataclasses.replace(job, inputs=tuple(inputs))
-                await self._store.set_inputs(job.id, job.attempt, job.inputs)
-            return target
+            return target, track
         try:
             await self._content.readable(job.owner, spec.content_id)
             rel = clean_path(spec.path, "path", root_slash=True)
             await self._patient(lambda: self._content.existing_file(spec.content_id, rel))
             # the repository's own file where it is local, else a download into the work folder
             return await self._patient(lambda: self._content.local_copy(
-                spec.content_id, rel, work / f"input-{index}"))
+                spec.content_id, rel, work / f"input-{index}")), None
         except ApiError as refused:  # the file can vanish between CreateJob and the run
             code = "INPUT_NOT_FOUND" if isinstance(refused, ContentNotFound) else refused.code
             raise JobFailure(code, f"inputs[{index}]: {refused.message}") from None
 
-    async def _separate(self, job: Job, output: OutputSpec, selector: int, source: Path,
+    async def _separate(self, job: Job, output: OutputSpec, selector: int, inputs: _Inputs,
                         out_dir: Path, key: str | None
                         ) -> tuple[list[tuple[Path, Result]], dict[str, Any]]:
         """One input through one output's method, from the cache or by a worker: the stems to
         place and the song's facts."""
         found = await self._cache.take(key, out_dir)
         cached = found is not None
-        if found is None:
+        if found is None:  # (an entry gone since it was seen is downloaded for now)
+            source = await inputs.path(selector)
             found = await self._run_worker(job, output, selector, source, out_dir)
             await self._cache.keep(key, *found, job.id)
         stems, facts = found
@@ -591,3 +614,39 @@ class JobRunner:
             except ApiError as refused:  # the tree changed since CreateJob checked it
                 raise JobFailure(refused.code, refused.message) from None
         return dataclasses.replace(output, results=tuple(r for _, r in results))
+
+
+class _Inputs:
+    """One run's inputs: each downloaded (or found) at most once, when first needed; a page
+    link's track is recorded on the job as soon as it is known, so the title and uploader
+    travel with the job (GetJob, ListJobs, callbacks)."""
+
+    def __init__(self, runner: JobRunner, job: Job, work: Path) -> None:
+        self._runner = runner
+        self._job = job
+        self._work = work
+        self._specs = list(job.inputs)
+        self._paths: dict[int, Path] = {}
+        self._songs: dict[int, str | None] = {}
+
+    async def song(self, index: int) -> str | None:
+        """`site:id` of a known site's link (its metadata read once), else None."""
+        if index not in self._songs:
+            track = await self._runner._read(self._job, index)
+            await self._note(index, track)
+            self._songs[index] = track.cache_name if track else None
+        return self._songs[index]
+
+    async def path(self, index: int) -> Path:
+        if index not in self._paths:
+            self._paths[index], track = await self._runner._input(self._job, index, self._work)
+            await self._note(index, track)
+        return self._paths[index]
+
+    async def _note(self, index: int, track: Track | None) -> None:
+        spec = self._specs[index]
+        if track is None or spec.track == track.wire():
+            return
+        self._specs[index] = dataclasses.replace(spec, track=track.wire())
+        await self._runner._store.set_inputs(self._job.id, self._job.attempt,
+                                             tuple(self._specs))

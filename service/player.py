@@ -61,11 +61,21 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
     query = f"expires={expires}&signature={signature}"
     facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
     first = facts[0] if facts else {}
-    return {"job": job.id, "title": job.custom_id or job.id, "stems": stems,
+    return {"job": job.id, "title": title_of(job), "stems": stems,
             "facts": fact_line.line(first) if first else "",
             "bpm": (first.get("tempo") or {}).get("bpm"),  # the count-in's; None if unclear
             "chords": chords(first),
             "mix": f"/player/{quote(job.id)}/mix?{query}", "expiresAt": expires * 1000}
+
+
+def title_of(job: Job) -> str:
+    """The page's title: "Artist – Title" of the track a page link named (the first input's),
+    else the job's customId, else its id."""
+    track = job.inputs[0].track if job.inputs else None
+    if track and track.get("title"):
+        artist = track.get("uploader") or ""
+        return f"{artist} – {track['title']}" if artist else track["title"]
+    return job.custom_id or job.id
 
 
 def chords(facts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,6 +74,12 @@ class JobRecord:
     deleted_at: float | None = None  # /job delete: the service's files and our posts removed
     deleted_by: int | None = None
     files_until: float | None = None  # when the service deletes the files; None: kept
+    title: str | None = None  # "Artist – Title" from a page link's page, once checked
+
+    @property
+    def shown_title(self) -> str:
+        """What members read as the track's name: the page's title, else the file's name."""
+        return self.title or self.track_name
 
     def files_expired(self, now: float | None = None) -> bool:
         return self.files_until is not None and self.files_until <= (now or time.time())

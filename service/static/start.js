@@ -174,8 +174,10 @@ function factsLine(job) {
 }
 
 function titleOf(job) {
-  if (job.customId) return job.customId;
   const input = job.inputs[0] || {};
+  const track = input.track;  // what a page link's page said: "Artist – Title"
+  if (track && track.title) return track.uploader ? `${track.uploader} – ${track.title}` : track.title;
+  if (job.customId) return job.customId;
   const where = input.source ? input.source.path : (input.url || "").split("?")[0];
   return where.split("/").pop() || `job ${job.id}`;
 }

@@ -1,4 +1,4 @@
-"""`stembot sync`: register the bot's slash commands with Discord (globally or in one guild)."""
+"""`stembot sync`: register the bot's commands with Discord (globally or in one guild)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ NO_TOKEN = "error: DISCORD_TOKEN is not set: put the bot token in .env (see `ste
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sync", help="register the Discord slash commands",
-        description="Register /separate, /job and /jobs with Discord. Run it once after"
+        description="Register /separate, /job, /jobs, /mix and the message command"
+                    " \"Separate stems\" with Discord. Run it once after"
                     " installing or upgrading; the bot does not re-register at every start."
                     " A guild sees new commands at once; global ones can take up to an hour.",
     )
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: Discord refused the commands: {error}", file=sys.stderr)
         return 1
     where = f"guild {guild_id}" if guild_id else "globally (visible within an hour)"
-    print(f"registered {', '.join('/' + name for name in names)} {where}")
+    print(f"registered {', '.join(names)} {where}")
     return 0
 
 
@@ -58,6 +59,8 @@ async def sync(settings: BotSettings, guild_id: int | None) -> list[str]:
         if guild is not None:
             bot.tree.copy_global_to(guild=guild)
         commands = await bot.tree.sync(guild=guild)
-        return [command.name for command in commands]
+        # slash commands as members type them, message commands as Discord's menu shows them
+        return [f"/{c.name}" if c.type is discord.AppCommandType.chat_input
+                else f"Apps → {c.name}" for c in commands]
     finally:
         await bot.close()

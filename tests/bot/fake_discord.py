@@ -77,11 +77,14 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     edits: list[str] = field(default_factory=list)
     components: list[Json] = field(default_factory=list)
+    author_id: int = BOT_ID  # a member's own message (add_message) names the member
 
     def payload(self, base: str) -> Json:
+        author = user_payload(BOT_ID, "stembot", bot=True) if self.author_id == BOT_ID \
+            else user_payload(self.author_id, f"member{self.author_id % 1000}")
         return {
             "id": str(self.id), "channel_id": str(self.channel_id), "guild_id": str(GUILD_ID),
-            "author": user_payload(BOT_ID, "stembot", bot=True), "content": self.content,
+            "author": author, "content": self.content,
             "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
             "pinned": False, "type": 0, "flags": 0, "components": self.components,
@@ -152,6 +155,7 @@ class FakeDiscord:
                              self.original)
         app.router.add_post(api + "/webhooks/{app}/{token}", self.followup)
         app.router.add_post(api + "/channels/{cid}/messages/{mid}/threads", self.thread)
+        app.router.add_patch(api + "/channels/{cid}", self.edit_channel)
         app.router.add_post(api + "/channels/{cid}/messages", self.create_message)
         app.router.add_patch(api + "/channels/{cid}/messages/{mid}", self.edit_message)
         app.router.add_delete(api + "/channels/{cid}/messages/{mid}", self.delete_message)
@@ -216,6 +220,28 @@ class FakeDiscord:
         return await self._interaction(4 if autocomplete else 2, data, user_id, roles,
                                        guild_id=guild_id)
 
+    async def message_command(self, name: str, message: Message, *, user_id: int
+                              ) -> InteractionLog:
+        """Apps → `name` on `message`: a message command (type 2, data type 3) whose target
+        Discord sends resolved, as it does."""
+        data: Json = {"id": str(next(self._ids)), "name": name, "type": 3,
+                      "guild_id": str(GUILD_ID), "target_id": str(message.id),
+                      "resolved": {"messages": {str(message.id): message.payload(self.base)}}}
+        return await self._interaction(2, data, user_id, ())
+
+    async def choose(self, log: InteractionLog, placeholder: str, value: str, *, user_id: int
+                     ) -> InteractionLog:
+        """Pick `value` in the select menu with `placeholder` of a command's answer."""
+        assert log.callback is not None and log.original is not None
+        menus = [c for row in log.callback["data"]["components"] for c in row["components"]]
+        menu = next(m for m in menus if m.get("placeholder") == placeholder)
+        assert value in [o["value"] for o in menu["options"]], menu
+        chosen = await self._interaction(
+            3, {"custom_id": menu["custom_id"], "component_type": 3, "values": [value]},
+            user_id, (), message=log.original.payload(self.base))
+        await self.wait_until(lambda: chosen.callback is not None, seconds=10)
+        return chosen
+
     async def click(self, log: InteractionLog, label: str, *, user_id: int) -> InteractionLog:
         """Press the button labelled `label` on the message a command answered with."""
         assert log.callback is not None and log.original is not None
@@ -268,9 +294,14 @@ class FakeDiscord:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(check), seconds)
 
-    def add_message(self, channel_id: int, content: str = "") -> Message:
-        """A message that exists in Discord already (e.g. a reply from a previous run)."""
-        return self._store(channel_id, content, [])
+    def add_message(self, channel_id: int, content: str = "",
+                    attachments: list[Attachment] | None = None, author_id: int = BOT_ID
+                    ) -> Message:
+        """A message that exists in Discord already (e.g. a reply from a previous run, or a
+        member's message with a song)."""
+        message = self._store(channel_id, content, attachments or [])
+        message.author_id = author_id
+        return message
 
     def in_channel(self, channel_id: int) -> list[Message]:
         return [m for m in self.messages.values() if m.channel_id == channel_id]
@@ -356,7 +387,9 @@ class FakeDiscord:
 
     async def put_commands(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("gid")
-        registered = [{**command, "id": str(next(self._ids)), "application_id": str(APP_ID),
+        # a message command has no description; Discord answers it as ""
+        registered = [{"description": "", **command, "id": str(next(self._ids)),
+                       "application_id": str(APP_ID),
                        "version": "1", **({"guild_id": guild} if guild else {})}
                       for command in await request.json()]
         self.commands[int(guild) if guild else None] = registered
@@ -430,6 +463,19 @@ class FakeDiscord:
         }
         await self._notify()
         return _json(self.threads[thread_id], status=201)
+
+    async def edit_channel(self, request: web.Request) -> web.Response:
+        """Only threads exist here: a rename (Discord allows 1-100 characters)."""
+        thread = self.threads.get(int(request.match_info["cid"]))
+        if thread is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        body = await request.json()
+        if "name" in body:
+            if not 1 <= len(body["name"]) <= 100:
+                return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+            thread["name"] = body["name"]
+        await self._notify()
+        return _json(thread)
 
     async def create_message(self, request: web.Request) -> web.Response:
         payload, attachments = await self._read_payload(request)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fake_discord import FakeDiscord
-from harness import BotFactory, Service, read_bytes
+from fake_discord import OWNER_ID, FakeDiscord
+from harness import BotFactory, Service, answered, read_bytes, refusal
 from test_checked_input import settled
 from test_refusals import separate
 
@@ -43,3 +43,36 @@ async def test_a_page_link_over_the_limit_is_refused_by_its_metadata(
         assert "the track is 2:00:00 long; the limit is" in text
         assert (await bot.jobs.require(1)).service_job_id is None
     assert fake.downloads.get("long.wav", 0) == 0
+
+
+def titled_page(fake: FakeDiscord, song: str, name: str = "song.html") -> str:
+    """A page naming its track and artist (JSON-LD, read by yt-dlp's generic extractor)."""
+    data = {"@context": "https://schema.org", "@type": "VideoObject", "name": "Demo tune",
+            "contentUrl": song, "duration": "PT10S", "uploadDate": "2020-01-01",
+            "thumbnailUrl": song + ".jpg", "author": {"@type": "Person", "name": "The Demos"}}
+    return fake.serve(name, (
+        '<html><head><title>page</title><script type="application/ld+json">'
+        f"{json.dumps(data)}</script></head></html>").encode(), "text/html")
+
+
+async def test_a_page_links_title_names_the_thread_summary_and_history(
+        fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path) -> None:
+    page = titled_page(fake, fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav"))
+    async with bot_factory(service) as bot:
+        log = await separate(fake, page)
+        text = await settled(fake, log, "done", "failed")
+        assert "✅ done" in text and "**The Demos – Demo tune** → 2 stems" in text
+        record = await bot.jobs.require(1)
+        assert record.title == "The Demos – Demo tune"
+        assert record.thread_id is not None
+        # opened before the check as "stems: song", renamed once the page was read
+        assert fake.threads[record.thread_id]["name"] == "The Demos – Demo tune"
+        posted = fake.in_channel(record.thread_id)
+        assert {a.filename for m in posted for a in m.attachments} >= {
+            "The Demos - Demo tune - vocals.mp3", "The Demos - Demo tune - accompaniment.mp3"}
+        assert any(m.content.startswith("✅ **The Demos – Demo tune** → 2 stems")
+                   for m in posted)  # the summary
+        history = await fake.interact("jobs", [{"name": "history", "type": 1, "options": []}],
+                                      user_id=OWNER_ID)
+        await answered(fake, history)
+        assert "The Demos – Demo tune · <http" in refusal(history)

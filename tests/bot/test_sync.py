@@ -15,8 +15,11 @@ async def test_sync_registers_commands_in_a_guild_and_globally(
 ) -> None:
     settings = bot_settings(tmp_path, None)
     names = await sync(settings, GUILD_ID)
-    assert sorted(names) == ["job", "jobs", "mix", "separate"]
+    assert sorted(names) == ["/job", "/jobs", "/mix", "/separate", "Apps → Separate stems"]
     commands = {c["name"]: c for c in fake.commands[GUILD_ID]}
+    # the message command (Apps → Separate stems): type 3, no options, not in DMs
+    menu = commands["Separate stems"]
+    assert menu["type"] == 3 and not menu.get("options") and menu.get("contexts") in (None, [0])
     separate = {o["name"]: o for o in commands["separate"]["options"]}
     assert [c["name"] for c in separate["stems"]["choices"]] == [
         "2 — vocals / accompaniment", "4 — vocals / drums / bass / other",
@@ -29,6 +32,7 @@ async def test_sync_registers_commands_in_a_guild_and_globally(
     assert {o["name"] for o in commands["job"]["options"]} == {"status", "cancel", "delete"}
 
     await sync(settings, None)
-    assert sorted(c["name"] for c in fake.commands[None]) == ["job", "jobs", "mix", "separate"]
+    assert sorted(c["name"] for c in fake.commands[None]) == [
+        "Separate stems", "job", "jobs", "mix", "separate"]
     # Syncing opened no database and no listener: it is a pure registration.
     assert not (tmp_path / "bot").exists()

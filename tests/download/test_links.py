@@ -21,8 +21,8 @@ from aiohttp import web
 from download.addresses import endpoints
 from download.errors import DownloadError
 from download.fetch import FetchLimits, session
-from download.links import fetch_link, is_page
-from download.pages import resolve_page
+from download.links import fetch_link, is_page, read_link
+from download.pages import read_page, resolve_page
 from download.proxy import GuardProxy
 from download.sites import LinkRules, Track, parse_sites, site_of_url
 from separation import OutputFormat, encode
@@ -158,6 +158,26 @@ async def test_a_page_with_og_audio(sites: tuple[Site, Site], song: bytes,
     assert (track.site, track.title, track.uploader) == ("generic", "OG song", "")
     assert (tmp_path / "in").read_bytes() == song
     assert all(page.via)
+
+
+async def test_the_metadata_alone_requests_no_media(sites: tuple[Site, Site],
+                                                    tmp_path: Path) -> None:
+    """read_page (the result cache's look-up) reads the page through the guard, never the
+    media; a generic page's id is only its media's file name, so it names no song."""
+    page, _ = sites
+    track = await read_page(page.url + "/og", limits_for(page), RULES)
+    assert (track.site, track.id, track.title) == ("generic", "og", "OG song")
+    assert track.cache_name is None
+    assert page.hits == ["/og"] and all(page.via)
+    with pytest.raises(DownloadError) as failed:  # the same refusals as a download's
+        await read_page(page.url + "/long", limits_for(page), RULES)
+    assert failed.value.code == "AUDIO_TOO_LONG" and page.hits[-1] == "/long"
+    # links of no known site are known only from their bytes: read_link reads nothing
+    assert await read_link(page.url + "/og", limits_for(page), RULES) is None
+    assert await read_link("https://youtu.be/x", limits_for(page),
+                           LinkRules(frozenset({"generic"}))) is None
+    assert page.hits.count("/og") == 1 and "/media/og.wav" not in page.hits
+    assert Track("youtube", "x", "t", "", "").cache_name == "youtube:x"
 
 
 async def test_an_hls_playlist_and_its_segments(sites: tuple[Site, Site], song: bytes,

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from service_harness import serving
 
+from download.pages import GuardedYoutubeDL
 from separation.env import SettingError
+from service.result_cache import CacheScope
 from service.settings import ServiceSettings
 
 
@@ -88,6 +91,63 @@ async def test_a_page_link_is_separated(tmp_path: Path,
     assert done["inputs"] == [{"url": page.url + "/song", "track": {
         "site": "generic", "id": "clip", "title": "Tune", "uploader": "",
         "page": page.url + "/song"}}]
+
+
+SONG = "dQw4w9WgXcQ"
+SHARED = (f"https://youtu.be/{SONG}", f"https://www.youtube.com/watch?v={SONG}",
+          f"https://www.youtube.com/watch?v={SONG}&t=42")
+
+
+def fake_youtube(monkeypatch: pytest.MonkeyPatch, media: str) -> list[str]:
+    """YouTube's extractor cannot run offline: its metadata step is replaced by what it would
+    return, the video's id from yt-dlp's own URL pattern for YouTube links and one audio format
+    at `media` (a loopback file, downloaded through the guard like any site's); returns the
+    links whose metadata was read."""
+    from yt_dlp.extractor.youtube import YoutubeIE
+
+    read: list[str] = []
+
+    def extract_info(self: GuardedYoutubeDL, url: str, download: bool = True,
+                     process: bool = True, **_: Any) -> dict[str, Any]:
+        assert not download and not process  # the metadata only, as pages.py asks
+        read.append(url)
+        video = YoutubeIE.get_temp_id(url)
+        assert video is not None, url
+        return {"id": video, "title": "Never Gonna Give You Up", "uploader": "Rick Astley",
+                "extractor": "youtube", "extractor_key": "Youtube", "duration": 5,
+                "webpage_url": f"https://www.youtube.com/watch?v={video}",
+                "original_url": url, "webpage_url_basename": "watch",
+                "formats": [{"format_id": "251", "url": media, "ext": "wav",
+                             "acodec": "pcm", "vcodec": "none", "protocol": "http"}]}
+
+    monkeypatch.setattr(GuardedYoutubeDL, "extract_info", extract_info)
+    return read
+
+
+async def test_a_song_shared_as_three_links_is_one_cache_entry(
+        tmp_path: Path, servers: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """youtu.be, the full link and the link with `&t=42` name one video: the second and third
+    jobs read the metadata, find the stems by `youtube:<id>` and download nothing."""
+    page, _ = servers
+    read = fake_youtube(monkeypatch, page.url + "/clip.wav")
+    allowed = (page.url.removeprefix("http://"),)
+    async with serving(tmp_path / "data", allow_private_networks=False, fetch_allow=allowed,
+                       result_cache=CacheScope.OWNER) as running:
+        done = []
+        for url in SHARED:
+            job = await running.api.create([{"url": url}])
+            done.append(await running.api.wait(job["id"], within=120))
+    assert [job["state"] for job in done] == [3, 3, 3], done
+    hits = [[r.get("fromCache", False) for r in job["outputs"][0]["smartContentResult"][
+        "musicSeperate"]] for job in done]
+    assert hits == [[False, False], [True, True], [True, True]]
+    assert page.hits.count("/clip.wav") == 1  # the media, once: for the first job only
+    assert read == [SHARED[0], SHARED[0], SHARED[1], SHARED[2]]  # a miss reads it again
+    for url, job in zip(SHARED, done, strict=True):
+        assert job["inputs"] == [{"url": url, "track": {
+            "site": "youtube", "id": SONG, "title": "Never Gonna Give You Up",
+            "uploader": "Rick Astley", "page": f"https://www.youtube.com/watch?v={SONG}"}}]
 
 
 def test_link_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,8 @@ from service.mixes import mixed
 from service.palette import STEM_COLOURS
 from service.protocol import Job
 from service.state import SERVICE
+from wire.enums import State
+from wire.jobs import InputSpec
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 # screenshots land here for the CI run (and a person) to look at; git-ignored
@@ -475,3 +477,16 @@ async def test_the_page_data_holds_the_chords_only_where_the_facts_do() -> None:
     assert player.chords({"chords": [{"start": 0, "end": 2, "chord": "A"},
                                      {"start": 2, "end": 2, "chord": "E"}]}) == [
         {"start": 0.0, "end": 2.0, "chord": "A"}]  # nothing that lasts no time
+
+
+def test_the_page_is_titled_after_a_page_links_track() -> None:
+    url = InputSpec(url="https://youtu.be/x")
+    job = Job(id="j1", owner="k", custom_id="my upload", callback="", state=State.COMPLETED,
+              inputs=(url,), outputs=(), created_at=0, deadline=0)
+    assert player.title_of(job) == "my upload"
+    assert player.title_of(dataclasses.replace(job, custom_id="")) == "j1"
+    track = {"site": "youtube", "id": "x", "title": "Song", "uploader": "Band", "page": ""}
+    titled = dataclasses.replace(job, inputs=(dataclasses.replace(url, track=track),))
+    assert player.title_of(titled) == "Band – Song"
+    track["uploader"] = ""
+    assert player.title_of(titled) == "Song"
