@@ -46,26 +46,27 @@ class MidiFile:
     path: str
 
 
-def requested_stems(body: dict[str, Any], stems: list[Stem]) -> list[Stem]:
+def requested_stems(body: dict[str, Any], stems: list[Stem], where: str = WHERE
+                    ) -> list[Stem]:
     """The stems named in `stems` (each once, the job's order), or by default its bass, piano
     and vocals; drums and stems the job does not have are refused, naming the field."""
     by_name = {stem.name: stem for stem in stems}
     if "stems" not in body:
         chosen = [stem for stem in stems if stem.name in DEFAULT_STEMS]
         if not chosen:
-            raise InvalidParameter(f"{WHERE}: this job has none of {', '.join(DEFAULT_STEMS)};"
+            raise InvalidParameter(f"{where}: this job has none of {', '.join(DEFAULT_STEMS)};"
                                    " name the stems to transcribe")
         return chosen
     names = body["stems"]
     if not isinstance(names, list) or not names or \
             not all(isinstance(name, str) for name in names):
-        raise InvalidParameter(f"{WHERE} must be a non-empty list of stem names")
+        raise InvalidParameter(f"{where} must be a non-empty list of stem names")
     for name in names:
         if name in UNPITCHED:
-            raise InvalidParameter(f"{WHERE}: {name} are not pitched, so they have no notes to"
+            raise InvalidParameter(f"{where}: {name} are not pitched, so they have no notes to"
                                    " write as MIDI; ask for bass, piano, vocals or other")
         if name not in by_name:
-            raise InvalidParameter(f"{WHERE}: unknown stem {name!r}; this job's stems are"
+            raise InvalidParameter(f"{where}: unknown stem {name!r}; this job's stems are"
                                    f" {', '.join(by_name)}")
     return [stem for stem in stems if stem.name in set(names)]
 
