@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.delivery import Delivery
 from bot.jobapi import ApiError, JobApi
+from bot.midi import MidiButton, Midis
 from bot.mixing import MixButton, Mixes
 from bot.probe import InputFetcher
 from bot.settings import BotSettings
@@ -62,6 +63,7 @@ class StemBot(commands.Bot):
     takedowns: Takedowns
     listener: CallbackListener
     mixes: Mixes
+    midis: Midis
 
     def __init__(self, settings: BotSettings, *, services: bool = True) -> None:
         # No privileged intents: slash commands need only the guilds intent. No mention in
@@ -78,7 +80,8 @@ class StemBot(commands.Bot):
     async def setup_hook(self) -> None:
         for name in COGS:
             await self.load_extension(name)
-        self.add_dynamic_items(MixButton)  # buttons of summaries posted before a restart
+        # buttons of summaries posted before a restart
+        self.add_dynamic_items(MixButton, MidiButton)
         if self._services:
             await self._start_services()
 
@@ -95,6 +98,7 @@ class StemBot(commands.Bot):
                           settings.content_id)
         self.delivery = Delivery(self, self.api, self.jobs, settings.work_dir)
         self.mixes = Mixes(self.jobs, self.delivery)
+        self.midis = Midis(self.jobs, self.delivery)
         self.statuses = StatusMessages(self)
         self.tracker = JobTracker(self.api, self.jobs, self.delivery, self.statuses,
                                   settings.callback_base, settings.job_timeout)
@@ -131,6 +135,7 @@ class StemBot(commands.Bot):
         if count:
             log.info("following %d job(s) that were unfinished at the last stop", count)
         await self.mixes.resume()
+        await self.midis.resume()
         try:
             if taken := await self.takedowns.resume():
                 log.info("finished %d takedown(s) interrupted at the last stop", taken)

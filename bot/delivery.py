@@ -130,6 +130,28 @@ class Delivery:
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
 
+    async def post_midi(self, record: JobRecord, part: str) -> None:
+        """The job's MIDI files (CreateMidi), all in one message, once; a few KiB each."""
+        assert record.service_job_id is not None
+        made = await self._api.create_midi(record.service_job_id)
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self._work_dir))
+        try:
+            files = [discord.File(await self._api.download(source, folder / f"{stem}.mid",
+                                                           max_bytes=MESSAGE_LIMIT),
+                                  filename=f"{record.track_name} - {stem}.mid")
+                     for stem, source in made]
+            try:
+                message = await self.destination(record).send(
+                    f"**MIDI** ({', '.join(shown(record, stem) for stem, _ in made)}): notes"
+                    " at the song's tempo, for a DAW or notation program",
+                    files=files, nonce=post_nonce(record, part))
+            finally:
+                for file in files:
+                    file.close()
+            await self._jobs.mark_delivered(record.id, part, message.id, None)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
     async def _post_file(
         self, record: JobRecord, part: str, label: str, source: StemFile,
         target: discord.PartialMessageable, limit: int, folder: Path,

@@ -193,6 +193,13 @@ class JobApi:
         made = (await self._call("MixJob", "mixJobRequest", request))["mixJobResponse"]
         return StemFile(Tone.OTHER, str(made["contentId"]), "", str(made["path"]))
 
+    async def create_midi(self, job_id: str) -> list[tuple[str, StemFile]]:
+        """The project's CreateMidi extension: the job's pitched stems (its bass, piano and
+        vocals) as MIDI files, (stem, file) in the job's stem order."""
+        made = (await self._call("CreateMidi", "createMidiRequest", {"id": job_id}))
+        return [(str(f["stem"]), StemFile(Tone.OTHER, str(f["contentId"]), "", str(f["path"])))
+                for f in made["createMidiResponse"]["files"]]
+
     async def player_link(self, job_id: str) -> str:
         """A signed link to the job's web player (CreatePlayerLink extension)."""
         body = await self._call("CreatePlayerLink", "createPlayerLinkRequest", {"id": job_id})

@@ -160,9 +160,13 @@ class MixButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
 
 def summary_view(record: JobRecord, player_url: str) -> discord.ui.View:
-    """"Open player" (a fresh signed player link) and the mixes that fit the job's stems."""
+    """"Open player" (a fresh signed player link), the mixes that fit the job's stems, and
+    MIDI (every stem count has a pitched stem: vocals)."""
+    from bot.midi import MidiButton
+
     view = discord.ui.View(timeout=None)
     view.add_item(discord.ui.Button(label="Open player", url=player_url))
     for preset in presets_for(record):
         view.add_item(MixButton(record.id, preset))
+    view.add_item(MidiButton(record.id))
     return view

@@ -24,6 +24,7 @@ from service.callbacks import Callbacks, callback_limits
 from service.content import ContentStore
 from service.errors import StartupError
 from service.jobs import JobRunner
+from service.midi import MidiMaker
 from service.mixes import Mixer
 from service.origins import split_origins
 from service.pages import page_routes
@@ -103,7 +104,8 @@ async def open_service(settings: ServiceSettings) -> Service:
     service = Service(settings, store, content, callbacks, runner, quota,
                       settings.input_limits, callback_limits(settings), secret, document,
                       Mixer(store, content, quota),
-                      PlayerMixes(settings.player_mix_dir, settings.player_mix_cache))
+                      PlayerMixes(settings.player_mix_dir, settings.player_mix_cache),
+                      MidiMaker(store, content, quota, runner.workers))
     await callbacks.start()
     await runner.start()
     return service

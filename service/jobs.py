@@ -148,6 +148,11 @@ class JobRunner:
         self._wake.set()
         return job
 
+    @property
+    def workers(self) -> WorkerPool | None:
+        """The separation workers (None on an API-only node); MIDI files are made there too."""
+        return self._pool
+
     def with_progress(self, job: Job) -> Job:
         """The job as shown: its progress is the row's, written by whichever node runs it."""
         return job

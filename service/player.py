@@ -12,9 +12,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from separation import fact_line
+from separation.midi import UNPITCHED
 from service.auth import check_player, sign_link
 from service.content import clean_path
 from service.errors import InvalidParameter, JobNotFound
+from service.midi import requested_stems
 from service.mixes import (
     MixSpec,
     Stem,
@@ -55,10 +57,13 @@ def page_data(service: Service, job: Job, expires: int, signature: str) -> dict[
     """What the page's script needs: each stem's signed link, valid as long as the page's."""
     ttl = max(1, expires - int(time.time()))
     base = service.settings.content_url  # else relative: the page's own origin
-    stems = [{"name": s.name, "colour": css(colour(s.name, index)),
-              "url": sign_link(service.link_secret, base, s.content_id, s.path, ttl)[0]}
-             for index, s in enumerate(job_stems(job))]
     query = f"expires={expires}&signature={signature}"
+    stems = [{"name": s.name, "colour": css(colour(s.name, index)),
+              "url": sign_link(service.link_secret, base, s.content_id, s.path, ttl)[0],
+              # drums have no notes: no MIDI link
+              "midi": None if s.name in UNPITCHED else
+              f"/player/{quote(job.id)}/midi/{quote(s.name)}?{query}"}
+             for index, s in enumerate(job_stems(job))]
     facts = job.outputs[0].facts  # one per input: the first is the one the stems are of
     first = facts[0] if facts else {}
     return {"job": job.id, "title": title_of(job), "stems": stems,
@@ -120,6 +125,19 @@ async def player_mix(request: web.Request) -> web.StreamResponse:
     record = await service.mixer.mix(job, stems, spec)
     url, _ = sign_link(service.link_secret, service.content_base, record.content_id,
                        record.path, service.settings.link_ttl)
+    raise web.HTTPSeeOther(url)
+
+
+@player_routes.get("/player/{job_id}/midi/{stem}")
+async def player_midi(request: web.Request) -> web.StreamResponse:
+    """One stem's MIDI file (CreateMidi's, made once, beside the stems), then to its signed
+    link."""
+    service = request.app[SERVICE]
+    job = await linked_job(request)
+    chosen = requested_stems({"stems": [request.match_info["stem"]]}, job_stems(job), "stem")
+    [made] = await service.midi.make(job, chosen)
+    url, _ = sign_link(service.link_secret, service.content_base, made.content_id, made.path,
+                       service.settings.link_ttl)
     raise web.HTTPSeeOther(url)
 
 

@@ -27,6 +27,7 @@ from service.errors import (
     UnknownAction,
 )
 from service.limits import check_open_jobs, check_separations
+from service.midi import requested_stems
 from service.mixes import job_stems, parse_mix
 from service.origins import link_headers
 from service.protocol import (
@@ -252,6 +253,22 @@ async def create_player_link(
     return {"createPlayerLinkResponse": {"url": url, "expiresAt": str(expires * 1000)}}
 
 
+async def create_midi(
+    service: Service, key: Key, body: dict[str, Any], base: str
+) -> dict[str, Any]:
+    """The job's pitched stems as MIDI files beside them (service/midi.py), each made once."""
+    job = await owned_job(service, key, body, "createMidiRequest")
+    stems = requested_stems(section(body, "createMidiRequest"), job_stems(job))
+    await service.runner.retention.check_room("CreateMidi")
+    files = []
+    for made in await service.midi.make(job, stems):
+        url, _ = sign_link(service.link_secret, service.content_base, made.content_id,
+                           made.path, service.settings.link_ttl)
+        files.append({"stem": made.stem, "contentId": made.content_id, "path": made.path,
+                      "url": url})
+    return {"createMidiResponse": {"files": files}}
+
+
 ACTIONS: dict[str, Action] = {
     "CreateJob": create_job,
     "GetJob": get_job,
@@ -262,6 +279,7 @@ ACTIONS: dict[str, Action] = {
     "CreateRepository": create_repository,
     "MixJob": mix_job,
     "CreatePlayerLink": create_player_link,
+    "CreateMidi": create_midi,
 }
 
 

@@ -10,6 +10,7 @@ from download.fetch import FetchLimits
 from service.callbacks import Callbacks
 from service.content import ContentStore
 from service.jobs import JobRunner
+from service.midi import MidiMaker
 from service.mixes import Mixer
 from service.player_mixes import PlayerMixes
 from service.quota import StorageQuota
@@ -31,6 +32,7 @@ class Service:
     openapi: str
     mixer: Mixer
     player_mixes: PlayerMixes
+    midi: MidiMaker
     # Where links point: STEMBOT_PUBLIC_URL, else the address listened on (set once bound);
     # never a request's Host header, which the caller chooses.
     base_url: str = ""

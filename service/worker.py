@@ -26,11 +26,13 @@ from separation.errors import (
     ModelNotInstalledError,
 )
 from separation.facts import FactsCollector
+from separation.midi import Transcriber
 from separation.runtime import RuntimeConfig, available_cores
 
 # (job id, attempt, chunks done, chunks total) from a worker to the server
 ProgressMessage = tuple[str, int, int, int]
 ProgressQueue: TypeAlias = "multiprocessing.queues.Queue[ProgressMessage | None]"
+MIDI_PROGRESS = "midi:"  # the key of a MidiTask's progress messages starts so
 CoreQueue: TypeAlias = "multiprocessing.queues.Queue[list[int]]"
 
 _ERROR_CODES: dict[type[SeparationError], str] = {
@@ -71,12 +73,25 @@ class Outcome:
     facts: dict[str, Any] | None = None  # SongFacts.wire()
 
 
+@dataclass(frozen=True, slots=True)
+class MidiTask:
+    """One stem file to a MIDI file (separation.midi); `key` names its progress messages."""
+
+    key: str
+    source: Path
+    target: Path
+    stem: str
+    bpm: float | None
+
+
 class Aborted(Exception):
     """The server wrote the job's abort file: canceled, timed out or shutting down."""
 
 
 _separator: Separator | None = None
 _progress: ProgressQueue | None = None
+_config: RuntimeConfig | None = None
+_transcriber: Transcriber | None = None
 
 
 _PR_SET_PDEATHSIG = 1
@@ -110,12 +125,13 @@ def core_shares(cores: list[int], workers: int) -> list[list[int]]:
 def _init(model_dir: Path, config: RuntimeConfig, shares: CoreQueue, progress: ProgressQueue,
           parent: int) -> None:
     """Runs once in each worker process: take a share of the cores, load the model."""
-    global _separator, _progress
+    global _separator, _progress, _config
     _die_with_parent(parent)
     share = shares.get()
     with contextlib.suppress(AttributeError, OSError):  # not Linux: threads still follow share
         os.sched_setaffinity(0, share)
-    _separator = Separator(model_dir, config.with_threads(config.threads or len(share)))
+    _config = config.with_threads(config.threads or len(share))
+    _separator = Separator(model_dir, _config)
     _progress = progress
 
 
@@ -146,6 +162,30 @@ def run_task(task: Task) -> Outcome:
     return Outcome(stems, facts=facts.facts().wire())
 
 
+def transcribe(task: MidiTask, config: RuntimeConfig | None = None,
+               progress: Callable[[int, int], None] | None = None) -> int:
+    """The stem's notes written to `task.target`; how many. The note model is loaded on the
+    first MIDI task a process runs and kept (it is small: 0.2 MB of weights)."""
+    global _transcriber
+    if _transcriber is None:
+        _transcriber = Transcriber(config or _config or RuntimeConfig())
+    return _transcriber.transcribe_file(task.source, task.target, task.stem, task.bpm, progress)
+
+
+def run_midi_task(task: MidiTask) -> Outcome:
+    """The worker's MIDI job, its progress on the separations' queue under `task.key`."""
+    def progress(done: int, total: int) -> None:
+        if _progress is not None:
+            _progress.put((task.key, 0, done, total))
+
+    try:
+        notes = transcribe(task, progress=progress)
+    except SeparationError as error:
+        return Outcome({}, _ERROR_CODES.get(type(error), "MIDI_FAILED"),
+                       str(error).replace(str(task.source), "the stem"))
+    return Outcome({task.stem: task.target}, facts={"notes": notes})
+
+
 def _cores() -> set[int]:
     try:
         return os.sched_getaffinity(0)
@@ -170,6 +210,8 @@ class WorkerPool:
         self._on_progress = on_progress
         self._pool = self._new_pool()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # MidiTask progress (keys starting MIDI_PROGRESS); separations' go to on_progress
+        self.on_midi_progress: Callable[[ProgressMessage], None] | None = None
         self._relay: threading.Thread | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -188,7 +230,8 @@ class WorkerPool:
     def _relay_progress(self) -> None:
         while (message := self._queue.get()) is not None:
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._on_progress, message)
+            midi = message[0].startswith(MIDI_PROGRESS) and self.on_midi_progress
+            self._loop.call_soon_threadsafe(midi or self._on_progress, message)
 
     async def run(self, task: Task) -> Outcome:
         """Separate in a worker; a crashed worker fails this task and gets a fresh pool."""
@@ -198,6 +241,15 @@ class WorkerPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             return Outcome({}, "WORKER_CRASHED", "the separation worker stopped unexpectedly")
+
+    async def transcribe(self, task: MidiTask) -> Outcome:
+        """A stem to MIDI in a worker, queued with the separations; as `run` for a crash."""
+        try:
+            return await asyncio.wrap_future(self._pool.submit(run_midi_task, task))
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return Outcome({}, "WORKER_CRASHED", "the worker stopped unexpectedly")
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

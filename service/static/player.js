@@ -23,7 +23,8 @@ let stretcher = null;
 const BEATS_PER_BAR = 4; // the facts give a tempo, not a metre: one bar of 4/4
 
 const stems = data.stems.map((stem) => ({
-  name: stem.name, url: stem.url, colour: stem.colour, volume: 1, muted: false, solo: false,
+  name: stem.name, url: stem.url, midi: stem.midi, colour: stem.colour, volume: 1,
+  muted: false, solo: false,
   buffer: null, source: null, gain: ctx.createGain(), canvas: null, lane: null,
 }));
 stems.forEach((stem) => stem.gain.connect(bus));
@@ -344,7 +345,10 @@ function lane(stem, index) {
       el("button", { class: "solo outline", "aria-pressed": "false", onclick: toggleSolo,
         title: "solo" }, "S"),
       volume,
-      el("a", { class: "download", href: stem.url, download: `${stem.name}` }, "Download")),
+      el("a", { class: "download", href: stem.url, download: `${stem.name}` }, "Download"),
+      // its notes (CreateMidi, made on the first click); drums have none
+      ...(stem.midi ? [el("a", { class: "download midi", href: stem.midi,
+        download: `${stem.name}.mid`, title: "the stem's notes as a MIDI file" }, "MIDI")] : [])),
     track);
   // the stem's colour, as in the Discord picture (service/palette.py); set through CSSOM,
   // which the policy allows where a style attribute would not be

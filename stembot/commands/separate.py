@@ -17,6 +17,8 @@ from separation.presets import MAX_SHIFTS, STEM_COUNTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
 
+MIDI_STEMS = ("vocals", "bass", "piano")  # the pitched stems CreateMidi also makes by default
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -66,6 +68,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " default: 1)",
     )
     parser.add_argument(
+        "--midi",
+        action="store_true",
+        help="also write the bass, piano and vocals stems' notes as DIR/<stem>.mid, at the"
+        " song's tempo (drums are not pitched)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object (stems written, song facts) instead of text, for scripts",
@@ -98,36 +106,66 @@ def run(args: argparse.Namespace) -> int:
             shifts=args.shifts,
             facts=facts,
         )
+        bar.close()
+        song = facts.facts().wire()
+        midi = write_midi(paths, song, config) if args.midi else {}
     except SeparationError as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
-    bar.close()
-    report(args, paths, facts.facts().wire())
+    report(args, paths, song, midi)
     return 0
 
 
-def report(args: argparse.Namespace, paths: dict[str, Path], facts: dict[str, Any]) -> None:
-    """The stems and the song's facts, as text or (`--json`) as one JSON object."""
+def write_midi(paths: dict[str, Path], facts: dict[str, Any], config: RuntimeConfig
+               ) -> dict[str, Path]:
+    """The pitched stems' notes beside them (`bass.mid` next to `bass.wav`), at the tempo the
+    song facts measured (120 BPM where there was none)."""
+    from separation.midi import Transcriber
+
+    transcriber = Transcriber(config)
+    bpm = facts["tempo"]["bpm"] if facts.get("tempo") else None
+    written = {}
+    for stem in [s for s in MIDI_STEMS if s in paths]:
+        bar = _ProgressBar(f"MIDI {stem}", "window")
+        target = paths[stem].with_suffix(".mid")
+        try:
+            transcriber.transcribe_file(paths[stem], target, stem, bpm, bar.update)
+        finally:
+            bar.close()
+        written[stem] = target
+    return written
+
+
+def report(args: argparse.Namespace, paths: dict[str, Path], facts: dict[str, Any],
+           midi: dict[str, Path]) -> None:
+    """The stems, MIDI files and song facts, as text or (`--json`) as one JSON object."""
     if args.json:
         stems = {stem: str(path) for stem, path in paths.items()}
-        print(json.dumps({"stems": stems, "facts": facts}, ensure_ascii=False))
+        out: dict[str, Any] = {"stems": stems, "facts": facts}
+        if args.midi:
+            out["midi"] = {stem: str(path) for stem, path in midi.items()}
+        print(json.dumps(out, ensure_ascii=False))
         return
     print(f"{len(paths)} stems written to {args.out}/")
     for path in paths.values():
         print(f"  {path}")
+    if args.midi:
+        print(f"{len(midi)} MIDI files: " + (", ".join(str(p) for p in midi.values())
+                                              or "none (no bass, piano or vocals stem)"))
     print(line(facts))
 
 
 class _ProgressBar:
     """A chunk progress bar that appears only once decoding has succeeded."""
 
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "separating", unit: str = "chunk") -> None:
         self._bar: tqdm[None] | None = None
+        self._desc, self._unit = desc, unit
 
     def update(self, done: int, total: int) -> None:
         if self._bar is None:
-            self._bar = tqdm(total=total, unit="chunk", desc="separating", leave=False)
+            self._bar = tqdm(total=total, unit=self._unit, desc=self._desc, leave=False)
         self._bar.n = done
         self._bar.refresh()
 

@@ -80,7 +80,7 @@ async def test_buttons_and_mix_post_each_mix_once(
         assert "top to bottom: vocals, drums, bass, other" in summary.content
         buttons = fake.buttons(summary)
         assert [b["label"] for b in buttons] == ["Open player", "Instrumental", "Drumless",
-                                                 "A cappella"]
+                                                 "A cappella", "MIDI"]
         player = buttons[0]
         assert player["style"] == 5 and "/player/" in player["url"]  # a link button
         async with aiohttp.ClientSession() as client, client.get(player["url"]) as page:
@@ -117,6 +117,19 @@ async def test_buttons_and_mix_post_each_mix_once(
         assert slow.attachments[0].filename == f"demo-mix - {practice}.wav"
         assert len(posted(fake, record, "Drumless mix")) == 1  # the plain one stays one
 
+        # MIDI: the pitched stems (4 stems: vocals, bass) in one message, once
+        for attempt in range(2):
+            midi = await fake.press(summary, "MIDI", user_id=MEMBER)
+            deferred(midi)
+            await fake.wait_until(lambda m=midi: bool(m.followups), seconds=120)
+            said = "are already in" if attempt else "are in"
+            assert midi.followups == [f"the MIDI files of job #1 {said} <#{record.thread_id}>."]
+        (notes,) = [m for m in fake.in_channel(record.thread_id)
+                    if m.content.startswith("**MIDI** (vocals, bass)")]
+        assert [a.filename for a in notes.attachments] == ["demo-mix - vocals.mid",
+                                                           "demo-mix - bass.mid"]
+        assert all(a.data.startswith(b"MThd") for a in notes.attachments)
+
         history = await fake.interact("jobs", [{"name": "history", "type": 1, "options": []}],
                                       user_id=OWNER_ID)
         await answered(fake, history)
@@ -130,8 +143,9 @@ async def test_buttons_and_mix_post_each_mix_once(
     np.testing.assert_allclose(instrumental, sum(stems.values()), atol=2e-4)
     assert record.service_job_id is not None
     mixes = await service.store.mixes_of(record.service_job_id)
+    # MIDI files are recorded as the job's derived files too (deleted with it)
     assert sorted(m.name for m in mixes) == ["drumless", "drumless-80pct-minus2",
-                                             "instrumental"]
+                                             "instrumental", "midi-bass", "midi-vocals"]
 
 
 async def test_a_click_survives_a_restart_before_its_post(
@@ -147,13 +161,19 @@ async def test_a_click_survives_a_restart_before_its_post(
             summary = summary_of(fake, record)
             check_waveforms(summary, lanes=2)
             assert [b["label"] for b in fake.buttons(summary)] == [
-                "Open player", "Instrumental", "A cappella"]
+                "Open player", "Instrumental", "A cappella", "MIDI"]
             await service.running.stop()  # the click comes; its post cannot be made now
-            pressed = await fake.press(summary, "A cappella", user_id=MEMBER)
-            deferred(pressed)
-            await fake.wait_until(lambda: bool(pressed.followups), seconds=30)
-            assert "will be posted when the bot can reach the service" in pressed.followups[0]
+            for button in ("A cappella", "MIDI"):
+                pressed = await fake.press(summary, button, user_id=MEMBER)
+                deferred(pressed)
+                await fake.wait_until(lambda p=pressed: bool(p.followups), seconds=30)
+                assert "posted when the bot can reach the service" in pressed.followups[0]
         assert posted(fake, record, "A cappella mix") == []
+
+        def midi() -> list[Message]:
+            assert record.thread_id is not None
+            return [m for m in fake.in_channel(record.thread_id)
+                    if m.content.startswith("**MIDI** (vocals)")]  # 2 stems: the voice
 
         restarted = await start_job_service(tmp_path / "service", port=port)
         service.running = restarted.running
@@ -161,12 +181,14 @@ async def test_a_click_survives_a_restart_before_its_post(
             # the ask recorded before the stop is finished at the start
             await fake.wait_until(lambda: bool(posted(fake, record, "A cappella mix")),
                                   seconds=60)
+            await fake.wait_until(lambda: bool(midi()), seconds=60)
             # the old summary's buttons still work: they are persistent
             pressed = await fake.press(summary, "Instrumental", user_id=MEMBER)
             await fake.wait_until(lambda: bool(pressed.followups), seconds=60)
             assert (await bot.jobs.require(1)).state is JobState.DONE
         assert len(posted(fake, record, "A cappella mix")) == 1
         assert len(posted(fake, record, "Instrumental mix")) == 1
+        assert len(midi()) == 1
     finally:
         await service.running.stop()
 

@@ -55,6 +55,21 @@ def test_json_gives_the_stems_and_the_facts_to_scripts(demo_wav: Path, tmp_path:
         assert facts["loudness"]["stems"][stem] == pytest.approx(expected, abs=0.05)
 
 
+def test_midi_writes_the_pitched_stems_notes_beside_them(demo_wav: Path, tmp_path: Path
+                                                         ) -> None:
+    from separation.midi import read_midi
+
+    out = tmp_path / "stems"
+    result = stembot("separate", str(demo_wav), "--out", str(out), "--midi", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    # 4 stems: no piano, and drums are not pitched
+    assert report["midi"] == {s: str(out / f"{s}.mid") for s in ("vocals", "bass")}
+    notes, bpm = read_midi(out / "bass.mid")
+    assert bpm == pytest.approx(report["facts"]["tempo"]["bpm"], abs=0.01)
+    assert notes and notes[0].pitch == 45  # the demo's bass opens on A2
+
+
 def test_bad_input_is_one_line_and_a_failure(tmp_path: Path) -> None:
     bad = tmp_path / "track.wav"
     bad.write_text("not audio")

@@ -247,6 +247,35 @@ async def test_a_player_link_only_reads(separated: Separated) -> None:
         mixes.max_bytes = separated.running.settings.player_mix_cache
 
 
+async def test_each_pitched_stem_has_a_midi_download(separated: Separated,
+                                                     browser: Browser) -> None:
+    """A MIDI link beside each stem's Download, none for drums; it makes the file once
+    (CreateMidi's, beside the stems) and sends it there through a signed link."""
+    url = await player_link(separated)
+    page = await browser.new_page(viewport={"width": 1000, "height": 800})
+    await page.goto(url)
+    await Watched(page).until("s.ready")
+    links = {name: await page.locator(f"[data-stem={name}] a.midi").count()
+             for name in ("vocals", "drums", "bass", "other")}
+    assert links == {"vocals": 1, "drums": 0, "bass": 1, "other": 1}
+    href = await page.locator("[data-stem=bass] a.midi").get_attribute("href")
+    await page.close()
+    assert href is not None
+    client, base = separated.api.client, separated.running.service.url
+    for _ in range(2):
+        async with client.get(base + href, allow_redirects=False) as answer:
+            assert answer.status == 303, await answer.text()
+            location = answer.headers["Location"]
+        async with client.get(location) as answer:
+            assert answer.status == 200 and (await answer.read()).startswith(b"MThd")
+    made = [name for name in separated.files() if name.endswith(".mid")]
+    assert made == [f"{separated.job['id']}-0-bass.mid"]  # once, beside the stems
+    path, _, query = url.partition("?")
+    async with client.get(f"{path}/midi/drums?{query}") as answer:
+        assert answer.status == 400
+        assert "stem: drums are not pitched" in (await answer.json())["error"]["message"]
+
+
 async def test_each_stem_has_one_colour_in_the_player_and_the_picture(
         separated: Separated, browser: Browser) -> None:
     """The Discord waveforms picture and the player's lanes draw a stem in the same colour,
