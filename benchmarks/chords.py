@@ -1,7 +1,7 @@
-"""Chords and key measured on rendered songs whose chords are known, two sets made differently.
+"""Chords and key measured on rendered songs whose chords are known, three sets made differently.
 
-    .venv/bin/python -m benchmarks.chords [--set generator|other] [--songs 24] [--seconds 30]
-        [--separated] [--json out.json]
+    .venv/bin/python -m benchmarks.chords [--set generator|other|rock] [--songs 24]
+        [--seconds 30] [--separated] [--json out.json]
 
 `generator`: the song-facts benchmark's songs (training/compose.py: its progressions, its
 bass on the lowest chord tone, FluidR3), the ones the key was tuned on. `other`: songs written
@@ -9,6 +9,9 @@ here as pop and rock songs are: other progressions (I V vi IV, vi IV I V, i VI I
 Andalusian cadence, ii V I, harmonic minor's V, a blues), the bass on the root, an intro on
 any chord, two of three ending on a cadence to the tonic; strummed guitar, pads, electric
 piano, a lead line; tempi 66-172 BPM and the TimGM6mb soundfont, never used by the tuning.
+`rock`: as `other`, with other loops (natural minor's v, I IV V IV, vi V IV V, ...), keys in
+fifths order, 50-200 BPM, FluidR3, a third ending on V-I and a sixth on IV-I, the cadence
+always within the song.
 Chords: the share of time (10 ms steps) whose root and major/minor quality are right, over
 the time whose true chord is a major or minor triad or seventh (diminished ones are left out,
 as MIREX's majmin does); enharmonics are equal (pitch classes). Key: exact or not. By
@@ -98,30 +101,81 @@ def generator_song(index: int, seconds: float) -> Song:
         "other": stems["piano"] + stems["other"]})
 
 
-def other_song(index: int, seconds: float) -> Song:
-    """A song written as pop and rock songs are (module doc), in key index mod 24."""
-    rng = np.random.default_rng([SEED, index])
-    tonic, minor = index % 12, (index // 12) % 2 == 1
-    bpm = round(66 + 106 * ((index * (math.sqrt(2) - 1)) % 1), 1)
-    pattern = (MINOR_SONGS if minor else MAJOR_SONGS)[int(rng.integers(6 if minor else 8))]
+@dataclass(frozen=True, slots=True)
+class Style:
+    """How a set of songs written here differs: its seed, soundfont, tempi, loops, endings."""
+
+    seed: int
+    soundfont: str
+    slowest: float  # BPM; songs spread over slowest..slowest + span by an irrational step
+    span: float
+    step: float
+    major: tuple[tuple[tuple[int, bool], ...], ...]
+    minor: tuple[tuple[tuple[int, bool], ...], ...]
+    cadence: float  # share of songs that end on V-I
+    plagal: float  # share that end on IV-I (iv-i in minor)
+    fifths: bool  # keys in the order of the circle of fifths rather than chromatic
+    # the ending's last chord sounds within the song: `other` lets the loop's last chord run
+    # on, so a cadence may begin after its last 8 beats and its tonic fall past the end
+    in_time: bool
+
+
+OTHER = Style(SEED, SOUNDFONT, 66, 106, math.sqrt(2) - 1, MAJOR_SONGS, MINOR_SONGS, 2 / 3, 0.0,
+              False, False)
+# `rock`: other loops, FluidR3 (the generator's soundfont, but not its arrangements), 50-200 BPM,
+# a third ending on V-I, a sixth on IV-I, the rest where the loop is; minor songs often in
+# natural minor (v, not V), as rock writes them
+ROCK = Style(3434, "FluidR3_GM.sf2", 50, 150, math.sqrt(3) - 1, (
+    ((0, False), (5, False), (7, False), (5, False)),  # I IV V IV
+    ((0, False), (7, False), (5, False), (7, False)),  # I V IV V
+    ((2, True), (5, False), (0, False), (7, False)),  # ii IV I V
+    ((0, False), (4, True), (9, True), (5, False)),  # I iii vi IV
+    ((0, False), (9, True), (2, True), (7, False)),  # I vi ii V
+    ((5, False), (7, False), (0, False), (0, False)),  # IV V I I
+    ((0, False), (0, False), (5, False), (7, False)),  # I I IV V
+    ((9, True), (7, False), (5, False), (7, False)),  # vi V IV V
+), (
+    ((0, True), (10, False), (8, False), (10, False)),  # i VII VI VII
+    ((0, True), (7, True), (5, True), (0, True)),  # i v iv i
+    ((0, True), (3, False), (10, False), (8, False)),  # i III VII VI
+    ((0, True), (5, True), (8, False), (7, False)),  # i iv VI V
+    ((0, True), (0, True), (8, False), (10, False)),  # i i VI VII
+    ((5, True), (0, True), (7, True), (0, True)),  # iv i v i
+), 1 / 3, 1 / 6, True, True)
+STYLES = {"other": OTHER, "rock": ROCK}
+
+
+def other_song(index: int, seconds: float, style: Style = OTHER) -> Song:
+    """A song written as pop and rock songs are (module doc), in key index mod 24 (in fifths
+    with `style.fifths`: C G D ... major, then minor)."""
+    rng = np.random.default_rng([style.seed, index])
+    tonic = (index * 7 if style.fifths else index) % 12
+    minor = (index // 12) % 2 == 1
+    bpm = round(style.slowest + style.span * ((index * style.step) % 1), 1)
+    loops = style.minor if minor else style.major
+    pattern = loops[int(rng.integers(len(loops)))]
     beats_per = float(rng.choice([2.0, 4.0, 4.0, 8.0]))
     total = math.ceil(seconds * bpm / 60)
     chords: list[tuple[float, int, bool]] = []  # start beat, pitch class, minor
     start = int(rng.integers(len(pattern)))  # the intro may open on any chord of the loop
     t, k = 0.0, start
-    cadence = rng.random() < 2 / 3
-    end = total - 8 if cadence else total
+    ending = rng.random()
+    # V (a bar) or IV (iv in minor) to the tonic (held to the end), or the loop to the end
+    before = ((7, False) if ending < style.cadence else
+              (5, minor) if ending < style.cadence + style.plagal else None)
+    end = total - 8 if before else total
     while t < end:
         step, quality = pattern[k % len(pattern)]
         chords.append((t, (tonic + step) % 12, quality))
         t, k = t + beats_per, k + 1
-    if cadence:  # V (a bar) to the tonic (held to the end)
-        chords += [(t, (tonic + 7) % 12, False), (t + 4, tonic, minor)]
+    if before:
+        t = min(t, end) if style.in_time else t
+        chords += [(t, (tonic + before[0]) % 12, before[1]), (t + 4, tonic, minor)]
     bounds = [c[0] for c in chords[1:]] + [float(total + 4)]
     spans = [(s, e, r, q) for (s, r, q), e in zip(chords, bounds, strict=True)]
     parts = _parts(rng, spans, total)
     length = round(seconds * SAMPLE_RATE)
-    soundfont = synth.find_soundfont(SOUNDFONT)
+    soundfont = synth.find_soundfont(style.soundfont)
 
     def render(group: list[synth.Part]) -> Float:
         out = np.zeros((2, length), np.float32)
@@ -232,13 +286,14 @@ def measure(index: int, song: Song, facts: SongFacts, seconds: float) -> Result:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--set", choices=("generator", "other"), default="other")
+    parser.add_argument("--set", choices=("generator", "other", "rock"), default="other")
     parser.add_argument("--songs", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--separated", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    make = generator_song if args.set == "generator" else other_song
+    make = generator_song if args.set == "generator" else functools.partial(
+        other_song, style=STYLES[args.set])
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.songs):
