@@ -30,14 +30,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize
 
 from benchmarks.song_facts import separate, song_stems
 from separation import OutputFormat, Separator, encode, synth
-from separation.chords import Chord, chroma, essentia_chords
+from separation.chords import NO_CHORD, Chord, chroma, essentia_chords
 from separation.dsp import Float
 from separation.facts import SongFacts, song_facts
 from separation.htdemucs import SAMPLE_RATE
-from separation.key import KEY_DECIMATION, Key
+from separation.key import (
+    KEY_DECIMATION,
+    KEY_WEIGHTS,
+    MIN_SEQUENCE,
+    Key,
+    candidates,
+    estimate_key,
+    key_terms,
+    profile_key,
+)
 from training import songs
 
 SEED = 2323
@@ -81,6 +91,11 @@ class Result:
     key: str
     found_key: str | None
     key_exact: bool
+    key_miss: str  # "" if exact, else relative, fifth, parallel, other or unclear
+    profile_key: str | None  # the pitch profile's own reading, before the chords
+    # the key as read before the chord sequence chose it: the profile's key or its relative,
+    # by tonic and dominant chord frames (estimate_key without chords)
+    frames_key_miss: str
     chords_right: float  # seconds
     chords_scored: float
     essentia_right: float
@@ -270,18 +285,67 @@ def _separator() -> Separator:
     return Separator()
 
 
-def measure(index: int, song: Song, facts: SongFacts, seconds: float) -> Result:
-    right, scored = chord_score(song.truth, list(facts.chords), seconds)
-    # essentia's ChordsDetection on the chroma the key reads (bass and other, its own HPCP)
+def harmonic(song: Song) -> Float:
+    """Bass and other, mono at 11 kHz: what the facts read the key from (true stems)."""
     mono = (song.stems["bass"] + song.stems["other"]).mean(axis=0)
     mono = mono[: len(mono) // KEY_DECIMATION * KEY_DECIMATION]
-    decimated = mono.reshape(-1, KEY_DECIMATION).mean(axis=1).astype(np.float32)
-    theirs = essentia_chords(chroma(decimated, SAMPLE_RATE / KEY_DECIMATION), seconds)
+    decimated: Float = mono.reshape(-1, KEY_DECIMATION).mean(axis=1).astype(np.float32)
+    return decimated
+
+
+def key_miss(truth: Key, found: Key | None) -> str:
+    """How a key reading misses: "" (exact), relative, fifth (same mode), parallel, other or
+    unclear."""
+    if found is None:
+        return "unclear"
+    if (found.tonic, found.minor) == (truth.tonic, truth.minor):
+        return ""
+    if found.minor == truth.minor:
+        return "fifth" if (found.tonic - truth.tonic) % 12 in (5, 7) else "other"
+    if found.tonic == truth.tonic:
+        return "parallel"
+    return "relative" if found.tonic == (truth.tonic + (3 if truth.minor else 9)) % 12 else "other"
+
+
+def measure(index: int, song: Song, facts: SongFacts, seconds: float,
+            profile: Key | None) -> Result:
+    """`profile`: the pitch profile's key of the song's harmonic stems."""
+    right, scored = chord_score(song.truth, list(facts.chords), seconds)
+    # essentia's ChordsDetection on the chroma the key reads (bass and other, its own HPCP)
+    theirs = essentia_chords(chroma(harmonic(song), SAMPLE_RATE / KEY_DECIMATION), seconds)
     truth = Key(song.tonic, song.minor, 1.0)
-    exact = facts.key is not None and (facts.key.tonic, facts.key.minor) == (song.tonic,
-                                                                             song.minor)
-    return Result(index, song.bpm, truth.name, facts.key.name if facts.key else None, exact,
-                  right, scored, chord_score(song.truth, theirs, seconds)[0], len(facts.chords))
+    miss = key_miss(truth, facts.key)
+    return Result(index, song.bpm, truth.name, facts.key.name if facts.key else None, not miss,
+                  miss, profile.name if profile else None,
+                  key_miss(truth, estimate_key(harmonic(song))), right, scored,
+                  chord_score(song.truth, theirs, seconds)[0], len(facts.chords))
+
+
+def fit_key_weights(examples: list[tuple[Key, list[Chord], Key]], l2: float = 0.01
+                    ) -> dict[str, float]:
+    """`KEY_WEIGHTS` fitted to (profile's key, chords, true key) examples: the conditional logit
+    over each song's candidate keys (the true one's probability), with an L2 penalty `l2`.
+    Songs with too few chords, or whose true key is no candidate, teach nothing."""
+    rows: list[tuple[Float, int]] = []
+    for profile, chords, truth in examples:
+        sounding = [c for c in chords if c.root != NO_CHORD]
+        labels = [(k.tonic, k.minor) for k in candidates(profile)]
+        if len(sounding) < MIN_SEQUENCE or (truth.tonic, truth.minor) not in labels:
+            continue
+        terms = [key_terms(k, sounding, profile) for k in candidates(profile)]
+        rows.append((np.array([[t[name] for name in KEY_WEIGHTS] for t in terms]),
+                     labels.index((truth.tonic, truth.minor))))
+
+    def loss(weights: Float) -> float:
+        total = 0.0
+        for terms, right in rows:
+            score = terms @ weights
+            score -= score.max()
+            total -= float(score[right] - np.log(np.exp(score).sum()))
+        return total / max(len(rows), 1) + l2 * float(weights @ weights)
+
+    fitted = minimize(loss, np.zeros(len(KEY_WEIGHTS)), method="L-BFGS-B").x
+    return {name: round(float(w), 2) for name, w in zip(KEY_WEIGHTS, fitted, strict=True)}
 
 
 def main() -> None:
@@ -291,16 +355,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--separated", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--fit", action="store_true",
+                        help="also fit the key's weights to these songs (KEY_WEIGHTS)")
     args = parser.parse_args()
     make = generator_song if args.set == "generator" else functools.partial(
         other_song, style=STYLES[args.set])
     results = []
+    examples: list[tuple[Key, list[Chord], Key]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.songs):
             song = make(index, args.seconds)
-            result = measure(index, song, facts_of(song, args.separated, Path(tmp), index),
-                             args.seconds)
+            facts = facts_of(song, args.separated, Path(tmp), index)
+            profile = profile_key(harmonic(song))
+            result = measure(index, song, facts, args.seconds, profile)
             results.append(result)
+            if profile:
+                examples.append((profile, list(facts.chords), Key(song.tonic, song.minor, 1.0)))
             print(json.dumps(asdict(result)), flush=True)
     scored = sum(r.chords_scored for r in results)
     report = {"set": args.set, "songs": args.songs, "seconds": args.seconds,
@@ -309,8 +379,16 @@ def main() -> None:
               "essentia_chords_detection_right": round(
                   sum(r.essentia_right for r in results) / scored, 3),
               "key_exact": sum(r.key_exact for r in results),
+              "key_misses": {m: sum(r.key_miss == m for r in results) for m in
+                             ("relative", "fifth", "parallel", "other", "unclear")},
+              "profile_key_exact": sum(r.profile_key == r.key for r in results),
+              "frames_key_exact": sum(not r.frames_key_miss for r in results),
+              "frames_key_misses": {m: sum(r.frames_key_miss == m for r in results) for m in
+                                    ("relative", "fifth", "parallel", "other", "unclear")},
               "segments_per_minute": round(sum(r.chords for r in results)
                                            / (args.songs * args.seconds / 60), 1)}
+    if args.fit:
+        report["fitted_key_weights"] = fit_key_weights(examples)
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summary": report,
