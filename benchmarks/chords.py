@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from benchmarks.song_facts import separate, song_stems
-from separation import OutputFormat, Separator, encode, synth
+from separation import OutputFormat, Separator, decode, encode, synth
 from separation.chords import NO_CHORD, Chord, chroma, essentia_chords
 from separation.dsp import Float
 from separation.facts import SongFacts, song_facts
@@ -271,13 +271,16 @@ def chord_score(truth: Truth, found: list[Chord], seconds: float) -> tuple[float
                                                                          0.01, 2)
 
 
-def facts_of(song: Song, separated: bool, folder: Path, index: int) -> SongFacts:
+def facts_of(song: Song, separated: bool, folder: Path, index: int) -> tuple[SongFacts, Float]:
+    """The facts, and the harmonic stems (bass and other) they read the key from, at 11 kHz:
+    the true stems, or with `separated` the 4-stem engine's."""
     mix: Float = np.sum(list(song.stems.values()), axis=0)
     if not separated:
-        return song_facts(mix, song.stems)
+        return song_facts(mix, song.stems), harmonic(song.stems)
     source = encode(folder / f"song-{index}.wav", mix, OutputFormat.WAV_FLOAT)
-    facts, _, _ = separate(_separator(), source, folder / f"out-{index}")
-    return facts
+    out = folder / f"out-{index}"
+    facts, _, _ = separate(_separator(), source, out)
+    return facts, harmonic({stem: decode(out / f"{stem}.wav") for stem in ("bass", "other")})
 
 
 @functools.cache
@@ -285,9 +288,9 @@ def _separator() -> Separator:
     return Separator()
 
 
-def harmonic(song: Song) -> Float:
-    """Bass and other, mono at 11 kHz: what the facts read the key from (true stems)."""
-    mono = (song.stems["bass"] + song.stems["other"]).mean(axis=0)
+def harmonic(stems: dict[str, Float]) -> Float:
+    """Bass and other, mono at 11 kHz: what the facts read the key from."""
+    mono = (stems["bass"] + stems["other"]).mean(axis=0)
     mono = mono[: len(mono) // KEY_DECIMATION * KEY_DECIMATION]
     decimated: Float = mono.reshape(-1, KEY_DECIMATION).mean(axis=1).astype(np.float32)
     return decimated
@@ -307,17 +310,17 @@ def key_miss(truth: Key, found: Key | None) -> str:
     return "relative" if found.tonic == (truth.tonic + (3 if truth.minor else 9)) % 12 else "other"
 
 
-def measure(index: int, song: Song, facts: SongFacts, seconds: float,
-            profile: Key | None) -> Result:
-    """`profile`: the pitch profile's key of the song's harmonic stems."""
+def measure(index: int, song: Song, facts: SongFacts, seconds: float, mono: Float) -> Result:
+    """`mono`: the harmonic stems the facts read (`harmonic`)."""
     right, scored = chord_score(song.truth, list(facts.chords), seconds)
     # essentia's ChordsDetection on the chroma the key reads (bass and other, its own HPCP)
-    theirs = essentia_chords(chroma(harmonic(song), SAMPLE_RATE / KEY_DECIMATION), seconds)
+    theirs = essentia_chords(chroma(mono, SAMPLE_RATE / KEY_DECIMATION), seconds)
+    profile = profile_key(mono)
     truth = Key(song.tonic, song.minor, 1.0)
     miss = key_miss(truth, facts.key)
     return Result(index, song.bpm, truth.name, facts.key.name if facts.key else None, not miss,
                   miss, profile.name if profile else None,
-                  key_miss(truth, estimate_key(harmonic(song))), right, scored,
+                  key_miss(truth, estimate_key(mono)), right, scored,
                   chord_score(song.truth, theirs, seconds)[0], len(facts.chords))
 
 
@@ -365,11 +368,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.songs):
             song = make(index, args.seconds)
-            facts = facts_of(song, args.separated, Path(tmp), index)
-            profile = profile_key(harmonic(song))
-            result = measure(index, song, facts, args.seconds, profile)
+            facts, mono = facts_of(song, args.separated, Path(tmp), index)
+            result = measure(index, song, facts, args.seconds, mono)
             results.append(result)
-            if profile:
+            if profile := profile_key(mono):
                 examples.append((profile, list(facts.chords), Key(song.tonic, song.minor, 1.0)))
             print(json.dumps(asdict(result)), flush=True)
     scored = sum(r.chords_scored for r in results)
