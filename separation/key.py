@@ -30,8 +30,9 @@ MAJOR_NAMES = ("C", "D♭", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B�
 MINOR_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "G♯", "A", "B♭", "B")
 # Choosing by the chord sequence (`chosen_key`): a key's score is these weights times its terms
 # (`key_terms`). Fitted (a conditional logit, L2 0.01) on the 48 songs of
-# benchmarks/song_facts.py's generator, true stems; measured on two sets written otherwise
-# (benchmarks/chords.py --set other, --set rock), see the README's Song facts.
+# benchmarks/song_facts.py's generator, true stems (`benchmarks.chords --set generator --songs
+# 48 --fit` gives them back); measured on two sets written otherwise (--set other, --set rock),
+# see the README's Song facts.
 KEY_WEIGHTS = {
     "tonic": 0.47,  # share of chord time on the tonic chord
     "diatonic": 1.68,  # share of chord time on the key's own chords (minor: v and V both)
