@@ -131,10 +131,10 @@ class FactsCollector:
         chords: tuple[Chord, ...] = ()
         if long_enough and audible and tonal(harmonic):
             rate = SAMPLE_RATE / KEY_DECIMATION
-            key = estimate_key(harmonic)
             chordal = harmonic if self._chordal is None else self._chordal.signal()
             frames = chroma(chordal, rate, harmonics=CHORD_HARMONICS)
             chords = tuple(estimate_chords(frames, self._length / SAMPLE_RATE))
+            key = estimate_key(harmonic, chords)
         self.seconds += time.perf_counter() - started
         return SongFacts(tempo, key, _rounded(self._mix_loudness),
                          {s: _rounded(v) for s, v in stems.items()}, chords)
