@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
-from bot.jobapi import ApiError
-from bot.messages import files_note, plain
-from storage import JobRecord, JobState, JobStore
+from bot.derived import Derived, Words
+from storage import JobRecord, JobStore
 
 if TYPE_CHECKING:
     from bot.client import StemBot
@@ -32,42 +31,25 @@ class Midis:
     """One MIDI post per job, however often the button is pressed."""
 
     def __init__(self, jobs: JobStore, delivery: MidiPoster) -> None:
-        self._jobs = jobs
         self._delivery = delivery
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._asks = Derived(jobs, ASKED, POSTED, Words("MIDI needs", "no MIDI"))
 
     async def request(self, guild_id: int | None, job_id: int) -> str:
         """What to tell the member who pressed; the files go to the job's thread."""
-        record = await self._jobs.get(job_id)
-        if record is None or record.guild_id != guild_id:
-            return f"there is no job #{job_id} in this server."
-        if record.state is not JobState.DONE or record.service_job_id is None:
-            return f"job #{job_id} is {record.state.value}: MIDI needs its stems first."
-        if record.deleted_at is not None or record.files_expired():
-            return f"job #{job_id}'s files are gone{files_note(record)}: no MIDI can be made now."
-        await self._jobs.mark_delivered(record.id, ASKED + KEY, None, None)
-        return await self._post(record)
+        record = await self._asks.finished(guild_id, job_id)
+        if isinstance(record, str):
+            return record
+        return await self._asks.ask(record, KEY, "the MIDI files", True, self._poster(record))
 
-    async def _post(self, record: JobRecord) -> str:
-        where = f"<#{record.thread_id or record.channel_id}>"
-        async with self._locks.setdefault(record.id, asyncio.Lock()):
-            if POSTED + KEY in await self._jobs.delivered(record.id):
-                return f"the MIDI files of job #{record.id} are already in {where}."
-            try:
-                await self._delivery.post_midi(record, POSTED + KEY)
-            except ApiError as error:
-                return (f"could not make the MIDI files now ({plain(str(error))}); they will"
-                        " be posted when the bot can reach the service again.")
-        return f"the MIDI files of job #{record.id} are in {where}."
+    def _poster(self, record: JobRecord) -> Callable[[str], Awaitable[None]]:
+        return lambda part: self._delivery.post_midi(record, part)
 
     async def resume(self) -> int:
         """Post the MIDI files asked for before a stop and not posted yet; how many."""
-        pending = await self._jobs.pending_mixes(ASKED, POSTED)
-        for job_id, _ in pending:
-            record = await self._jobs.get(job_id)
-            if record is not None:
-                log.info("posting the MIDI files of job #%d asked before the restart", job_id)
-                await self._post(record)
+        pending = await self._asks.pending()
+        for record, _ in pending:
+            log.info("posting the MIDI files of job #%d asked before the restart", record.id)
+            await self._asks.post(record, KEY, "the MIDI files", True, self._poster(record))
         return len(pending)
 
 

@@ -3,17 +3,16 @@ mix is rendered by the service (MixJob) and posted in the job's thread once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
-from bot.jobapi import ApiError
-from bot.messages import files_note, plain
-from storage import JobRecord, JobState, JobStore
+from bot.derived import Derived, Words
+from storage import JobRecord, JobStore
 
 if TYPE_CHECKING:
     from bot.client import StemBot
@@ -85,21 +84,15 @@ class Mixes:
     """Asks are recorded before the work starts, so a restart finishes them (`resume`)."""
 
     def __init__(self, jobs: JobStore, delivery: MixPoster) -> None:
-        self._jobs = jobs
         self._delivery = delivery
-        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._asks = Derived(jobs, ASKED, POSTED, Words("mixes need", "no mix"))
 
     async def request(self, guild_id: int | None, job_id: int, preset: str, percent: int = 100,
                       semitones: int = 0) -> str:
         """What to tell the member who asked; the mix itself goes to the job's thread."""
-        record = await self._jobs.get(job_id)
-        if record is None or record.guild_id != guild_id:
-            return f"there is no job #{job_id} in this server."
-        if record.state is not JobState.DONE or record.service_job_id is None:
-            return f"job #{job_id} is {record.state.value}: mixes need its stems first."
-        if record.deleted_at is not None or record.files_expired():
-            # a button under an old summary: say so in words, and ask the service nothing
-            return f"job #{job_id}'s files are gone{files_note(record)}: no mix can be made now."
+        record = await self._asks.finished(guild_id, job_id)
+        if isinstance(record, str):
+            return record
         if preset not in presets_for(record):
             fits = ", ".join(LABELS[p] for p in presets_for(record))
             return f"job #{job_id} has {record.stems} stems: its mixes are {fits}."
@@ -108,31 +101,22 @@ class Mixes:
             return (f"speed must be {SPEED_RANGE[0]}-{SPEED_RANGE[1]} % and semitones"
                     f" {SEMITONE_RANGE[0]} to {SEMITONE_RANGE[1]}.")
         ask = MixAsk(preset, percent, semitones)
-        await self._jobs.mark_delivered(record.id, ASKED + ask.key, None, None)
-        return await self._post(record, ask)
+        return await self._asks.ask(record, ask.key, f"the {ask.label}", False,
+                                    self._poster(record, ask))
 
-    async def _post(self, record: JobRecord, ask: MixAsk) -> str:
-        label = ask.label
-        where = f"<#{record.thread_id or record.channel_id}>"
-        async with self._locks.setdefault((record.id, ask.key), asyncio.Lock()):
-            if POSTED + ask.key in await self._jobs.delivered(record.id):
-                return f"the {label} of job #{record.id} is already in {where}."
-            try:
-                await self._delivery.post_mix(record, POSTED + ask.key, ask)
-            except ApiError as error:
-                return (f"could not make the {label} now ({plain(str(error))}); it will be"
-                        " posted when the bot can reach the service again.")
-        return f"the {label} of job #{record.id} is in {where}."
+    def _poster(self, record: JobRecord, ask: MixAsk) -> Callable[[str], Awaitable[None]]:
+        return lambda part: self._delivery.post_mix(record, part, ask)
 
     async def resume(self) -> int:
         """Post the mixes asked for before a stop and not posted yet; how many."""
-        pending = await self._jobs.pending_mixes(ASKED, POSTED)
-        for job_id, key in pending:
-            record, ask = await self._jobs.get(job_id), MixAsk.parse(key)
-            if record is not None and ask is not None:
+        pending = await self._asks.pending()
+        for record, key in pending:
+            ask = MixAsk.parse(key)
+            if ask is not None:
                 log.info("posting the %s of job #%d asked before the restart", ask.label,
-                         job_id)
-                await self._post(record, ask)
+                         record.id)
+                await self._asks.post(record, ask.key, f"the {ask.label}", False,
+                                      self._poster(record, ask))
         return len(pending)
 
 
