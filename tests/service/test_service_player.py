@@ -508,7 +508,7 @@ async def test_the_page_data_holds_the_chords_only_where_the_facts_do() -> None:
         {"start": 0.0, "end": 2.0, "chord": "A"}]  # nothing that lasts no time
 
 
-def test_the_page_is_titled_after_a_page_links_track() -> None:
+async def test_the_page_is_titled_after_a_page_links_track() -> None:
     url = InputSpec(url="https://youtu.be/x")
     job = Job(id="j1", owner="k", custom_id="my upload", callback="", state=State.COMPLETED,
               inputs=(url,), outputs=(), created_at=0, deadline=0)
