@@ -153,7 +153,7 @@ class ContentStore:
         await self.check_writable(content_id, rel, folder=False, name=name)
         await self.blobs.put_file(self.key(content_id, rel), source)
 
-    # --- results: staged per (job, attempt), then published; see service/jobs.py
+    # --- results: staged per (job, attempt), then published; see service/pipeline.py
 
     @staticmethod
     def staged_key(job_id: str, attempt: int, output: int, name: str) -> str:

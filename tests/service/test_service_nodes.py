@@ -244,14 +244,14 @@ async def test_a_stale_attempt_never_replaces_the_winners_files_and_publishes_fi
         stale_outputs = await stage(service, stale, b"stale", tmp_path)
         winner_outputs = await stage(service, winner, b"winner", tmp_path)
         # the stale attempt comes back and tries to commit: refused, its staging removed
-        assert await service.runner._commit(stale, stale_outputs) is None
+        assert await service.runner._pipeline.commit(stale, stale_outputs) is None
         assert await service.content.staged("j") == [f"j.{winner.attempt}.0.j-0-vocals.wav"]
-        done = await service.runner._commit(winner, winner_outputs)
+        done = await service.runner._pipeline.commit(winner, winner_outputs)
         assert done is not None and done.wire()["state"] == 3
         assert await read(service, key.default_content, "j-0-vocals.wav") == b"winner"
         assert await service.content.staged() == []
         stale_outputs = await stage(service, stale, b"stale again", tmp_path)
-        assert await service.runner._commit(stale, stale_outputs) is None
+        assert await service.runner._pipeline.commit(stale, stale_outputs) is None
         assert await read(service, key.default_content, "j-0-vocals.wav") == b"winner"
         assert await service.content.staged() == []
 
