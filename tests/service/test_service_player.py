@@ -110,7 +110,7 @@ async def test_the_player_plays_mutes_and_solos_in_a_real_browser(
     state = await watched.until("s.stems[0].muted && s.stems[0].gain === 0")
     assert gains(state) == {"vocals": 0, "drums": 1, "bass": 1, "other": 1}
     await page.click("[data-stem=drums] .solo")
-    state = await watched.until("s.stems[1].solo")
+    state = await watched.until("s.stems[1].solo && s.stems.map(x => x.gain).join() == '0,1,0,0'")
     assert gains(state) == {"vocals": 0, "drums": 1, "bass": 0, "other": 0}
     assert [s["gain"] for s in state["stems"]] == [0, 1, 0, 0]  # the audio graph itself
     await page.click("[data-stem=drums] .mute")  # soloed and muted: nothing sounds
@@ -391,7 +391,8 @@ async def test_speed_and_transpose_change_the_graph_live_and_the_download(
     assert await page.locator("#pitch-shown").text_content() == "−3 st"
     # mute and solo still act on every stem, through the one stretcher
     await page.click("[data-stem=bass] .solo")
-    state = await watched.until("s.stems[2].solo")
+    # the audio graph follows the click: wait for it, then check it
+    state = await watched.until("s.stems[2].solo && s.stems.map(x => x.gain).join() == '0,0,1,0'")
     assert [s["gain"] for s in state["stems"]] == [0, 0, 1, 0]
     await watched.until("!s.playing || s.level > 0.001")
     await shoot(page, ARTIFACTS, "practice-speed-pitch.png", "player-")
