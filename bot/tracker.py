@@ -31,6 +31,8 @@ POLL_MIN = 2.0
 POLL_MAX = 5.0
 RETRY_MAX = 60.0
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+MEDIA_EXTENSIONS = frozenset((".aac", ".aif", ".aiff", ".flac", ".m4a", ".mka", ".mkv", ".mp3",
+                              ".mp4", ".oga", ".ogg", ".opus", ".wav", ".webm", ".wma"))
 
 
 class JobTracker:
@@ -78,7 +80,8 @@ class JobTracker:
         return await self._queued(record, job)
 
     def _source(self, record: JobRecord) -> InputSpec:
-        return InputSpec(content_id=self._api.content_id, path=input_path(record))
+        return InputSpec(content_id=self._api.content_id, path=input_path(record),
+                         track=track_label(record))
 
     async def _create(self, record: JobRecord) -> Job:
         callback = self.callback_base + record.callback_token if self.callback_base else ""
@@ -285,4 +288,14 @@ def input_path(record: JobRecord) -> str:
     the next start finds again from the record alone."""
     last = unquote(urlsplit(record.input_url).path.rsplit("/", 1)[-1])
     extension = match.group() if (match := _EXTENSION.search(last)) else ""
-    return f"inputs/{record.id}/{record.track_name}{extension}"
+    # A page's name (song.html, watch.php) says nothing of the audio it led to.
+    keep = extension.lower() in MEDIA_EXTENSIONS
+    return f"inputs/{record.id}/{record.track_name}{extension if keep else ''}"
+
+
+def track_label(record: JobRecord) -> dict[str, str] | None:
+    """The title a page link gave, for the service's pages (the player's heading)."""
+    if not record.title:
+        return None
+    page = record.input_url if len(record.input_url) <= 2048 else ""
+    return {"title": record.title[:300], "page": page}

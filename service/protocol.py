@@ -201,7 +201,33 @@ def parse_input(raw: Any, name: str) -> InputSpec:
         return InputSpec(url=http_url(string(body, "url", f"{name}.url"), f"{name}.url"))
     source = obj(body["source"], f"{name}.source")
     return InputSpec(content_id=string(source, "contentId", f"{name}.source.contentId"),
-                     path=string(source, "path", f"{name}.source.path"))
+                     path=string(source, "path", f"{name}.source.path"),
+                     track=parse_track(body.get("track"), f"{name}.track"))
+
+
+# The most characters each field of a request's `track` label may hold.
+TRACK_FIELDS = {"site": 32, "id": 200, "title": 300, "uploader": 200, "page": 2048}
+
+
+def parse_track(raw: Any, name: str) -> dict[str, str] | None:
+    """A request's own label for an uploaded input (the bot's checked page link): shown on
+    the service's pages, never trusted by the result cache, which knows uploads by digest."""
+    if raw is None:
+        return None
+    body = obj(raw, name)
+    unknown = sorted(set(body) - set(TRACK_FIELDS))
+    if unknown:
+        raise InvalidParameter(f"{name}.{unknown[0]} is not a field of a track; known: "
+                               f"{', '.join(TRACK_FIELDS)}")
+    track = {key: string(body, key, f"{name}.{key}", "") for key in TRACK_FIELDS}
+    if not track["title"].strip():
+        raise InvalidParameter(f"{name}.title is required")
+    for key, most in TRACK_FIELDS.items():
+        if len(track[key]) > most:
+            raise InvalidParameter(f"{name}.{key} is longer than {most} characters")
+    if track["page"]:
+        http_url(track["page"], f"{name}.page")
+    return track
 
 
 def parse_output(raw: Any, name: str, input_count: int) -> OutputSpec:

@@ -11,6 +11,7 @@ from harness import BotFactory, Service, answered, read_bytes, refusal
 from test_checked_input import settled
 from test_refusals import separate
 
+from service.player import title_of
 from storage import JobState
 
 
@@ -76,3 +77,29 @@ async def test_a_page_links_title_names_the_thread_summary_and_history(
                                       user_id=OWNER_ID)
         await answered(fake, history)
         assert "The Demos – Demo tune · <http" in refusal(history)
+
+
+async def test_a_song_shared_again_by_another_link_is_served_from_the_cache(
+        fake: FakeDiscord, service: Service, bot_factory: BotFactory, demo_wav: Path) -> None:
+    """The bot submits the bytes it checked; the same song's bytes again are a cache hit at the
+    service (known by digest), and the job carries the page's title for the service's pages."""
+    song = fake.serve("demo.wav", read_bytes(demo_wav), "audio/wav")
+    first, again = titled_page(fake, song), titled_page(fake, song, "song.html?t=42")
+    async with bot_factory(service) as bot:
+        for url in (first, again):
+            log = await separate(fake, url)
+            assert "✅ done" in await settled(fake, log, "done", "failed")
+        jobs = []
+        for number in (1, 2):
+            record = await bot.jobs.require(number)
+            assert record.service_job_id is not None
+            job = await service.store.job(record.service_job_id)
+            assert job is not None
+            jobs.append(job)
+    first_job, repeat = jobs
+    assert not any(r.from_cache for r in first_job.outputs[0].results)
+    assert all(r.from_cache for r in repeat.outputs[0].results)
+    assert repeat.inputs[0].track == {"site": "", "id": "", "title": "The Demos – Demo tune",
+                                      "uploader": "", "page": again}
+    assert repeat.inputs[0].path == "inputs/2/The Demos - Demo tune"  # not ".html"
+    assert title_of(repeat) == "The Demos – Demo tune"

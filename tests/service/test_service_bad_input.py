@@ -162,3 +162,44 @@ async def test_a_destination_taken_during_the_run_is_named(
     assert (done["state"], done["errorCode"]) == (4, "PATH_CONFLICT"), done
     assert "'later' is a file" in done["errorMessage"]
     assert str(running.settings.data_dir.parent) not in done["errorMessage"]
+
+
+def _labelled(track: Any, repo: str) -> dict[str, Any]:
+    return {"inputs": [{"source": {"contentId": repo, "path": "a.wav"}, "track": track}]}
+
+
+@pytest.mark.parametrize(("track", "says"), [
+    ("Song", "inputs[0].track must be an object"),
+    ({"title": ""}, "inputs[0].track.title is required"),
+    ({"title": "x", "album": "y"}, "inputs[0].track.album is not a field of a track"),
+    ({"title": "x" * 301}, "inputs[0].track.title is longer than 300 characters"),
+    ({"title": "x", "uploader": 3}, "inputs[0].track.uploader must be a string"),
+    ({"title": "x", "page": "ftp://a/b"}, "inputs[0].track.page must be an http or https URL"),
+])
+async def test_a_bad_track_label_is_refused_and_creates_nothing(
+        running: Running, track: Any, says: str) -> None:
+    repo = running.api.key.default_content
+    request = {"customId": "bad-track", **_labelled(track, repo),
+               "outputs": [{"inputSelectors": [0],
+                            "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]}
+    status, body = await running.api.call("CreateJob", request)
+    assert (status, body["error"]["code"]) == (400, "INVALID_PARAMETER"), body
+    assert says in body["error"]["message"]
+    assert (await running.api.ok("ListJobs", {"customId": "bad-track"}))["total"] == 0
+
+
+async def test_an_uploads_track_label_travels_and_a_links_is_ignored(running: Running) -> None:
+    """An upload's label is the caller's to give; a link's track is what the service read."""
+    repo = running.api.key.default_content
+    status, _ = await running.api.raw("PUT", f"/content/{repo}/a.wav", data=b"RIFF",
+                                      headers=basic_header(running.api.key))
+    assert status == 201
+    label = {"title": "Demo tune", "uploader": "The Demos"}
+    request = {**_labelled(label, repo), "outputs": [{"inputSelectors": [0, 1],
+               "smartContentDescriptor": {"musicSeperate": {"method": 1}}}]}
+    request["inputs"].append({"url": "http://127.0.0.1:9/a.wav", "track": label})
+    job = (await running.api.ok("CreateJob", request))["job"]
+    shown = await running.api.job(job["id"])
+    assert shown["inputs"][0]["track"] == {"site": "", "id": "", "title": "Demo tune",
+                                           "uploader": "The Demos", "page": ""}
+    assert "track" not in shown["inputs"][1]
