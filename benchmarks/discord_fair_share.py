@@ -16,6 +16,13 @@ is a real separation, never a result-cache hit). Measured:
 
 The bot's per-server cap is off here (BOT_MAX_SERVER_JOBS=0): the big server's 25 songs all
 enter the queue, which is what fair share is to be measured against.
+
+`--postgres N` runs the same on the several-machines set-up: a throwaway PostgreSQL and
+SeaweedFS, `stembot up` as API + bot only, and N `stembot worker` nodes; `--kill-after D`
+kills one worker node (SIGKILL to its whole process group, as a lost machine) once D jobs
+are delivered. Its jobs come back when their leases run out; still exactly once:
+
+    .venv/bin/python -m benchmarks.discord_fair_share --postgres 2 --kill-after 10
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +51,10 @@ from fake_discord import GUILD_ID, FakeDiscord, InteractionLog
 from benchmarks.service_load import free_port
 from separation import OutputFormat, encode, synth
 from stembot.launch import read_bot_key
+from tests.infra.postgres import PostgresCluster
+from tests.infra.seaweed import SeaweedFS
+
+BUCKET = "fair"
 
 # `stembot up`, its discord.py pointed at the fake (as FakeDiscord.installed does in-process)
 LAUNCH = """
@@ -131,35 +143,99 @@ async def get_job_load(url: str, key: tuple[str, str], stop: asyncio.Event,
         await asyncio.gather(lister(), *(poller() for _ in range(4)))
 
 
+class Nodes:
+    """Where `stembot up` keeps its jobs: its own folder and SQLite, or (`--postgres N`) a
+    throwaway PostgreSQL and SeaweedFS shared with N worker nodes."""
+
+    def __init__(self, folder: Path, worker_nodes: int) -> None:
+        self.folder = folder
+        self.worker_nodes = worker_nodes
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.postgres: PostgresCluster | None = None
+        self.seaweed: SeaweedFS | None = None
+
+    def shared(self) -> dict[str, str]:
+        """The settings every node shares: the database and object store (empty on SQLite)."""
+        if not self.worker_nodes:
+            return {}
+        if self.postgres is None:
+            self.postgres = PostgresCluster().init().start()
+            self.seaweed = SeaweedFS(self.folder / "seaweed")
+            self.seaweed.start()
+            self.seaweed.create_bucket(BUCKET)
+            self.database = self.postgres.create_database()
+        assert self.seaweed is not None
+        return {"STEMBOT_DATABASE_URL": self.database,
+                **self.seaweed.env(f"s3://{BUCKET}/jobs"), "STEMBOT_MIN_FREE_BYTES": "0"}
+
+    def start_workers(self, env: dict[str, str]) -> None:
+        for n in range(self.worker_nodes):
+            node = {**env, "STEMBOT_DATA_DIR": str(self.folder / f"w{n + 1}"),
+                    "STEMBOT_NODE_NAME": f"w{n + 1}", "STEMBOT_WORKERS": "1"}
+            with (self.folder / f"w{n + 1}.log").open("wb") as log:
+                self.workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "stembot", "worker"], env=node, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True))
+
+    def kill_one(self) -> None:
+        """A lost machine: the first worker node and its worker processes, SIGKILL."""
+        os.killpg(self.workers[0].pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        if self.seaweed is not None:
+            self.seaweed.stop()
+        if self.postgres is not None:
+            self.postgres.remove()
+
+
+def up_env(fake: FakeDiscord, folder: Path, port: int, workers: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BOT_", "STEMBOT_", "DISCORD_"))}
+    return env | {"FAKE_DISCORD": fake.base, "DISCORD_TOKEN": "fake-token",
+                  "STEMBOT_DATA_DIR": str(folder / "data"), "STEMBOT_PORT": str(port),
+                  "STEMBOT_WORKERS": str(workers), "BOT_LISTEN_PORT": "0",
+                  "BOT_ALLOW_PRIVATE_NETWORKS": "true", "BOT_COOLDOWN_SECONDS": "0",
+                  "BOT_MAX_CONCURRENT": "0", "BOT_DAILY_QUOTA": "0", "BOT_MAX_SERVER_JOBS": "0",
+                  "STEMBOT_ALLOW_PRIVATE_NETWORKS": "true",
+                  "STEMBOT_LINK_SECRET": "benchmark-link-secret-0123456789abcdef"}
+
+
+async def bot_key(folder: Path) -> tuple[str, str]:
+    for _ in range(600):
+        key = read_bot_key(folder / "data" / "bot-key.json")
+        if key:
+            return key
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the bot made no key")
+
+
 async def run(args: argparse.Namespace) -> None:
     random.seed(1)
     with tempfile.TemporaryDirectory(prefix="stembot-fair-") as tmp:
         folder = Path(tmp)
+        os.chmod(folder, 0o755)  # PostgreSQL's own user reads below it
         data = songs(folder, args.members, args.seconds)
+        nodes = Nodes(folder, args.postgres)
         async with FakeDiscord() as fake:
             urls = [fake.serve(f"song-{n}.wav", d, "audio/wav") for n, d in enumerate(data)]
             port = free_port()
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("BOT_", "STEMBOT_", "DISCORD_"))}
-            env |= {"FAKE_DISCORD": fake.base, "DISCORD_TOKEN": "fake-token",
-                    "STEMBOT_DATA_DIR": str(folder / "data"), "STEMBOT_PORT": str(port),
-                    "STEMBOT_WORKERS": str(args.workers), "BOT_LISTEN_PORT": "0",
-                    "BOT_ALLOW_PRIVATE_NETWORKS": "true", "BOT_COOLDOWN_SECONDS": "0",
-                    "BOT_MAX_CONCURRENT": "0", "BOT_DAILY_QUOTA": "0",
-                    "BOT_MAX_SERVER_JOBS": "0"}
+            shared = nodes.shared()
+            env = up_env(fake, folder, port, 0 if args.postgres else args.workers) | shared
             log = (folder / "up.log").open("wb")
             up = start_up(env, log)
             try:
                 await asyncio.wait_for(fake.ready(), 120)
-                url = f"http://127.0.0.1:{port}"
-                key = None
-                for _ in range(600):
-                    key = read_bot_key(folder / "data" / "bot-key.json")
-                    if key:
-                        break
-                    await asyncio.sleep(0.1)
-                assert key is not None, "the bot made no key"
-                await report(args, fake, urls, url, key, up.pid)
+                nodes.start_workers({**up_env(fake, folder, port, 1), **shared})
+                key = await bot_key(folder)
+                await report(args, fake, urls, f"http://127.0.0.1:{port}", key, up.pid, nodes)
             finally:
                 up.terminate()
                 try:
@@ -167,10 +243,11 @@ async def run(args: argparse.Namespace) -> None:
                 except subprocess.TimeoutExpired:
                     up.kill()
                 log.close()
+                nodes.close()
 
 
 async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], url: str,
-                 key: tuple[str, str], pid: int) -> None:
+                 key: tuple[str, str], pid: int, nodes: Nodes) -> None:
     servers = [GUILD_ID + n for n in range(args.servers)]
     # the big server sends B; the others share the rest, round robin
     who = [servers[0]] * args.big + [servers[1 + n % (args.servers - 1)]
@@ -185,7 +262,9 @@ async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], u
     async def sample() -> None:
         while not stop.is_set():
             peaks["up"] = max(peaks["up"], hwm_kib(pid))
-            peaks["workers"] = max([peaks["workers"], *map(hwm_kib, descendants(pid))])
+            workers = [w for node in nodes.workers for w in [node.pid, *descendants(node.pid)]]
+            peaks["workers"] = max([peaks["workers"],
+                                    *map(hwm_kib, [*descendants(pid), *workers])])
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
@@ -212,12 +291,16 @@ async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], u
         return any(word in text for word in ("✅ done", "❌ failed", "🚫 canceled"))
 
     deadline = time.monotonic() + args.timeout
+    killed_at = None
     while time.monotonic() < deadline:
         for _guild, _at, interaction in sent:
             thread = interaction.original.id if interaction.original else 0
             if thread and thread not in delivered and any(
                     m.attachments for m in fake.in_channel(thread)):
                 delivered[thread] = time.monotonic() - start
+        if args.kill_after and killed_at is None and len(delivered) >= args.kill_after:
+            nodes.kill_one()
+            killed_at = time.monotonic() - start
         if all(ended(i) for _, _, i in sent):
             break
         await asyncio.sleep(0.2)
@@ -241,8 +324,13 @@ async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], u
     small = [min(times[s], default=float("nan")) for s in servers[1:]]
     # how many of the big server's jobs were delivered before a small server's first
     before = [sum(1 for t in big_times if t < first) for first in small]
+    layout = (f"PostgreSQL + S3, {args.postgres} worker node(s) of 1 worker" if args.postgres
+              else f"SQLite, {args.workers} worker(s)")
     print(f"\n{args.members} members in {args.servers} servers (one sends {args.big}),"
-          f" {args.seconds:g} s songs within {args.window:g} s, {args.workers} worker(s)")
+          f" {args.seconds:g} s songs within {args.window:g} s; {layout}")
+    if killed_at is not None:
+        print(f"worker node w1 killed (SIGKILL) at {killed_at:.0f} s, after"
+              f" {args.kill_after} deliveries")
     print("| measure | value |\n|---|---|")
     print(f"| acknowledgement p50 / p99 | {pct(acks, .5) * 1000:.0f} ms /"
           f" {pct(acks, .99) * 1000:.0f} ms |")
@@ -269,6 +357,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3, help="length of each song")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--postgres", type=int, default=0, metavar="N",
+                        help="PostgreSQL + S3 with N worker nodes (0: SQLite, local workers)")
+    parser.add_argument("--kill-after", type=int, default=0, metavar="D",
+                        help="with --postgres, SIGKILL one worker node after D deliveries")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from service.store import QueueState, Store, now_ms
@@ -27,8 +26,10 @@ class _Owner:
     key's oldest waiting job as its tenants' jobs go."""
 
     running: int = 0
+    served: int = 0
     tenants: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-    heads: list[tuple[int, int, str]] = field(default_factory=list)  # (running, seq, tenant)
+    # (running, served, seq of the oldest waiting, tenant)
+    heads: list[tuple[int, int, int, str]] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     first: int = 0  # index into seqs of the oldest not yet ordered
     taken: set[int] = field(default_factory=set)
@@ -38,38 +39,49 @@ class _Owner:
             self.first += 1
         return self.seqs[self.first]
 
+    def take(self) -> str:
+        """The next job of the tenant first in line; it counts as running and served."""
+        running, served, _, tenant = heapq.heappop(self.heads)
+        jobs = self.tenants[tenant]
+        seq, job_id = jobs.pop()
+        self.taken.add(seq)
+        if jobs:
+            heapq.heappush(self.heads, (running + 1, served + 1, jobs[-1][0], tenant))
+        return job_id
 
-def fair_order(state: QueueState) -> list[str]:
-    """The waiting jobs' ids in the order the claims would take them."""
-    tenant_running: dict[tuple[str, str], int] = defaultdict(int, state.running)
+
+def _owners(state: QueueState) -> dict[str, _Owner]:
     owners: dict[str, _Owner] = {}
     for seq, job_id, owner, tenant in sorted(state.waiting):
         entry = owners.setdefault(owner, _Owner())
         entry.tenants.setdefault(tenant, []).append((seq, job_id))
         entry.seqs.append(seq)
-    for (owner, _tenant), count in state.running.items():
-        if owner in owners:
-            owners[owner].running += count
+    for counts, attribute in ((state.running, "running"), (state.served, "served")):
+        for (owner, _tenant), count in counts.items():
+            if owner in owners:
+                setattr(owners[owner], attribute, getattr(owners[owner], attribute) + count)
     for owner, entry in owners.items():
         for tenant, jobs in entry.tenants.items():
             jobs.reverse()  # pop() takes the oldest
-            entry.heads.append((tenant_running[owner, tenant], jobs[-1][0], tenant))
+            entry.heads.append((state.running.get((owner, tenant), 0),
+                                state.served.get((owner, tenant), 0), jobs[-1][0], tenant))
         heapq.heapify(entry.heads)
-    keys = [(entry.running, entry.oldest(), owner) for owner, entry in owners.items()]
+    return owners
+
+
+def fair_order(state: QueueState) -> list[str]:
+    """The waiting jobs' ids in the order the claims would take them."""
+    owners = _owners(state)
+    keys = [(entry.running, entry.served, entry.oldest(), owner)
+            for owner, entry in owners.items()]
     heapq.heapify(keys)
     order: list[str] = []
     while keys:
-        running, _, owner = heapq.heappop(keys)
+        running, served, _, owner = heapq.heappop(keys)
         entry = owners[owner]
-        tenant_count, _, tenant = heapq.heappop(entry.heads)
-        jobs = entry.tenants[tenant]
-        seq, job_id = jobs.pop()
-        order.append(job_id)
-        entry.taken.add(seq)
-        if jobs:
-            heapq.heappush(entry.heads, (tenant_count + 1, jobs[-1][0], tenant))
+        order.append(entry.take())
         if entry.heads:
-            heapq.heappush(keys, (running + 1, entry.oldest(), owner))
+            heapq.heappush(keys, (running + 1, served + 1, entry.oldest(), owner))
     return order
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from service.protocol import Job
@@ -75,15 +75,23 @@ class Gone:
     path: str
 
 
+# Claims within this window count for fair share: a key or tenant served lately waits behind
+# one that was not, even once its own jobs have ended (with one worker, "fewest running"
+# alone would be first come, first served again after every job).
+FAIR_WINDOW_MS = 3600 * 1000
+
+
 @dataclass(frozen=True, slots=True)
 class QueueState:
     """The queue at one moment: jobs PROCESSING per (key, tenant), the SUBMITTED jobs as
-    (seq, id, key, tenant) oldest first, and the recent separations' (started_at,
-    completed_at) in ms, newest first, from jobs that separated (not all from the cache)."""
+    (seq, id, key, tenant) oldest first, the recent separations' (started_at,
+    completed_at) in ms, newest first, from jobs that separated (not all from the cache),
+    and the claims per (key, tenant) within FAIR_WINDOW_MS."""
 
     running: dict[tuple[str, str], int]
     waiting: list[tuple[int, str, str, str]]
     recent: list[tuple[int, int]]
+    served: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class SchemaError(RuntimeError):

@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 -- schema 4: a database made by schema 3 gets the tenant column in place
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS tenant TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (owner, tenant, state);
+-- fair share counts each key's and tenant's claims of the last hour
+CREATE INDEX IF NOT EXISTS jobs_by_owner_start ON jobs (owner, started_at);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_start ON jobs (owner, tenant, started_at);
 CREATE TABLE IF NOT EXISTS gone (
     content_id TEXT NOT NULL,
     path TEXT NOT NULL,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from service.protocol import Job
-from service.store import Gone, Key, MixRecord, NewKey, QueueState, SignIn, now_ms
+from service.store import FAIR_WINDOW_MS, Gone, Key, MixRecord, NewKey, QueueState, SignIn, now_ms
 from service.store_rows import Row, dump_inputs, dump_outputs, load_job, load_key, load_mix
 from wire.enums import State
 from wire.jobs import InputSpec, OutputSpec
@@ -254,18 +254,23 @@ class SqlStore:
     async def claim_next(self, node: str = "", lease_s: float = 30) -> Job | None:
         """The next SUBMITTED job moved to PROCESSING under a lease; claims are serialized, so
         no job is claimed twice. Fair share on two levels, each by fewest jobs PROCESSING,
-        then oldest waiting job: first the key, then that key's tenant (no tenant is one
-        more), then the tenant's oldest job. service/queue.py's fair_order is the same rule
-        applied to a whole queue: keep them in step."""
+        then fewest claims within FAIR_WINDOW_MS, then oldest waiting job: first the key,
+        then that key's tenant (no tenant is one more), then the tenant's oldest job.
+        service/queue.py's fair_order is the same rule applied to a whole queue: keep them
+        in step."""
         at = now_ms()
+        since = at - FAIR_WINDOW_MS
 
         async def work(tx: Tx) -> Row | None:
             pick = await tx.one(
                 "SELECT seq FROM jobs AS j WHERE state=1 ORDER BY"
                 " (SELECT COUNT(*) FROM jobs AS p WHERE p.owner=j.owner AND p.state=2),"
+                " (SELECT COUNT(*) FROM jobs AS r WHERE r.owner=j.owner AND r.started_at>=?),"
                 " (SELECT MIN(q.seq) FROM jobs AS q WHERE q.owner=j.owner AND q.state=1),"
                 " (SELECT COUNT(*) FROM jobs AS t WHERE t.owner=j.owner AND t.tenant=j.tenant"
-                " AND t.state=2), seq LIMIT 1")
+                " AND t.state=2),"
+                " (SELECT COUNT(*) FROM jobs AS u WHERE u.owner=j.owner AND u.tenant=j.tenant"
+                " AND u.started_at>=?), seq LIMIT 1", since, since)
             if pick is None:
                 return None
             return await tx.one(
@@ -279,6 +284,9 @@ class SqlStore:
         async def work(tx: Tx) -> QueueState:
             running = await tx.all("SELECT owner, tenant, COUNT(*) AS n FROM jobs WHERE"
                                    " state=2 GROUP BY owner, tenant")
+            served = await tx.all("SELECT owner, tenant, COUNT(*) AS n FROM jobs WHERE"
+                                  " started_at>=? GROUP BY owner, tenant",
+                                  now_ms() - FAIR_WINDOW_MS)
             waiting = await tx.all("SELECT seq, id, owner, tenant FROM jobs WHERE state=1"
                                    " ORDER BY seq")
             # the newest COMPLETED jobs (by creation: the state index serves it)
@@ -289,7 +297,8 @@ class SqlStore:
                 [(int(r["seq"]), str(r["id"]), str(r["owner"]), str(r["tenant"]))
                  for r in waiting],
                 sorted(((int(r["started_at"]), int(r["completed_at"])) for r in done
-                        if _separated(str(r["outputs"]))), key=lambda t: -t[1]))
+                        if _separated(str(r["outputs"]))), key=lambda t: -t[1]),
+                {(str(r["owner"]), str(r["tenant"])): int(r["n"]) for r in served})
         return await self._tx(work, write=False)
 
     async def renew(self, job_id: str, attempt: int, lease_s: float, progress: int) -> bool:

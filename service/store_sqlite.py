@@ -107,6 +107,9 @@ CREATE INDEX IF NOT EXISTS jobs_by_lease ON jobs (state, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_publishing ON jobs (publishing);
 CREATE INDEX IF NOT EXISTS jobs_callbacks ON jobs (callback_state, callback_due);
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (owner, tenant, state);
+-- fair share counts each key's and tenant's claims of the last hour
+CREATE INDEX IF NOT EXISTS jobs_by_owner_start ON jobs (owner, started_at);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_start ON jobs (owner, tenant, started_at);
 """
 
 

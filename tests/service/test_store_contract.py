@@ -96,6 +96,24 @@ async def test_the_tenants_of_one_key_share_fairly(store: Store) -> None:
     assert "tenant" not in (await store.job("untenanted")).wire()  # type: ignore[union-attr]
 
 
+async def test_a_tenant_served_lately_waits_even_once_its_jobs_ended(store: Store) -> None:
+    """One worker: each job ends before the next claim, so no tenant has one running; the
+    claims of the last hour still put the big server's second song after the others'."""
+    await add(store, "bot", "big1", "big2", "big3", tenant="guild-1")
+    await add(store, "bot", "small2", tenant="guild-2")
+    await add(store, "other", "o1", "o2")
+    await add(store, "bot", "small3", tenant="guild-3")
+    order = []
+    for _ in range(7):
+        job = await claimed(store)
+        order.append(job.id)
+        assert await store.finish(job.id, State.COMPLETED, attempt=job.attempt)
+    # keys alternate (bot, other, ...); inside the bot's key each server's first song first
+    assert order == ["big1", "o1", "small2", "o2", "small3", "big2", "big3"]
+    state = await store.queue_state()
+    assert state.served[("bot", "guild-1")] == 3 and state.served[("other", "")] == 2
+
+
 async def test_keys_share_first_then_the_tenants_of_a_key(store: Store) -> None:
     await add(store, "bot", "g1-a", "g1-b", tenant="g1")
     await add(store, "other", "o1", "o2")
@@ -156,7 +174,9 @@ async def test_the_queue_state_counts_running_and_recent_separations(store: Stor
     await claimed(store)
     state = await store.queue_state()
     assert state.waiting == []
-    assert state.running == {("bot", ""): 1}
+    # g1 was served first, so the untenanted job went before its second
+    assert state.running == {("bot", "g1"): 1}
+    assert state.served == {("bot", "g1"): 2, ("bot", ""): 1}
     assert len(state.recent) == 1  # the cached one measured no separation
     start, end = state.recent[0]
     assert 0 < start <= end
