@@ -181,6 +181,13 @@ class Nodes:
         """A lost machine: the first worker node and its worker processes, SIGKILL."""
         os.killpg(self.workers[0].pid, signal.SIGKILL)
 
+    def reclaimed(self) -> int:
+        """Claims of a job's second or later attempt, from the worker nodes' logs."""
+        lines = [line for n in range(self.worker_nodes)
+                 for line in (self.folder / f"w{n + 1}.log").read_text().splitlines()
+                 if ": claimed by " in line and " attempt " in line]
+        return sum(int(line.split(" attempt ", 1)[1].split(":", 1)[0]) > 1 for line in lines)
+
     def close(self) -> None:
         for worker in self.workers:
             with contextlib.suppress(ProcessLookupError):
@@ -330,7 +337,7 @@ async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], u
           f" {args.seconds:g} s songs within {args.window:g} s; {layout}")
     if killed_at is not None:
         print(f"worker node w1 killed (SIGKILL) at {killed_at:.0f} s, after"
-              f" {args.kill_after} deliveries")
+              f" {args.kill_after} deliveries; jobs claimed again: {nodes.reclaimed()}")
     print("| measure | value |\n|---|---|")
     print(f"| acknowledgement p50 / p99 | {pct(acks, .5) * 1000:.0f} ms /"
           f" {pct(acks, .99) * 1000:.0f} ms |")
