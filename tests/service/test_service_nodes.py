@@ -112,9 +112,10 @@ async def test_api_node_and_worker_node_share_jobs_progress_and_cancel(
         canceled_at = time.monotonic()
         canceled = await api.ok("CancelJob", {"id": long_job})
         assert canceled["job"]["state"] == 5
+        # well before the 30 s lease could run out: the cancel reached the worker
         stopped = await row_until(api_node, long_job, lambda job: job.lease_until == 0,
-                                  within=5)
-        assert time.monotonic() - canceled_at < 3
+                                  within=20)
+        assert time.monotonic() - canceled_at < 20
         assert stopped.state.value == 5
         assert not list(folder.glob(f"{long_job}-*"))
 
@@ -142,8 +143,8 @@ async def test_a_stopped_then_a_killed_worker_node_hands_the_job_on(
         servers[0].send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(servers[0].wait, 30) == 0
         requeued = await row_until(api_node, job_id, lambda job: job.state.value == 1,
-                                   within=5)
-        assert time.monotonic() - stopping < 15 and requeued.restarts == 1
+                                   within=20)
+        assert time.monotonic() - stopping < 25 and requeued.restarts == 1  # lease: 30 s
 
         servers.append(start("worker", node_env(tmp_path / "w2", pg_url, "w2", LEASE),
                            tmp_path / "w2.log"))
