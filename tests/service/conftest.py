@@ -17,7 +17,7 @@ import pytest_asyncio
 from service_harness import Origin, Running, serving, start_origin
 
 from separation import OutputFormat, encode, synth
-from tests.infra.seaweed import SeaweedFS
+from support.seaweed import SeaweedFS
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,10 @@ from service_harness import Api, basic_header
 
 from separation import OutputFormat, encode, synth
 from service.store import NewKey
-from tests.infra.netns import Host, Network, inside, require_netns
-from tests.infra.nodes import Node, log_ready, serve, start_node, stembot
-from tests.infra.postgres import PostgresCluster
-from tests.infra.seaweed import SeaweedFS
+from support.netns import Host, Network, inside, require_netns
+from support.nodes import Node, log_ready, serve, start_node, stembot
+from support.postgres import PostgresCluster
+from support.seaweed import SeaweedFS
 
 API_PORT = 8080
 ORIGIN_PORT = 8099
