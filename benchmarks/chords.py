@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
+from benchmarks.report import song_line, write_report
 from benchmarks.song_facts import separate
 from separation import OutputFormat, Separator, decode, encode
 from separation.chords import NO_CHORD, Chord, chroma, essentia_chords
@@ -184,7 +184,7 @@ def main() -> None:
             results.append(result)
             if profile := profile_key(mono):
                 examples.append((profile, list(facts.chords), Key(song.tonic, song.minor, 1.0)))
-            print(json.dumps(asdict(result)), flush=True)
+            song_line(result)
     scored = sum(r.chords_scored for r in results)
     report = {"set": args.set, "songs": args.songs, "seconds": args.seconds,
               "separated": args.separated,
@@ -202,10 +202,7 @@ def main() -> None:
                                            / (args.songs * args.seconds / 60), 1)}
     if args.fit:
         report["fitted_key_weights"] = fit_key_weights(examples)
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": report,
-                                         "songs": [asdict(r) for r in results]}, indent=1))
+    write_report(report, results, args.json)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ and the time the facts add to the separation of a 3-minute song.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import song_line, write_report
 from separation import OutputFormat, Separator, StemPreset, encode
 from separation.dsp import Float
 from separation.essentia_lib import standard
@@ -162,14 +162,11 @@ def main() -> None:
         for index in range(args.songs):
             result = measure(separator, index, args.seconds, Path(tmp))
             results.append(result)
-            print(json.dumps(asdict(result)), flush=True)
+            song_line(result)
         cost = long_song_cost(separator, Path(tmp), args.long_minutes)
     report = {"songs": args.songs, "seconds": args.seconds, **summary(results),
               "loudness": loudness_checks(), "long_song": cost}
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": report,
-                                         "songs": [asdict(r) for r in results]}, indent=1))
+    write_report(report, results, args.json)
 
 
 if __name__ == "__main__":
