@@ -1,6 +1,6 @@
 """Several machines: PostgreSQL + SeaweedFS on one host, two API hosts, two worker hosts.
 
-Every host is a Linux network namespace on a private bridge (tests/infra/netns.py); the nodes
+Every host is a Linux network namespace on a private bridge (support/netns.py); the nodes
 are real `stembot serve` / `stembot worker` processes, the jobs run the real model, and each
 scenario checks what a client sees and that nothing is lost or doubled.
 """
