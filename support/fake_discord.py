@@ -1,164 +1,62 @@
-"""A fake Discord for tests: the REST routes the bot calls and a gateway websocket.
+"""A fake Discord for tests and benchmarks: the REST routes the bot calls and a gateway websocket.
 
 It speaks just enough of Discord's API v10 for discord.py 2.x: login, HELLO / IDENTIFY /
 READY / GUILD_CREATE, interactions (callback, original response, followups), threads and
-channel messages with attachments. Everything the bot posts is kept for assertions.
+channel messages with attachments. Everything the bot posts is kept for assertions. The
+routes and their state are in support/discord_rest.py, the payloads in
+support/discord_payloads.py; the names tests use are all importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import json
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import discord
 import yarl
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
-Json = dict[str, Any]
-APP_ID = 900_000_000_000_000_001
-BOT_ID = APP_ID
-GUILD_ID = 900_000_000_000_000_010
-CHANNEL_ID = 900_000_000_000_000_020
-MOD_ROLE_ID = 900_000_000_000_000_030
-OWNER_ID = 900_000_000_000_000_040
-MANAGE_GUILD = 1 << 5
-# What a plain member may do in the channel: view, send, threads, attach, history, use commands.
-MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 15) | (1 << 16) | (1 << 31)
+from support.discord_payloads import (
+    APP_ID,
+    BOT_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
+    MOD_ROLE_ID,
+    OWNER_ID,
+    Attachment,
+    InteractionLog,
+    Json,
+    Message,
+    now_iso,
+    user_payload,
+)
+from support.discord_rest import DiscordRest
 
-
-def user_payload(user_id: int, name: str, bot: bool = False) -> Json:
-    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name,
-            "avatar": None, "bot": bot, "flags": 0, "public_flags": 0}
-
-
-def _json(data: Json, status: int = 200) -> web.Response:
-    # discord.py parses JSON only when the type is exactly `application/json` (no charset).
-    return web.Response(body=json.dumps(data).encode(), status=status,
-                        content_type="application/json")
-
-
-# Discord's limit on a message's content; longer is refused, as the real API does.
-CONTENT_LIMIT = 2000
+__all__ = ["BOT_ID", "CHANNEL_ID", "GUILD_ID", "MOD_ROLE_ID", "OWNER_ID", "Attachment",
+           "FakeDiscord", "InteractionLog", "Json", "Message"]
 
 
-def _too_long(content: str | None) -> web.Response | None:
-    """The real API's 400 (Invalid Form Body, code 50035) for content over 2000 characters."""
-    if content is None or len(content) <= CONTENT_LIMIT:
-        return None
-    return _json({"message": "Invalid Form Body", "code": 50035, "errors": {"content": {
-        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                     "message": f"Must be {CONTENT_LIMIT} or fewer in length."}]}}}, status=400)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-@dataclass
-class Attachment:
-    filename: str
-    data: bytes
-    content_type: str
-
-
-@dataclass
-class Message:
-    id: int
-    channel_id: int
-    content: str
-    attachments: list[Attachment] = field(default_factory=list)
-    edits: list[str] = field(default_factory=list)
-    components: list[Json] = field(default_factory=list)
-    author_id: int = BOT_ID  # a member's own message (add_message) names the member
-
-    def payload(self, base: str) -> Json:
-        author = user_payload(BOT_ID, "stembot", bot=True) if self.author_id == BOT_ID \
-            else user_payload(self.author_id, f"member{self.author_id % 1000}")
-        return {
-            "id": str(self.id), "channel_id": str(self.channel_id), "guild_id": str(GUILD_ID),
-            "author": author, "content": self.content,
-            "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
-            "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
-            "pinned": False, "type": 0, "flags": 0, "components": self.components,
-            "attachments": [
-                {"id": str(self.id * 10 + i), "filename": a.filename, "size": len(a.data),
-                 "url": f"{base}/attachments/{self.id}/{i}/{a.filename}",
-                 "proxy_url": f"{base}/attachments/{self.id}/{i}/{a.filename}",
-                 "content_type": a.content_type}
-                for i, a in enumerate(self.attachments)
-            ],
-        }
-
-
-@dataclass
-class InteractionLog:
-    """What one interaction's user saw: the callback, the original reply, followups."""
-
-    id: int
-    token: str
-    callback: Json | None = None
-    original: Message | None = None
-    followups: list[str] = field(default_factory=list)
-
-
-class FakeDiscord:
-    """Run with `async with FakeDiscord() as fake:`, then `fake.install()` points discord.py."""
+class FakeDiscord(DiscordRest):
+    """Run with `async with FakeDiscord() as fake:`, then `fake.installed()` points discord.py."""
 
     def __init__(self) -> None:
-        self._ids = itertools.count(int(time.time() * 1000) << 22)
-        self.messages: dict[int, Message] = {}
-        self.nonces: dict[str, int] = {}  # enforced nonce -> the message it made
-        self.threads: dict[int, Json] = {}
-        self.interactions: dict[str, InteractionLog] = {}
-        self.files: dict[str, tuple[bytes, str]] = {}
-        self.later: dict[str, bytes] = {}  # what a file becomes after its first download
-        self.downloads: collections.Counter[str] = collections.Counter()
-        self.redirects: dict[str, str] = {}
-        self.deletions: collections.Counter[int] = collections.Counter()  # message id -> DELETEs
-        self.upload_limit = 10 * 1024 * 1024
-        self.fail_thread_creation = False
-        # The JSON of every message the bot sent or edited (callbacks, replies, followups,
-        # channel posts), as Discord received it: tests read its `allowed_mentions`.
-        self.payloads: list[Json] = []
-        # Registered application commands: guild id (None: global) to the payloads.
-        self.commands: dict[int | None, list[Json]] = {}
+        super().__init__()
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
-        self._changed = asyncio.Condition()
         self._identified = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self.base = ""
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self.gateway)
-        app.router.add_get("/files/{name}", self.serve_file)
-        app.router.add_get("/attachments/{mid}/{index}/{name}", self.serve_attachment)
-        api = "/api/v10"
-        app.router.add_get(api + "/users/@me", self.me)
-        app.router.add_get(api + "/oauth2/applications/@me", self.application)
-        app.router.add_get(api + "/gateway/bot", self.gateway_bot)
-        app.router.add_put(api + "/applications/{app}/commands", self.put_commands)
-        app.router.add_put(api + "/applications/{app}/guilds/{gid}/commands", self.put_commands)
-        app.router.add_post(api + "/interactions/{id}/{token}/callback", self.callback)
-        app.router.add_route("*", api + "/webhooks/{app}/{token}/messages/@original",
-                             self.original)
-        app.router.add_post(api + "/webhooks/{app}/{token}", self.followup)
-        app.router.add_post(api + "/channels/{cid}/messages/{mid}/threads", self.thread)
-        app.router.add_patch(api + "/channels/{cid}", self.edit_channel)
-        app.router.add_post(api + "/channels/{cid}/messages", self.create_message)
-        app.router.add_patch(api + "/channels/{cid}/messages/{mid}", self.edit_message)
-        app.router.add_delete(api + "/channels/{cid}/messages/{mid}", self.delete_message)
+        self.add_routes(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -366,202 +264,3 @@ class FakeDiscord:
 
     async def _send(self, ws: web.WebSocketResponse, event: str, data: Json) -> None:
         await ws.send_json({"op": 0, "t": event, "s": next(self._sequence), "d": data})
-
-    # --- REST ------------------------------------------------------------------------------
-
-    async def me(self, request: web.Request) -> web.Response:
-        return _json(user_payload(BOT_ID, "stembot", bot=True))
-
-    async def application(self, request: web.Request) -> web.Response:
-        return _json({
-            "id": str(APP_ID), "name": "stembot", "icon": None, "description": "",
-            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
-            "owner": user_payload(OWNER_ID, "owner"), "flags": 0, "summary": "",
-        })
-
-    async def gateway_bot(self, request: web.Request) -> web.Response:
-        return _json({"url": self.base.replace("http", "ws", 1) + "/gateway",
-                                  "shards": 1, "session_start_limit": {
-                                      "total": 1000, "remaining": 1000, "reset_after": 0,
-                                      "max_concurrency": 1}})
-
-    async def put_commands(self, request: web.Request) -> web.Response:
-        guild = request.match_info.get("gid")
-        # a message command has no description; Discord answers it as ""
-        registered = [{"description": "", **command, "id": str(next(self._ids)),
-                       "application_id": str(APP_ID),
-                       "version": "1", **({"guild_id": guild} if guild else {})}
-                      for command in await request.json()]
-        self.commands[int(guild) if guild else None] = registered
-        return _json(registered)  # type: ignore[arg-type]
-
-    async def callback(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if (refused := _too_long((body.get("data") or {}).get("content"))) is not None:
-            return refused
-        log = self.interactions[request.match_info["token"]]
-        log.callback = body
-        if body["type"] in (4, 7):  # a message, new or edited (5 and 6 only defer)
-            self.payloads.append(body.get("data") or {})
-        resource: Json = {"type": body["type"]}
-        data = body.get("data") or {}
-        if body["type"] == 4:
-            log.original = self._store(CHANNEL_ID, data.get("content", ""), [])
-            resource["message"] = log.original.payload(self.base)
-        elif body["type"] == 7 and log.original is None:
-            log.original = self._store(CHANNEL_ID, data.get("content", ""), [])
-        await self._notify()
-        return _json({
-            "interaction": {"id": str(log.id), "type": 2,
-                            "response_message_id": str(log.original.id) if log.original else None,
-                            "response_message_loading": body["type"] == 5,
-                            "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
-            "resource": resource,
-        })
-
-    async def original(self, request: web.Request) -> web.Response:
-        log = self.interactions[request.match_info["token"]]
-        if request.method == "PATCH":
-            content, attachments = await self._read_body(request)
-            if (refused := _too_long(content)) is not None:
-                return refused
-            if log.original is None:
-                # The deferred "thinking…" reply becomes a message at its first edit.
-                log.original = self._store(CHANNEL_ID, "", attachments)
-            if content is not None:
-                log.original.content = content
-                log.original.edits.append(content)
-            await self._notify()
-        if log.original is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        return _json(log.original.payload(self.base))
-
-    async def followup(self, request: web.Request) -> web.Response:
-        log = self.interactions[request.match_info["token"]]
-        content, attachments = await self._read_body(request)
-        if (refused := _too_long(content)) is not None:
-            return refused
-        log.followups.append(content or "")
-        message = self._store(CHANNEL_ID, content or "", attachments)
-        await self._notify()
-        return _json(message.payload(self.base))
-
-    async def thread(self, request: web.Request) -> web.Response:
-        if self.fail_thread_creation:
-            return _json({"message": "Missing Permissions", "code": 50013},
-                                     status=403)
-        body = await request.json()
-        thread_id = int(request.match_info["mid"])  # Discord gives the thread the message's id
-        self.threads[thread_id] = {
-            "id": str(thread_id), "guild_id": str(GUILD_ID),
-            "parent_id": request.match_info["cid"], "owner_id": str(BOT_ID),
-            "name": body["name"], "type": 11, "last_message_id": None, "message_count": 0,
-            "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
-            "thread_metadata": {"archived": False, "locked": False,
-                                "auto_archive_duration": body.get("auto_archive_duration", 1440),
-                                "archive_timestamp": now_iso()},
-        }
-        await self._notify()
-        return _json(self.threads[thread_id], status=201)
-
-    async def edit_channel(self, request: web.Request) -> web.Response:
-        """Only threads exist here: a rename (Discord allows 1-100 characters)."""
-        thread = self.threads.get(int(request.match_info["cid"]))
-        if thread is None:
-            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
-        body = await request.json()
-        if "name" in body:
-            if not 1 <= len(body["name"]) <= 100:
-                return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
-            thread["name"] = body["name"]
-        await self._notify()
-        return _json(thread)
-
-    async def create_message(self, request: web.Request) -> web.Response:
-        payload, attachments = await self._read_payload(request)
-        content = payload.get("content")
-        if (refused := _too_long(content)) is not None:
-            return refused
-        nonce = payload.get("nonce") if payload.get("enforce_nonce") else None
-        if nonce is not None and nonce in self.nonces:
-            # Discord's enforce_nonce: a repeat gets the message the first request made
-            return _json(self.messages[self.nonces[nonce]].payload(self.base))
-        message = self._store(int(request.match_info["cid"]), content or "", attachments)
-        message.components = payload.get("components") or []
-        if nonce is not None:
-            self.nonces[nonce] = message.id
-        await self._notify()
-        return _json(message.payload(self.base))
-
-    async def edit_message(self, request: web.Request) -> web.Response:
-        message = self.messages.get(int(request.match_info["mid"]))
-        if message is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        content, _ = await self._read_body(request)
-        if (refused := _too_long(content)) is not None:
-            return refused
-        if content is not None:
-            message.content = content
-            message.edits.append(content)
-        await self._notify()
-        return _json(message.payload(self.base))
-
-    async def delete_message(self, request: web.Request) -> web.Response:
-        message_id = int(request.match_info["mid"])
-        self.deletions[message_id] += 1
-        if self.messages.pop(message_id, None) is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        await self._notify()
-        return web.Response(status=204)
-
-    async def serve_file(self, request: web.Request) -> web.Response:
-        location = self.redirects.get(request.match_info["name"])
-        if location is not None:
-            return web.Response(status=302, headers={"Location": location})
-        name = request.match_info["name"]
-        data, kind = self.files[name]
-        self.downloads[name] += 1
-        if self.downloads[name] > 1 and name in self.later:
-            data = self.later[name]
-        return web.Response(body=data, content_type=kind)
-
-    async def serve_attachment(self, request: web.Request) -> web.Response:
-        message = self.messages[int(request.match_info["mid"])]
-        attachment = message.attachments[int(request.match_info["index"])]
-        return web.Response(body=attachment.data, content_type=attachment.content_type)
-
-    # --- helpers -------------------------------------------------------------------------
-
-    def _store(self, channel_id: int, content: str, attachments: list[Attachment]) -> Message:
-        message = Message(next(self._ids), channel_id, content, attachments)
-        self.messages[message.id] = message
-        return message
-
-    async def _read_body(self, request: web.Request) -> tuple[str | None, list[Attachment]]:
-        payload, attachments = await self._read_payload(request)
-        return payload.get("content"), attachments
-
-    async def _read_payload(self, request: web.Request) -> tuple[Json, list[Attachment]]:
-        """JSON, or multipart with `payload_json` and `files[n]`, as discord.py sends them;
-        the JSON is kept in `payloads`."""
-        if not request.content_type.startswith("multipart/"):
-            payload: Json = await request.json()
-            self.payloads.append(payload)
-            return payload, []
-        payload = {}
-        attachments: list[Attachment] = []
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            assert isinstance(part, BodyPartReader)
-            data = await part.read()
-            if part.name == "payload_json":
-                payload = json.loads(data)
-            else:
-                attachments.append(Attachment(part.filename or "file", bytes(data),
-                                              part.headers.get("Content-Type", "")))
-        self.payloads.append(payload)
-        return payload, attachments
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
