@@ -2,7 +2,7 @@
 
 Runs the real `stembot up` (job service and bot in one process, SQLite, its own worker
 processes) in a subprocess whose discord.py talks to the project's fake Discord
-(tests/bot/fake_discord.py) in this process. M members in S servers send /separate within W
+(support/fake_discord.py) in this process. M members in S servers send /separate within W
 seconds, one server sending B of them, each a different short rendered song (so that every job
 is a real separation, never a result-cache hit). Measured:
 
@@ -44,15 +44,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "bot"))
-
-from fake_discord import GUILD_ID, FakeDiscord, InteractionLog
-
 from benchmarks.service_load import free_port
 from separation import OutputFormat, encode, synth
 from stembot.launch import read_bot_key
-from tests.infra.postgres import PostgresCluster
-from tests.infra.seaweed import SeaweedFS
+from support.fake_discord import GUILD_ID, FakeDiscord, InteractionLog
+from support.postgres import PostgresCluster
+from support.seaweed import SeaweedFS
 
 BUCKET = "fair"
 

@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from separation import Separator, StemPreset, midi, model_files
+from separation import Separator, StemPreset, midi, midi_decoding, model_files
 from separation.dsp import Float
-from separation.midi import Decoding, Note, Posteriors, Transcriber
+from separation.midi import Transcriber
+from separation.midi_decoding import Decoding, Posteriors
+from separation.midi_file import Note
 from separation.runtime import RuntimeConfig
 from separation.synth import Part
 from separation.tempo import estimate_tempo
@@ -182,7 +184,8 @@ def score(songs: list[Cached], stem: str, source: str, decoding: Decoding
           ) -> dict[str, float]:
     total = np.zeros(3, dtype=int)
     for cached in songs:
-        found = midi.decode_notes(cached.post[stem, source], decoding, cached.song.bpm or None)
+        found = midi_decoding.decode_notes(cached.post[stem, source], decoding,
+                                           cached.song.bpm or None)
         total += note_scores(cached.song.truth[stem], found)
     return f1((int(total[0]), int(total[1]), int(total[2])))
 
@@ -212,7 +215,7 @@ def tune(songs: list[Cached], stem: str) -> tuple[Decoding, dict[str, float]]:
     def both(decoding: Decoding) -> float:
         return sum(score(songs, stem, source, decoding)["f1"] for source in SOURCES) / 2
 
-    best = midi.decoding_for(stem)
+    best = midi_decoding.decoding_for(stem)
     best_score = both(best)
     for _ in range(2):
         for name, values in GRID[stem].items():
@@ -232,7 +235,8 @@ def speed(runtime: str, seconds: float = 60.0) -> dict[str, Any]:
         "import json,resource,sys,time\n"
         "import numpy as np\n"
         "from benchmarks.midi_quality import make_song\n"
-        "from separation.midi import Transcriber, decode_notes, decoding_for\n"
+        "from separation.midi import Transcriber\n"
+        "from separation.midi_decoding import decode_notes, decoding_for\n"
         "from separation.runtime import RuntimeConfig, RuntimeName\n"
         "song = make_song('tune', 0, 12.0)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -287,12 +291,12 @@ def main() -> None:
             decoding, _ = tune(songs, stem)
             report[f"{stem}/decoding"] = dataclasses.asdict(decoding)
         for source in SOURCES:
-            chosen = decoding if args.tune else midi.decoding_for(stem)
+            chosen = decoding if args.tune else midi_decoding.decoding_for(stem)
             key = f"{stem}/{source}"
             report[key] = {"tuned": score(songs, stem, source, chosen)}
             if args.baseline:
                 report[key]["basic_pitch_defaults"] = score(songs, stem, source,
-                                                            midi.BASIC_PITCH)
+                                                            midi_decoding.BASIC_PITCH)
     if args.speed:
         report["speed"] = [speed(runtime) for runtime in ("openvino", "onnxruntime")]
     report["wall_s"] = round(time.perf_counter() - started, 1)

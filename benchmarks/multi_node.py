@@ -28,8 +28,8 @@ import aiohttp
 from benchmarks.service_load import Client, free_port, summary, table, wait_up
 from benchmarks.worker_throughput import song
 from service.store import NewKey
-from tests.infra.postgres import PostgresCluster
-from tests.infra.seaweed import SeaweedFS
+from support.postgres import PostgresCluster
+from support.seaweed import SeaweedFS
 
 BUCKET = "bench"
 

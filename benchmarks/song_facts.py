@@ -2,75 +2,35 @@
 
     .venv/bin/python -m benchmarks.song_facts [--songs 48] [--seconds 30] [--json out.json]
 
-Song i is a generated arrangement (training/compose.py) at 60-180 BPM (spread by the golden
-ratio) in key i mod 24 (every tonic, major then minor, twice over 48 songs), with drums, bass,
-piano or not, 1-3 other instruments and a spoken voice (espeak-ng) as the vocal, rendered
-with FluidSynth. The mix goes through the 4-stem engine and the facts are read from the
-separated stems, as a job does. Tempo counts right within ±2 %, half or double separately;
-key exact, or close (relative, parallel, or a fifth away). Then the loudness meter against
-a 1 kHz sine of known level and against essentia's LoudnessEBUR128, and the time the facts
-add to the separation of a 3-minute song.
+Song i is support/songs.py's generated arrangement (training/compose.py) at 60-180 BPM
+(spread by the golden ratio) in key i mod 24 (every tonic, major then minor, twice over 48
+songs), with drums, bass, piano or not, 1-3 other instruments and a spoken voice (espeak-ng)
+as the vocal, rendered with FluidSynth. The mix goes through the 4-stem engine and the facts
+are read from the separated stems, as a job does. Tempo counts right within ±2 %, half or
+double separately; key exact, or close (relative, parallel, or a fifth away). Then the
+loudness meter against a 1 kHz sine of known level and against essentia's LoudnessEBUR128,
+and the time the facts add to the separation of a 3-minute song.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from separation import OutputFormat, Separator, StemPreset, decode, encode, synth
+from benchmarks.report import song_line, write_report
+from separation import OutputFormat, Separator, StemPreset, encode
 from separation.dsp import Float
 from separation.essentia_lib import standard
 from separation.facts import FactsCollector, SongFacts
 from separation.htdemucs import SAMPLE_RATE
 from separation.key import Key
 from separation.loudness import integrated_loudness
-from training import compose
-
-SEED = 1212
-GOLDEN = (math.sqrt(5) - 1) / 2
-
-
-def known(index: int) -> tuple[float, compose.Key]:
-    """Song `index`'s tempo and key: tempi spread over 60-180 BPM, keys cycling all 24."""
-    bpm = round(60 + 120 * ((index * GOLDEN) % 1), 1)
-    return bpm, (index % 12, (index // 12) % 2 == 1)
-
-
-def song_stems(index: int, seconds: float, voice: bool = True) -> tuple[compose.Arrangement,
-                                                                        dict[str, Float]]:
-    """The arrangement and its rendered stems (vocals, drums, bass, piano, other)."""
-    bpm, key = known(index)
-    rng = np.random.default_rng([SEED, index])
-    song = compose.generated(rng, seconds, bpm=bpm, key=key)
-    length = round(seconds * SAMPLE_RATE)
-
-    def group(parts: list[synth.Part]) -> Float:
-        total = np.zeros((2, length), dtype=np.float32)
-        for part in parts:
-            if part.notes:
-                total += synth.render_part(part, length, song.bpm)
-        return total
-
-    stems = {"drums": group([song.drums] if song.drums else []),
-             "bass": group([song.bass] if song.bass else []),
-             "piano": group(song.piano), "other": group(song.others)}
-    stems["vocals"] = _voice(rng, length) if voice else np.zeros((2, length), np.float32)
-    return song, stems
-
-
-def _voice(rng: np.random.Generator, length: int) -> Float:
-    with tempfile.TemporaryDirectory() as tmp:
-        speech = decode(synth.speak(synth.BARS_TEXT, Path(tmp) / "v.wav",
-                                    pitch=int(rng.integers(30, 80))))
-    reps = length // speech.shape[1] + 1
-    return synth.fit(np.tile(speech, reps) * np.float32(rng.uniform(0.2, 0.4)), length)
+from support.songs import song_stems
 
 
 def tempo_verdict(truth: float, bpm: float | None) -> str:
@@ -202,14 +162,11 @@ def main() -> None:
         for index in range(args.songs):
             result = measure(separator, index, args.seconds, Path(tmp))
             results.append(result)
-            print(json.dumps(asdict(result)), flush=True)
+            song_line(result)
         cost = long_song_cost(separator, Path(tmp), args.long_minutes)
     report = {"songs": args.songs, "seconds": args.seconds, **summary(results),
               "loudness": loudness_checks(), "long_song": cost}
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": report,
-                                         "songs": [asdict(r) for r in results]}, indent=1))
+    write_report(report, results, args.json)
 
 
 if __name__ == "__main__":

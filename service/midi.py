@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from separation.errors import SeparationError
-from separation.midi import DECODING_VERSION, UNPITCHED
+from separation.midi_decoding import DECODING_VERSION, UNPITCHED
 from service.content import ContentStore
 from service.errors import ApiError, InvalidParameter
 from service.mixes import Stem

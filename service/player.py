@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from separation import fact_line
-from separation.midi import UNPITCHED
+from separation.midi_decoding import UNPITCHED
 from service.auth import check_player, sign_link
 from service.content import clean_path
 from service.errors import InvalidParameter, JobNotFound

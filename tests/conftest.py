@@ -1,8 +1,10 @@
-"""Fixtures shared by every part's tests: one loaded engine, one rendered clip."""
+"""Fixtures shared by every part's tests: one loaded engine, one rendered clip, a throwaway
+PostgreSQL; and for the bot, cogs and stembot tests the fake Discord, the real job service and
+a bot factory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,16 @@ import pytest
 
 from separation import OutputFormat, Separator, encode, synth
 from separation.dsp import Float
-from tests.infra.postgres import PostgresCluster
+from support.discord_bot import (
+    BotContext,
+    BotFactory,
+    Service,
+    bot_settings,
+    running_bot,
+    start_job_service,
+)
+from support.fake_discord import FakeDiscord
+from support.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +60,25 @@ def postgres() -> Iterator[PostgresCluster]:
 def pg_url(postgres: PostgresCluster) -> str:
     """The URL of a new, empty database on the run's PostgreSQL server."""
     return postgres.create_database()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        with fake.installed():
+            yield fake
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    started = await start_job_service(tmp_path / "service")
+    yield started
+    await started.running.stop()
+
+
+@pytest.fixture
+def bot_factory(fake: FakeDiscord, tmp_path: Path) -> BotFactory:
+    def make(service: Service | None, **changes: object) -> BotContext:
+        return running_bot(fake, bot_settings(tmp_path, service, **changes))
+
+    return make

@@ -1,5 +1,6 @@
 """Dependencies point down only: stembot -> bot, cogs / service -> wire, download, storage
--> separation. Read from the source (no module is imported), so a lazy import counts too."""
+-> separation; tests and benchmarks -> support -> the product, and never each other. Read from
+the source (no module is imported), so a lazy import counts too."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ ABOVE = {
     "bot": {"service", "stembot"},
     "cogs": {"service", "stembot"},
 }
+PRODUCT = sorted({*ABOVE, "stembot", "training"})
+# The tests and the benchmarks share their helpers through `support`, which is below both.
+APART = {"tests": {"benchmarks"}, "benchmarks": {"tests"}, "support": {"tests", "benchmarks"}}
 
 
 def imported(path: Path) -> set[str]:
@@ -48,3 +52,23 @@ def test_the_bot_imports_no_service_module() -> None:
                  for path in sorted((ROOT / package).rglob("*.py"))
                  if "service" in imported(path)]
     assert offenders == []
+
+
+def module_names(folder: str) -> set[str]:
+    """The folder's name and every module's in it: a sys.path hack would import those bare."""
+    return {folder} | {path.stem for path in (ROOT / folder).rglob("*.py")}
+
+
+@pytest.mark.parametrize("package", sorted(APART))
+def test_tests_and_benchmarks_never_import_each_other(package: str) -> None:
+    forbidden = set().union(*(module_names(other) for other in APART[package]))
+    wrong = {str(path.relative_to(ROOT)): sorted(imported(path) & forbidden)
+             for path in sorted((ROOT / package).rglob("*.py"))}
+    assert {path: names for path, names in wrong.items() if names} == {}
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_the_product_imports_no_test_or_benchmark_code(package: str) -> None:
+    wrong = {str(path.relative_to(ROOT)): sorted(imported(path) & set(APART))
+             for path in sorted((ROOT / package).rglob("*.py"))}
+    assert {path: names for path, names in wrong.items() if names} == {}

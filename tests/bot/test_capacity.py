@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
-from fake_discord import GUILD_ID, FakeDiscord
-from harness import BotFactory, read_bytes, start_job_service
 from test_refusals import MEMBER, finished, separate
 
 from bot.jobapi import JobApi
 from separation.presets import StemPreset
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory, read_bytes, start_job_service
+from support.fake_discord import GUILD_ID, FakeDiscord
 from wire.jobs import InputSpec
 
 

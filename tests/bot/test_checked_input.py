@@ -12,13 +12,13 @@ import aiohttp
 import av
 import numpy as np
 import pytest
-from fake_discord import GUILD_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service, decoded_seconds, read_bytes
 from test_refusals import MEMBER, separate
 
 from separation import OutputFormat, encode
 from separation.dsp import Float
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory, Service, decoded_seconds, read_bytes, settled
+from support.fake_discord import GUILD_ID, FakeDiscord
 
 RATE = 44_100
 
@@ -52,14 +52,6 @@ async def repository_file(service: Service, path: str) -> tuple[int, bytes]:
         f"{service.url}/content/{service.content_id}/{path}", headers=auth
     ) as answer:
         return answer.status, await answer.read()
-
-
-async def settled(fake: FakeDiscord, log: InteractionLog, *words: str) -> str:
-    """The reply once it shows one of `words`: a wrong outcome fails at once, not on timeout."""
-    await fake.wait_until(lambda: log.original is not None and any(
-        word in log.original.content for word in words), seconds=120)
-    assert log.original is not None
-    return log.original.content
 
 
 async def test_a_flac_whose_header_lies_about_its_length_is_refused(

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import aiohttp
-from fake_discord import CHANNEL_ID, FakeDiscord, Message
-from harness import BotFactory, Service, decoded_seconds, mass_mentions, read_bytes
 
 from separation.fact_line import line
 from storage import JobState
+from support.discord_bot import BotFactory, Service, decoded_seconds, mass_mentions, read_bytes
+from support.fake_discord import CHANNEL_ID, FakeDiscord, Message
 from wire.signature import SIGNATURE_HEADER, callback_signature
 
 MEMBER = 900_000_000_000_000_101

@@ -7,11 +7,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from fake_discord import GUILD_ID, OWNER_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service, answered, read_bytes, refusal, start_job_service
 
 from bot.messages import queue_note
 from storage import HistoryFilter, JobState, NewJob
+from support.discord_bot import (
+    BotFactory,
+    Service,
+    answered,
+    read_bytes,
+    refusal,
+    start_job_service,
+)
+from support.fake_discord import GUILD_ID, OWNER_ID, FakeDiscord, InteractionLog
 
 MEMBER = 900_000_000_000_000_100
 OTHER = 900_000_000_000_000_103

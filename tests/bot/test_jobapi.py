@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from harness import TEST_LIMITS, Service, read_bytes
 
 from bot.jobapi import ApiError, JobApi, ServiceUnreachableError, StemFile
 from bot.probe import InputFetcher
+from support.discord_bot import TEST_LIMITS, Service, read_bytes
 from wire.enums import Tone
 from wire.jobs import InputSpec
 

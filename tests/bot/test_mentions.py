@@ -4,12 +4,12 @@ wrote is shown with its Markdown and mentions escaped (issue 28)."""
 
 from __future__ import annotations
 
-from fake_discord import CHANNEL_ID, GUILD_ID, OWNER_ID, FakeDiscord
-from harness import BotFactory, answered, mass_mentions, refusal
 from test_refusals import MEMBER, finished, separate
 
 from bot.messages import plain, shown_link
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory, answered, mass_mentions, refusal
+from support.fake_discord import CHANNEL_ID, GUILD_ID, OWNER_ID, FakeDiscord
 
 HOSTILE = "@everyone <@&123> @here"
 HISTORY = [{"name": "history", "type": 1, "options": []}]

@@ -10,12 +10,19 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-from fake_discord import OWNER_ID, FakeDiscord, InteractionLog, Message
-from harness import BotFactory, Service, answered, read_bytes, refusal, start_job_service
 
 from bot.mixing import MixAsk
 from separation import decode
 from storage import JobRecord, JobState
+from support.discord_bot import (
+    BotFactory,
+    Service,
+    answered,
+    read_bytes,
+    refusal,
+    start_job_service,
+)
+from support.fake_discord import OWNER_ID, FakeDiscord, InteractionLog, Message
 
 MEMBER = 900_000_000_000_000_103
 EPHEMERAL = 64

@@ -6,13 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fake_discord import OWNER_ID, FakeDiscord
-from harness import BotFactory, Service, answered, read_bytes, refusal
-from test_checked_input import settled
 from test_refusals import separate
 
 from service.player import title_of
 from storage import JobState
+from support.discord_bot import (
+    BotFactory,
+    Service,
+    answered,
+    read_bytes,
+    refusal,
+    settled,
+    titled_page,
+)
+from support.fake_discord import OWNER_ID, FakeDiscord
 
 
 async def test_a_page_link_is_checked_and_its_audio_submitted(
@@ -44,16 +51,6 @@ async def test_a_page_link_over_the_limit_is_refused_by_its_metadata(
         assert "the track is 2:00:00 long; the limit is" in text
         assert (await bot.jobs.require(1)).service_job_id is None
     assert fake.downloads.get("long.wav", 0) == 0
-
-
-def titled_page(fake: FakeDiscord, song: str, name: str = "song.html") -> str:
-    """A page naming its track and artist (JSON-LD, read by yt-dlp's generic extractor)."""
-    data = {"@context": "https://schema.org", "@type": "VideoObject", "name": "Demo tune",
-            "contentUrl": song, "duration": "PT10S", "uploadDate": "2020-01-01",
-            "thumbnailUrl": song + ".jpg", "author": {"@type": "Person", "name": "The Demos"}}
-    return fake.serve(name, (
-        '<html><head><title>page</title><script type="application/ld+json">'
-        f"{json.dumps(data)}</script></head></html>").encode(), "text/html")
 
 
 async def test_a_page_links_title_names_the_thread_summary_and_history(

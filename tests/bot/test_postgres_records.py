@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fake_discord import GUILD_ID, OWNER_ID, FakeDiscord
-from harness import answered, bot_settings, refusal, running_bot
-
 from storage import JobState, NewJob
+from support.discord_bot import answered, bot_settings, refusal, running_bot
+from support.fake_discord import GUILD_ID, OWNER_ID, FakeDiscord
 
 MEMBER = 900_000_000_000_000_131
 

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_discord import GUILD_ID, FakeDiscord
-from harness import BotFactory, Service, read_bytes
 from test_refusals import MEMBER, finished, separate
 
 from bot.client import StemBot
 from bot.jobapi import ApiError, Job, ServiceUnreachableError
 from bot.probe import Probe
 from storage import JobRecord, JobState, NewJob
+from support.discord_bot import BotFactory, Service, read_bytes
+from support.fake_discord import GUILD_ID, FakeDiscord
 from wire.enums import State
 
 CANCEL = [{"name": "cancel", "type": 1, "options": [{"name": "id", "type": 4, "value": 1}]}]

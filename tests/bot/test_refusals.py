@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fake_discord import GUILD_ID, MOD_ROLE_ID, OWNER_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service, answered, read_bytes, refusal
-
-from bot.client import StemBot
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory, Service, answered, read_bytes, refusal, running_job
+from support.fake_discord import GUILD_ID, MOD_ROLE_ID, OWNER_ID, FakeDiscord, InteractionLog
 
 MEMBER = 900_000_000_000_000_100
 OTHER = 900_000_000_000_000_103
@@ -26,13 +24,6 @@ async def finished(fake: FakeDiscord, log: InteractionLog, word: str) -> str:
                           seconds=60)
     assert log.original is not None
     return log.original.content
-
-
-async def running_job(bot: StemBot, guild_id: int, user_id: int) -> int:
-    record = await bot.jobs.create(NewJob(guild_id, 1, user_id, "https://x/a", "a", 2, "mp3"))
-    await bot.jobs.update(record.id, state=JobState.SEPARATING,
-                          service_job_id=f"elsewhere-{record.id}")
-    return record.id
 
 
 async def test_non_audio_link_fails_clearly(fake: FakeDiscord, service: Service,

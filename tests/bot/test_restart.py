@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 import discord
 import pytest
-from fake_discord import FakeDiscord
-from harness import BotFactory, Service, decoded_seconds, read_bytes
 
 from storage import JobState
+from support.discord_bot import BotFactory, Service, decoded_seconds, read_bytes
+from support.fake_discord import FakeDiscord
 
 MEMBER = 900_000_000_000_000_102
 # A guild whose upload limit no 7 s WAV stem fits.

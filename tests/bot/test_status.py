@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fake_discord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from harness import BotFactory
-
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory
+from support.fake_discord import CHANNEL_ID, GUILD_ID, FakeDiscord
 
 
 async def test_progress_edits_are_throttled(fake: FakeDiscord, bot_factory: BotFactory) -> None:

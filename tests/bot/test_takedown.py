@@ -8,12 +8,19 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_discord import GUILD_ID, OWNER_ID, FakeDiscord, InteractionLog
-from harness import BotFactory, Service, answered, read_bytes, refusal, start_job_service
 
 from bot.messages import history_line
 from bot.settings import BotSettings
 from storage import Database, JobRecord, JobState, JobStore, NewJob
+from support.discord_bot import (
+    BotFactory,
+    Service,
+    answered,
+    read_bytes,
+    refusal,
+    start_job_service,
+)
+from support.fake_discord import GUILD_ID, OWNER_ID, FakeDiscord, InteractionLog
 
 MEMBER = 900_000_000_000_000_111
 OTHER = 900_000_000_000_000_112

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.song_facts import song_stems
 from separation.dsp import Float
 from separation.essentia_lib import standard
 from separation.fact_line import line
 from separation.facts import FactsCollector, song_facts
 from separation.htdemucs import SAMPLE_RATE
 from separation.loudness import LoudnessMeter, integrated_loudness
+from support.songs import song_stems
 
 FOUR = ("vocals", "drums", "bass", "other")
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.chords import other_song
-from benchmarks.song_facts import song_stems
 from separation import synth
 from separation.chords import NO_CHORD, Chord
 from separation.dsp import Float
@@ -28,6 +26,7 @@ from separation.key import (
     home_key,
     key_terms,
 )
+from support.songs import other_song, song_stems
 
 RATE = SAMPLE_RATE / KEY_DECIMATION
 A_MINOR, C_MAJOR = (9, True), (0, False)
@@ -176,7 +175,7 @@ def test_too_few_chords_keep_the_profile_reading() -> None:
     (5, "B♭ major", "F major"), (16, "G major", "E minor")])
 def test_songs_written_otherwise_are_read_by_their_chords(index: int, profile_reads: str,
                                                           key: str) -> None:
-    """Songs of benchmarks/chords.py's `other` set (not the tuning's), true stems through the
+    """Songs of support/songs.py's `other` set (not the tuning's), true stems through the
     facts: I bVII IV V ending V-I, read a fifth down by the profile (and by the chord frames);
     iv VII III i ending V-i, read as the relative major by both. Their chord sequences say F
     major and E minor."""

@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from separation import OutputFormat, encode, synth
-from separation.midi import (
-    Note,
-    Transcriber,
-    UnpitchedStemError,
-    decoding_for,
-    read_midi,
-    write_midi,
-)
+from separation.midi import Transcriber
+from separation.midi_decoding import UnpitchedStemError, decoding_for
+from separation.midi_file import Note, read_midi, write_midi
 from separation.runtime import RuntimeConfig, RuntimeName
 
 BPM = 112.0

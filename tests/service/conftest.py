@@ -14,10 +14,19 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from service_harness import Origin, Running, serving, start_origin
+from browsing import chromium
+from playwright.async_api import Browser
+from service_harness import (
+    Origin,
+    Running,
+    Separated,
+    separated_on_two_origins,
+    serving,
+    start_origin,
+)
 
 from separation import OutputFormat, encode, synth
-from tests.infra.seaweed import SeaweedFS
+from support.seaweed import SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +99,20 @@ def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
+                    ) -> AsyncIterator[Separated]:
+    """For the pages' tests: one job separated, served on two origins, shared by a module."""
+    async with separated_on_two_origins(tmp_path_factory.mktemp("separated") / "data",
+                                        short_wav) as job:
+        yield job
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """Chromium for a module's tests; the module's ARTIFACTS folder made for its screenshots."""
+    request.module.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with chromium() as launched:
+        yield launched

@@ -17,7 +17,7 @@ from service.blobs import Blobs, Kind, LocalBlobs, patiently
 from service.blobs_s3 import S3Blobs, make_client
 from service.errors import ContentNotFound, PayloadTooLarge, StartupError, StorageUnavailable
 from service.settings import ServiceSettings, s3_location
-from tests.infra.seaweed import SeaweedFS, free_port
+from support.seaweed import SeaweedFS, free_port
 
 
 def s3_blobs(seaweed: SeaweedFS, url: str, scratch: Path, **changes: Any) -> S3Blobs:

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from service_harness import Separated, basic_header, separated_job
 
-from separation.midi import read_midi
+from separation.midi_file import read_midi
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

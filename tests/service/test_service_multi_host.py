@@ -1,6 +1,6 @@
 """Several machines: PostgreSQL + SeaweedFS on one host, two API hosts, two worker hosts.
 
-Every host is a Linux network namespace on a private bridge (tests/infra/netns.py); the nodes
+Every host is a Linux network namespace on a private bridge (support/netns.py); the nodes
 are real `stembot serve` / `stembot worker` processes, the jobs run the real model, and each
 scenario checks what a client sees and that nothing is lost or doubled.
 """
@@ -25,10 +25,10 @@ from service_harness import Api, basic_header
 
 from separation import OutputFormat, encode, synth
 from service.store import NewKey
-from tests.infra.netns import Host, Network, inside, require_netns
-from tests.infra.nodes import Node, log_ready, serve, start_node, stembot
-from tests.infra.postgres import PostgresCluster
-from tests.infra.seaweed import SeaweedFS
+from support.netns import Host, Network, inside, require_netns
+from support.nodes import Node, log_ready, serve, start_node, stembot
+from support.postgres import PostgresCluster
+from support.seaweed import SeaweedFS
 
 API_PORT = 8080
 ORIGIN_PORT = 8099

@@ -26,7 +26,7 @@ from service.app import close_service, open_service
 from service.protocol import Job
 from service.state import SERVICE, Service
 from service.store import now_ms
-from tests.infra.postgres import PostgresCluster
+from support.postgres import PostgresCluster
 from wire.enums import State, Tone
 from wire.jobs import InputSpec, OutputSpec, Result
 

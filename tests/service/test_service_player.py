@@ -9,17 +9,15 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-import pytest_asyncio
-from browsing import chromium, shoot
+from browsing import shoot
 from playwright.async_api import Browser, Page
-from service_harness import Separated, separated_on_two_origins
+from service_harness import Separated
 
 from separation import decode, fact_line
 from service import player
@@ -34,21 +32,6 @@ from wire.jobs import InputSpec
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 # screenshots land here for the CI run (and a person) to look at; git-ignored
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "player"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
-                    ) -> AsyncIterator[Separated]:
-    async with separated_on_two_origins(tmp_path_factory.mktemp("player") / "data",
-                                        short_wav) as job:
-        yield job
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with chromium() as launched:
-        yield launched
 
 
 async def player_link(separated: Separated, **fields: Any) -> str:

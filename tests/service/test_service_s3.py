@@ -12,7 +12,7 @@ import pytest
 from service_harness import Origin, basic_header, serving
 
 from service.state import SERVICE
-from tests.infra.seaweed import SeaweedFS
+from support.seaweed import SeaweedFS
 
 
 async def objects(seaweed: SeaweedFS, storage: dict[str, Any]) -> dict[str, int]:

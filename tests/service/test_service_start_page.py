@@ -13,16 +13,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import browsing
 import pytest
-import pytest_asyncio
-from browsing import chromium
 from playwright.async_api import Browser, Page
-from service_harness import Separated, free_port, separated_on_two_origins
+from service_harness import Separated, free_port
 
 from separation import fact_line
 from service.session import OWNER, SIGN_IN_TTL, mint_sign_in
@@ -33,21 +30,6 @@ ROOT = Path(__file__).parents[2]
 # screenshots land here for the CI run (and a person) to look at; git-ignored
 ARTIFACTS = ROOT / "test-artifacts" / "start"
 AGAIN = "sign in with a key instead (`stembot keys create --name NAME` on the server)"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def separated(tmp_path_factory: pytest.TempPathFactory, short_wav: Path
-                    ) -> AsyncIterator[Separated]:
-    async with separated_on_two_origins(tmp_path_factory.mktemp("start") / "data",
-                                        short_wav) as job:
-        yield job
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with chromium() as launched:
-        yield launched
 
 
 async def shoot(page: Page, name: str) -> None:

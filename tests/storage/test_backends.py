@@ -12,7 +12,7 @@ from separation.env import SettingError
 from storage import Connection, Database, Dialect, JobStore, NewJob, database_dialect
 from storage.database import connect, migrations
 from storage.postgres import VERSION_TABLE
-from tests.infra.postgres import PostgresCluster, free_port
+from support.postgres import PostgresCluster, free_port
 
 SNOWFLAKE = 1_234_567_890_123_456_789  # Discord ids need 64 bits
 REQUEST = NewJob(guild_id=SNOWFLAKE, channel_id=SNOWFLAKE + 1, user_id=SNOWFLAKE + 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.infra.postgres import PostgresCluster
+from support.postgres import PostgresCluster
 
 
 def test_a_database_per_test_survives_a_restart(postgres: PostgresCluster, pg_url: str) -> None:

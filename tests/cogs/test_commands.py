@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import discord
 import pytest
-from fake_discord import CHANNEL_ID, GUILD_ID, OWNER_ID, FakeDiscord
-from harness import BotFactory, answered, refusal
 
 from storage import JobState, NewJob
+from support.discord_bot import BotFactory, answered, refusal
+from support.fake_discord import CHANNEL_ID, GUILD_ID, OWNER_ID, FakeDiscord
 
 MEMBER = 900_000_000_000_000_105
 OTHER = 900_000_000_000_000_106

@@ -57,7 +57,7 @@ def test_json_gives_the_stems_and_the_facts_to_scripts(demo_wav: Path, tmp_path:
 
 def test_midi_writes_the_pitched_stems_notes_beside_them(demo_wav: Path, tmp_path: Path
                                                          ) -> None:
-    from separation.midi import read_midi
+    from separation.midi_file import read_midi
 
     out = tmp_path / "stems"
     result = stembot("separate", str(demo_wav), "--out", str(out), "--midi", "--json")

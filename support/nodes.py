@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.infra.netns import Host
+from support.netns import Host
 
 Ready = Callable[[], bool]
 

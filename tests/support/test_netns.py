@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.infra.netns import (
+from support.netns import (
     PREFIX,
     Host,
     Network,
@@ -25,7 +25,7 @@ from tests.infra.netns import (
     process_state,
     require_netns,
 )
-from tests.infra.nodes import (
+from support.nodes import (
     NodeFailed,
     http_get,
     log_ready,
@@ -33,7 +33,7 @@ from tests.infra.nodes import (
     start_node,
     tcp_open,
 )
-from tests.infra.postgres import PostgresCluster
+from support.postgres import PostgresCluster
 
 # A line echo server: prints its peers, answers each line with the line.
 ECHO = """

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from fake_discord import FakeDiscord, InteractionLog, Json
 
 from bot.client import StemBot
 from bot.settings import BotSettings
@@ -19,7 +18,8 @@ from service.app import RunningService, start_service
 from service.settings import ServiceSettings
 from service.state import SERVICE
 from service.store import Store
-from storage import GuildLimits
+from storage import GuildLimits, JobState, NewJob
+from support.fake_discord import FakeDiscord, InteractionLog, Json
 
 
 def read_bytes(path: Path) -> bytes:
@@ -61,6 +61,31 @@ def mass_mentions(fake: FakeDiscord) -> list[Json]:
 
 async def answered(fake: FakeDiscord, log: InteractionLog) -> None:
     await fake.wait_until(lambda: log.callback is not None, seconds=10)
+
+
+async def settled(fake: FakeDiscord, log: InteractionLog, *words: str) -> str:
+    """The reply once it shows one of `words`: a wrong outcome fails at once, not on timeout."""
+    await fake.wait_until(lambda: log.original is not None and any(
+        word in log.original.content for word in words), seconds=120)
+    assert log.original is not None
+    return log.original.content
+
+
+def titled_page(fake: FakeDiscord, song: str, name: str = "song.html") -> str:
+    """A page naming its track and artist (JSON-LD, read by yt-dlp's generic extractor)."""
+    data = {"@context": "https://schema.org", "@type": "VideoObject", "name": "Demo tune",
+            "contentUrl": song, "duration": "PT10S", "uploadDate": "2020-01-01",
+            "thumbnailUrl": song + ".jpg", "author": {"@type": "Person", "name": "The Demos"}}
+    return fake.serve(name, (
+        '<html><head><title>page</title><script type="application/ld+json">'
+        f"{json.dumps(data)}</script></head></html>").encode(), "text/html")
+
+
+async def running_job(bot: StemBot, guild_id: int, user_id: int) -> int:
+    record = await bot.jobs.create(NewJob(guild_id, 1, user_id, "https://x/a", "a", 2, "mp3"))
+    await bot.jobs.update(record.id, state=JobState.SEPARATING,
+                          service_job_id=f"elsewhere-{record.id}")
+    return record.id
 
 
 # Loose limits, so that only the tests about limits meet them.

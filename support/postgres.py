@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.infra.netns import NETNS_DIR, inside, netns_command
+from support.netns import NETNS_DIR, inside, netns_command
 
 SUPERUSER = "stembot"
 

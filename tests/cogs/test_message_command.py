@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fake_discord import CHANNEL_ID, GUILD_ID, Attachment, FakeDiscord
-from harness import BotFactory, Service, answered, read_bytes, refusal
-from test_checked_input import settled
-from test_page_links import titled_page
-from test_refusals import running_job
-
 from cogs.separate import MENU
 from storage import JobState
+from support.discord_bot import (
+    BotFactory,
+    Service,
+    answered,
+    read_bytes,
+    refusal,
+    running_job,
+    settled,
+    titled_page,
+)
+from support.fake_discord import CHANNEL_ID, GUILD_ID, Attachment, FakeDiscord
 
 MEMBER = 900_000_000_000_000_105
 

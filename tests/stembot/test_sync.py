@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fake_discord import GUILD_ID, FakeDiscord
-from harness import bot_settings
-
 from stembot.commands.sync import sync
+from support.discord_bot import bot_settings
+from support.fake_discord import GUILD_ID, FakeDiscord
 
 
 async def test_sync_registers_commands_in_a_guild_and_globally(

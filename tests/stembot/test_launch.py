@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from fake_discord import FakeDiscord
-from harness import TEST_LIMITS, read_bytes
 
 from bot.settings import BotSettings
 from service.settings import ServiceSettings
 from service.store_sqlite import SqliteStore
 from stembot.launch import BotKeyError, run_up
+from support.discord_bot import TEST_LIMITS, read_bytes
+from support.fake_discord import FakeDiscord
 
 MEMBER = 900_000_000_000_000_104
 

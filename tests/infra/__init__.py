@@ -1,1 +1,0 @@
-"""Throwaway infrastructure servers the tests start themselves (PostgreSQL, SeaweedFS)."""
