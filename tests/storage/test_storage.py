@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from db import connect
 from storage import (
     Database,
     GuildLimits,
@@ -14,7 +15,7 @@ from storage import (
     LimitStore,
     NewJob,
 )
-from storage.database import connect, migrations
+from storage.database import BOT_SCHEMA
 
 REQUEST = NewJob(
     guild_id=1, channel_id=2, user_id=3, input_url="https://example.com/a.mp3",
@@ -24,7 +25,7 @@ REQUEST = NewJob(
 
 async def test_migrations_reach_latest_and_are_idempotent(database: Path | str) -> None:
     async with await Database.open(database) as db:
-        latest = migrations(db.dialect)[-1][0]
+        latest = BOT_SCHEMA.migrations(db.dialect)[-1][0]
         assert await db.version() == latest
     # Reopening applies nothing twice.
     async with await Database.open(database) as db:
@@ -34,18 +35,18 @@ async def test_migrations_reach_latest_and_are_idempotent(database: Path | str) 
 async def test_migrations_upgrade_an_older_database(database: Path | str) -> None:
     conn = await connect(database)
     try:
-        assert await conn.version() == 0
-        assert await conn.apply(1, migrations(conn.dialect)[0][1])
+        assert await BOT_SCHEMA.version(conn) == 0
+        assert await BOT_SCHEMA.migrate(conn, upto=1) == 1
         await conn.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
             " format, callback_token, state, created_at, updated_at)"
             " VALUES (1, 2, 3, 'u', 't', 2, 'mp3', 'tok', 'done', 0, 0)"
         )
-        assert await conn.version() == 1
+        assert await BOT_SCHEMA.version(conn) == 1
     finally:
         await conn.close()
     async with await Database.open(database) as db:
-        assert await db.version() == migrations(db.dialect)[-1][0]
+        assert await db.version() == BOT_SCHEMA.migrations(db.dialect)[-1][0]
         record = await JobStore(db).get(1)
         assert record is not None and record.state is JobState.DONE and record.shifts == 1
 
