@@ -23,7 +23,7 @@ from harness import TEST_LIMITS, read_bytes
 
 from bot.settings import BotSettings
 from service.settings import ServiceSettings
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 from stembot.launch import BotKeyError, run_up
 
 MEMBER = 900_000_000_000_000_104
@@ -103,7 +103,7 @@ async def test_a_corrupt_bot_key_file_is_refused_not_replaced(
     with pytest.raises(BotKeyError, match="bot-key.json"):
         await asyncio.wait_for(run_up(service, bot), 15)
     assert (data / "bot-key.json").read_bytes() == content
-    store = await SqliteStore.open(data / "service.sqlite3")
+    store = await SqlStore.open(data / "service.sqlite3")
     try:
         assert await store.keys() == []  # no second key was minted beside the lost one
     finally:
