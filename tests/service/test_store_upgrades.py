@@ -11,9 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from db import Connection, Dialect, connect
+from db import Connection, Dialect, SchemaError, connect
 from service.store import SCHEMA_VERSION, SignIn, now_ms
 from service.store_sql import JOB_SCHEMA, SqlStore
+from storage import Database
 from wire.enums import State
 
 OLD = Path(__file__).parent / "old_schemas"
@@ -169,3 +170,10 @@ async def test_a_released_database_upgrades_in_place(
     finally:
         await conn.close()
     assert upgraded == await fresh_shape(name.split("_")[0], tmp_path, request)
+
+
+async def test_a_postgresql_database_holding_the_bots_records_is_refused(pg_url: str) -> None:
+    """The bot's records and the job store both have a `jobs` table: never mixed up."""
+    await (await Database.open(pg_url)).close()
+    with pytest.raises(SchemaError, match="give the job service a database of its own"):
+        await SqlStore.open(pg_url)
