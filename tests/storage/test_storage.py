@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from db import Dialect, connect
+from db import Dialect, SchemaError, connect
 from storage import (
     Database,
     GuildLimits,
@@ -62,6 +62,14 @@ async def test_migrations_upgrade_a_database_of_every_version(
         limits = await LimitStore(db, GuildLimits()).get(1)
         assert limits.daily_quota == (5 if version >= 2 else GuildLimits().daily_quota)
         assert limits.max_server_jobs == GuildLimits().max_server_jobs
+
+
+async def test_a_database_of_a_newer_bot_is_refused(database: Path | str) -> None:
+    async with await Database.open(database) as db:
+        newer = await db.version() + 1
+        await BOT_SCHEMA.ledger.write(db.connection, db.dialect, newer)
+    with pytest.raises(SchemaError, match=f"database schema {newer} is newer"):
+        await Database.open(database)
 
 
 async def test_job_lifecycle_and_finish_once(database: Path | str) -> None:
