@@ -34,7 +34,7 @@ from aiohttp import web
 
 from separation import OutputFormat, encode, synth
 from service.store import NewKey
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 
 Latencies = dict[str, list[float]]
 
@@ -180,7 +180,7 @@ async def run(args: argparse.Namespace) -> None:
         np.sum(list(synth.demo_clip(args.clip_seconds).values()), axis=0),
         OutputFormat.WAV,
     )
-    store = await SqliteStore.open(data / "service.sqlite3")
+    store = await SqlStore.open(data / "service.sqlite3")
     key = await store.create_key("bench")
     await store.close()
     port = free_port()

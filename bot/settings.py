@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from db import database_dialect
 from download.sites import DEFAULT_SITES, SITES, parse_sites
 from separation.env import SettingError, env_bool, env_int
-from storage import GuildLimits, database_dialect
+from storage import GuildLimits
 
 
 def _optional_id(name: str) -> int | None:

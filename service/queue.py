@@ -1,6 +1,6 @@
 """Where a waiting job stands: its place in the fair-share order, and when it should be done.
 
-`fair_order` applies the claim rule of the store (service/store_sql.py `claim_next`) to the
+`fair_order` applies the claim rule of the store (service/store_jobs.py `claim_next`) to the
 whole queue at once, as if no running job ended meanwhile: each claim counts as one more job
 PROCESSING for its key and tenant, exactly as the next claim would see it. The estimate
 rests on the separations this service finished lately, never on a made-up speed: without

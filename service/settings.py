@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from db import database_dialect
 from download.addresses import endpoints
 from download.fetch import FetchLimits
 from download.sites import DEFAULT_SITES, LinkRules, parse_sites
@@ -50,11 +51,12 @@ def link_sites(raw: str) -> frozenset[str]:
 
 
 def database_url(raw: str) -> str:
+    """Empty (the SQLite file) or a postgresql:// URL; anything else is refused here."""
     url = raw.strip()
-    if url and not url.startswith(("postgresql://", "postgres://")):
-        raise SettingError("STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or"
-                           " a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL, not one of"
-                           f" scheme {url.split(':', 1)[0]!r}")
+    try:
+        database_dialect(url)
+    except ValueError as error:
+        raise SettingError(f"STEMBOT_DATABASE_URL {error}") from None
     return url
 
 

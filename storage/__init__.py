@@ -1,17 +1,14 @@
 """The bot's storage: job records and per-guild limits in SQLite or PostgreSQL, with versioned
-migrations per dialect."""
+migrations per dialect, on the ground floor's connection and migration runner (db/)."""
 
-from storage.connection import Connection, Dialect, database_dialect
 from storage.database import Database
 from storage.jobs import DeliveredStem, HistoryFilter, JobRecord, JobState, JobStore, NewJob
 from storage.limits import LIMIT_FIELDS, GuildLimits, LimitStore
 
 __all__ = [
     "LIMIT_FIELDS",
-    "Connection",
     "Database",
     "DeliveredStem",
-    "Dialect",
     "GuildLimits",
     "HistoryFilter",
     "JobRecord",
@@ -19,5 +16,4 @@ __all__ = [
     "JobStore",
     "LimitStore",
     "NewJob",
-    "database_dialect",
 ]

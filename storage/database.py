@@ -1,43 +1,17 @@
-"""The bot's database: SQLite or PostgreSQL behind one Connection, with versioned migrations."""
+"""The bot's database: its records' schema on the ground floor's Connection (db/)."""
 
 from __future__ import annotations
 
-import re
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from storage.connection import Connection, Dialect, database_dialect
+from db import Connection, Dialect, Schema, UserVersionLedger, connect
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
-
-
-def migrations(dialect: Dialect = Dialect.SQLITE) -> list[tuple[int, str]]:
-    """Every migration of one dialect as (version, SQL), in version order."""
-    found: list[tuple[int, str]] = []
-    for entry in resources.files(f"storage.migrations.{dialect.value}").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"storage migrations must be numbered 1..n without gaps: {versions}")
-    return found
-
-
-async def connect(target: Path | str) -> Connection:
-    """The one place that picks the backend: a postgresql:// URL is PostgreSQL, a path is
-    the SQLite file; ValueError for any other URL."""
-    # database_dialect raises for a URL that is not PostgreSQL's.
-    if isinstance(target, str) and "://" in target and (
-            database_dialect(target) is Dialect.POSTGRESQL):
-        from storage.postgres import PostgresConnection  # the driver only when used
-
-        return await PostgresConnection.open(target)
-    from storage.sqlite import SqliteConnection
-
-    return await SqliteConnection.open(target)
+# Versions in SQLite's user_version, or in a table of their own on PostgreSQL (as since the
+# first release); migrations of bots starting at once take turns on one lock ("stmb").
+BOT_SCHEMA = Schema(name="the bot", package="storage.migrations",
+                    ledger=UserVersionLedger("bot_schema_version"), lock=0x73746D62,
+                    foreign_table="jobs")
 
 
 class Database:
@@ -49,7 +23,7 @@ class Database:
     @classmethod
     async def open(cls, target: Path | str) -> Database:
         """`target`: the SQLite file's path, or a postgresql:// URL."""
-        db = cls(await connect(target))
+        db = cls(await connect(target, pool_size=4, name="stembot-bot"))
         try:
             await db.migrate()
         except BaseException:
@@ -62,14 +36,11 @@ class Database:
         return self.connection.dialect
 
     async def version(self) -> int:
-        return await self.connection.version()
+        return await BOT_SCHEMA.version(self.connection)
 
     async def migrate(self) -> int:
         """Apply the migrations newer than the database; return the resulting version."""
-        # Each migration is one transaction: a failure leaves the previous version intact.
-        for version, sql in migrations(self.dialect):
-            await self.connection.apply(version, sql)
-        return await self.version()
+        return await BOT_SCHEMA.migrate(self.connection)
 
     async def close(self) -> None:
         await self.connection.close()

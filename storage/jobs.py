@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.connection import Row
+from db import Row, Statements
 from storage.database import Database
 
 
@@ -300,12 +300,13 @@ class JobStore:
     async def forget_before(self, before: float) -> int:
         """BOT_RETENTION_DAYS: drop records that ended before the time (and whose takedown,
         if any, is complete); how many went."""
-        async with self._conn.transaction() as tx:
+        async def forget(tx: Statements) -> int:
             rows = await tx.fetch_all(f"SELECT id FROM jobs WHERE {_FORGETTABLE}", (before,))
             ids = [(row["id"],) for row in rows]
             await tx.execute_many("DELETE FROM delivered_stems WHERE job_id = ?", ids)
             await tx.execute_many("DELETE FROM jobs WHERE id = ?", ids)
-        return len(ids)
+            return len(ids)
+        return await self._conn.run(forget)
 
     async def unfinished_takedowns(self) -> list[JobRecord]:
         """Taken down, but with a post or the notice still to do."""

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from db import Statements
 from storage.database import Database
 
 
@@ -45,7 +46,7 @@ class LimitStore:
         unknown = set(values) - set(LIMIT_FIELDS)
         if unknown:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
-        async with self._conn.transaction() as tx:
+        async def write(tx: Statements) -> None:
             await tx.execute(
                 "INSERT INTO guild_limits (guild_id) VALUES (?) ON CONFLICT (guild_id) DO NOTHING",
                 (guild_id,))
@@ -55,4 +56,5 @@ class LimitStore:
                     f"UPDATE guild_limits SET {assignments} WHERE guild_id = ?",
                     (*values.values(), guild_id),
                 )
+        await self._conn.run(write)
         return await self.get(guild_id)

@@ -183,7 +183,7 @@ async def test_a_database_down_past_the_retries_answers_503_then_recovers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """No 500 while PostgreSQL is away: a clear 503 naming the database, and service again
     as soon as it is back, without a restart of the node."""
-    monkeypatch.setattr("service.store_pg.RETRY_WAITS", (0.1, 0.2))
+    monkeypatch.setattr("db.postgres.RETRY_WAITS", (0.1, 0.2))
     async with serving(tmp_path / "api", database=pg_url, workers=0) as running:
         api = running.api
         await asyncio.to_thread(postgres.stop)
@@ -334,10 +334,10 @@ async def test_a_node_stopped_mid_publish_keeps_the_results_for_its_next_start(
     ("serve", {"STEMBOT_DATABASE_URL": "mysql://u:sekret@db/x"},
      "error: STEMBOT_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql://"),
     ("serve", {"STEMBOT_DATABASE_URL": "postgresql://u:sekret@127.0.0.1:1/x"},
-     "cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: connection failed"),
+     "cannot connect to PostgreSQL at 127.0.0.1:1/x: connection failed"),
     # libpq quotes what it cannot parse, the password too: the message must not show it
     ("serve", {"STEMBOT_DATABASE_URL": "postgresql://u:x%zzsekret@127.0.0.1:1/x"},
-     "cannot use the PostgreSQL database of STEMBOT_DATABASE_URL: invalid percent-encoded"),
+     "error: STEMBOT_DATABASE_URL is not a valid PostgreSQL URL (invalid percent-encoded"),
     ("worker", {"STEMBOT_WORKERS": "0"}, "error: stembot worker needs STEMBOT_WORKERS of 1"),
     ("serve", {"STEMBOT_LEASE_SECONDS": "0.5"}, "error: STEMBOT_LEASE_SECONDS must be at least 1"),
 ])

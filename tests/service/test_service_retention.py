@@ -14,7 +14,7 @@ from test_service_cache import separated
 
 from service import retention
 from service.store import SCHEMA_VERSION, NewKey
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 
 
 def result_paths(job: dict[str, Any]) -> list[str]:
@@ -147,7 +147,7 @@ async def test_a_schema_1_database_gains_the_retention_columns(tmp_path: Path) -
     with sqlite3.connect(path) as db:
         db.executescript(V1_JOBS)
     for _ in range(2):  # the migration runs once; a second start changes nothing
-        store = await SqliteStore.open(path)
+        store = await SqlStore.open(path)
         try:
             old = await store.job("old")
             assert old is not None and old.deleted_at == 0 and old.expired_at == 0

@@ -18,7 +18,7 @@ from service_harness import Api, basic_header
 
 from separation.presets import StemPreset
 from service.store import NewKey, now_ms
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 from wire.enums import State, Tone
 from wire.jobs import OutputSpec, Result
 
@@ -27,7 +27,7 @@ STEMS = (Tone.VOCALS, Tone.DRUMS, Tone.BASS, Tone.OTHER)
 
 
 async def seeded_key(data: Path) -> NewKey:
-    store = await SqliteStore.open(data / "service.sqlite3")
+    store = await SqlStore.open(data / "service.sqlite3")
     try:
         return await store.create_key("retention")
     finally:

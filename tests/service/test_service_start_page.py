@@ -23,7 +23,7 @@ from service_harness import Separated, free_port
 
 from separation import fact_line
 from service.session import OWNER, SIGN_IN_TTL, mint_sign_in
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROOT = Path(__file__).parents[2]
@@ -214,7 +214,7 @@ async def test_stembot_up_on_a_fresh_data_folder_prints_a_one_click_link(
         assert "job service listening" in logged and "signin" not in logged, logged
         if start == "fresh":
             assert links[0] not in logged and "POST /session" in logged
-    store = await SqliteStore.open(tmp_path / "data" / "service.sqlite3")
+    store = await SqlStore.open(tmp_path / "data" / "service.sqlite3")
     try:
         assert [key.name for key in await store.keys()] == [OWNER]  # one, made once
     finally:

@@ -10,7 +10,7 @@ import pytest
 from separation.presets import StemPreset
 from service.protocol import Job
 from service.store import SCHEMA_VERSION, SchemaError, now_ms
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 from wire.enums import State
 from wire.jobs import InputSpec, OutputSpec
 
@@ -23,7 +23,7 @@ def job(job_id: str, owner: str) -> Job:
 
 
 async def test_recover_requeues_in_order_then_gives_up(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "db.sqlite3")
+    store = await SqlStore.open(tmp_path / "db.sqlite3")
     key = await store.create_key("k")
     for name in ("a", "b", "c"):
         await store.insert_job(job(name, key.secret_id), max_open=10)
@@ -45,10 +45,10 @@ async def test_recover_requeues_in_order_then_gives_up(tmp_path: Path) -> None:
 
 async def test_newer_schema_refused(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    store = await SqliteStore.open(path)
+    store = await SqlStore.open(path)
     await store.close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION + 1),))
     with pytest.raises(SchemaError):
-        await SqliteStore.open(path)
+        await SqlStore.open(path)
     assert oct(path.stat().st_mode & 0o777) == "0o600"

@@ -15,8 +15,7 @@ from separation.presets import StemPreset
 from service.protocol import Job
 from service.queue import fair_order, positions
 from service.store import SCHEMA_VERSION, SchemaError, SignIn, Store, now_ms
-from service.store_pg import PgStore
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 from wire.enums import State, Tone
 from wire.jobs import InputSpec, OutputSpec, Result
 
@@ -31,13 +30,13 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         path = tmp_path / "db.sqlite3"
 
         async def open_one() -> Store:
-            opened.append(await SqliteStore.open(path))
+            opened.append(await SqlStore.open(path))
             return opened[-1]
     else:
         url: str = request.getfixturevalue("pg_url")
 
         async def open_one() -> Store:
-            opened.append(await PgStore.open(url))
+            opened.append(await SqlStore.open(url))
             return opened[-1]
     yield open_one
     for store in opened:
@@ -407,7 +406,7 @@ async def test_a_schema_2_sqlite_file_upgrades_once(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     with sqlite3.connect(path) as db:
         db.executescript(SCHEMA_2)
-    store = await SqliteStore.open(path)
+    store = await SqlStore.open(path)
     try:
         old = await store.job("old")
         assert old is not None and old.state is State.PROCESSING and old.lease_until == 0
@@ -419,7 +418,7 @@ async def test_a_schema_2_sqlite_file_upgrades_once(tmp_path: Path) -> None:
     upgraded = columns(path)
     assert {"lease_node", "lease_until", "progress", "publishing", "callback_due",
             "callback_lease", "tenant"} <= set(upgraded)
-    await (await SqliteStore.open(path)).close()
+    await (await SqlStore.open(path)).close()
     assert columns(path) == upgraded
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(
@@ -427,18 +426,18 @@ async def test_a_schema_2_sqlite_file_upgrades_once(tmp_path: Path) -> None:
 
 
 async def test_postgresql_starts_from_empty_and_refuses_a_newer_schema(pg_url: str) -> None:
-    first = await PgStore.open(pg_url)
+    first = await SqlStore.open(pg_url)
     await add(first, "alice", "a")
     await first.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await conn.execute("UPDATE meta SET value=%s WHERE key='schema'",
                            (str(SCHEMA_VERSION + 1),))
     with pytest.raises(SchemaError, match="newer"):
-        await PgStore.open(pg_url)
+        await SqlStore.open(pg_url)
 
 
 async def test_two_postgresql_nodes_migrate_at_once(pg_url: str) -> None:
-    stores = await asyncio.gather(*(PgStore.open(pg_url) for _ in range(4)))
+    stores = await asyncio.gather(*(SqlStore.open(pg_url) for _ in range(4)))
     try:
         await add(stores[0], "alice", "a")
         assert (await stores[3].job("a")) is not None

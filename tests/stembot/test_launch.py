@@ -21,7 +21,7 @@ import pytest
 
 from bot.settings import BotSettings
 from service.settings import ServiceSettings
-from service.store_sqlite import SqliteStore
+from service.store_sql import SqlStore
 from stembot.launch import BotKeyError, run_up
 from support.discord_bot import TEST_LIMITS, read_bytes
 from support.fake_discord import FakeDiscord
@@ -103,7 +103,7 @@ async def test_a_corrupt_bot_key_file_is_refused_not_replaced(
     with pytest.raises(BotKeyError, match="bot-key.json"):
         await asyncio.wait_for(run_up(service, bot), 15)
     assert (data / "bot-key.json").read_bytes() == content
-    store = await SqliteStore.open(data / "service.sqlite3")
+    store = await SqlStore.open(data / "service.sqlite3")
     try:
         assert await store.keys() == []  # no second key was minted beside the lost one
     finally:

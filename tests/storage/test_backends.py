@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.settings import BotSettings
+from db import Connection, Dialect, connect, database_dialect
 from separation.env import SettingError
-from storage import Connection, Database, Dialect, JobStore, NewJob, database_dialect
-from storage.database import connect, migrations
-from storage.postgres import VERSION_TABLE
+from storage import Database, JobStore, NewJob
+from storage.database import BOT_SCHEMA
 from support.postgres import PostgresCluster, free_port
 
 SNOWFLAKE = 1_234_567_890_123_456_789  # Discord ids need 64 bits
@@ -39,7 +39,7 @@ async def schema(conn: Connection) -> Schema:
         "  WHERE tc.constraint_type = 'PRIMARY KEY' AND k.table_schema = c.table_schema"
         "   AND k.table_name = c.table_name AND k.column_name = c.column_name) AS pk"
         " FROM information_schema.columns c WHERE c.table_schema = current_schema()"
-        " AND c.table_name <> ? ORDER BY c.table_name, c.ordinal_position", (VERSION_TABLE,))
+        " AND c.table_name <> ? ORDER BY c.table_name, c.ordinal_position", ("bot_schema_version",))
     found: Schema = {}
     for row in rows:
         found.setdefault(row["t"], []).append((row["name"], row["notnull"], row["pk"]))
@@ -53,15 +53,15 @@ async def test_postgresql_migrates_from_empty_to_sqlites_schema(
         expected = await schema(lite.connection)
     empty = await connect(pg_url)
     try:
-        assert await empty.version() == 0 and await schema(empty) == {}
+        assert await BOT_SCHEMA.version(empty) == 0 and await schema(empty) == {}
     finally:
         await empty.close()
     async with await Database.open(pg_url) as db:
         assert db.dialect is Dialect.POSTGRESQL
         # The same versions in both folders, ending at the same schema.
-        assert [v for v, _ in migrations(Dialect.POSTGRESQL)] == [
-            v for v, _ in migrations(Dialect.SQLITE)]
-        assert await db.version() == migrations(Dialect.SQLITE)[-1][0]
+        assert [v for v, _ in BOT_SCHEMA.migrations(Dialect.POSTGRESQL)] == [
+            v for v, _ in BOT_SCHEMA.migrations(Dialect.SQLITE)]
+        assert await db.version() == BOT_SCHEMA.migrations(Dialect.SQLITE)[-1][0]
         assert await schema(db.connection) == expected
         assert set(expected) == {"jobs", "delivered_stems", "guild_limits"}
 
@@ -72,8 +72,8 @@ async def test_migrating_twice_changes_nothing(database: Path | str) -> None:
         before = await schema(db.connection)
         latest = await db.version()
         assert await db.migrate() == latest
-        for version, sql in migrations(db.dialect):
-            assert not await db.connection.apply(version, sql)  # each one refused: applied
+        for version in range(1, latest + 1):  # each one refused: applied
+            assert await BOT_SCHEMA.migrate(db.connection, upto=version) == latest
         assert await schema(db.connection) == before
         assert await JobStore(db).require(record.id) == record
 

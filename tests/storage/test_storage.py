@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from db import Dialect, SchemaError, connect
 from storage import (
     Database,
     GuildLimits,
@@ -14,7 +17,7 @@ from storage import (
     LimitStore,
     NewJob,
 )
-from storage.database import connect, migrations
+from storage.database import BOT_SCHEMA
 
 REQUEST = NewJob(
     guild_id=1, channel_id=2, user_id=3, input_url="https://example.com/a.mp3",
@@ -24,30 +27,49 @@ REQUEST = NewJob(
 
 async def test_migrations_reach_latest_and_are_idempotent(database: Path | str) -> None:
     async with await Database.open(database) as db:
-        latest = migrations(db.dialect)[-1][0]
+        latest = BOT_SCHEMA.migrations(db.dialect)[-1][0]
         assert await db.version() == latest
     # Reopening applies nothing twice.
     async with await Database.open(database) as db:
         assert await db.migrate() == latest
 
 
-async def test_migrations_upgrade_an_older_database(database: Path | str) -> None:
+@pytest.mark.parametrize("version", range(1, len(BOT_SCHEMA.migrations(Dialect.SQLITE)) + 1))
+async def test_migrations_upgrade_a_database_of_every_version(
+        database: Path | str, version: int) -> None:
+    """A database some release left at `version`, with a record in it, upgrades in place."""
     conn = await connect(database)
     try:
-        assert await conn.version() == 0
-        assert await conn.apply(1, migrations(conn.dialect)[0][1])
+        assert await BOT_SCHEMA.version(conn) == 0
+        assert await BOT_SCHEMA.migrate(conn, upto=version) == version
         await conn.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, input_url, track_name, stems,"
             " format, callback_token, state, created_at, updated_at)"
             " VALUES (1, 2, 3, 'u', 't', 2, 'mp3', 'tok', 'done', 0, 0)"
         )
-        assert await conn.version() == 1
+        await conn.execute("INSERT INTO delivered_stems (job_id, stem, message_id) VALUES"
+                           " (1, 'vocals', 9)")
+        if version >= 2:  # 0002 made the table
+            await conn.execute("INSERT INTO guild_limits (guild_id, daily_quota) VALUES (1, 5)")
     finally:
         await conn.close()
     async with await Database.open(database) as db:
-        assert await db.version() == migrations(db.dialect)[-1][0]
+        assert await db.version() == BOT_SCHEMA.migrations(db.dialect)[-1][0]
         record = await JobStore(db).get(1)
         assert record is not None and record.state is JobState.DONE and record.shifts == 1
+        assert record.title is None and record.deleted_at is None
+        assert (await JobStore(db).delivered(1))["vocals"].message_id == 9
+        limits = await LimitStore(db, GuildLimits()).get(1)
+        assert limits.daily_quota == (5 if version >= 2 else GuildLimits().daily_quota)
+        assert limits.max_server_jobs == GuildLimits().max_server_jobs
+
+
+async def test_a_database_of_a_newer_bot_is_refused(database: Path | str) -> None:
+    async with await Database.open(database) as db:
+        newer = await db.version() + 1
+        await BOT_SCHEMA.ledger.write(db.connection, db.dialect, newer)
+    with pytest.raises(SchemaError, match=f"database schema {newer} is newer"):
+        await Database.open(database)
 
 
 async def test_job_lifecycle_and_finish_once(database: Path | str) -> None:

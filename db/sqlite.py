@@ -1,8 +1,10 @@
-"""SQLite behind the storage Connection: one aiosqlite connection, `PRAGMA user_version`."""
+"""SQLite behind the Connection: one aiosqlite connection, one transaction at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -11,7 +13,8 @@ from typing import Any, cast
 
 import aiosqlite
 
-from storage.connection import Dialect, Params, Row, Statements
+from db.connection import Params, Row, Statements, Transactions, split_script
+from db.url import Dialect
 
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
@@ -32,7 +35,6 @@ class _Statements:
         await self._conn.executemany(sql, rows)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        # Closing the cursor ends the statement, so an `INSERT … RETURNING` commits here.
         async with self._conn.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         return cast(Row | None, row)  # rows are _dict_row's dicts
@@ -41,9 +43,15 @@ class _Statements:
         async with self._conn.execute(sql, params) as cursor:
             return cast(list[Row], list(await cursor.fetchall()))
 
+    async def script(self, sql: str) -> None:
+        # executescript would COMMIT the open transaction first: one statement at a time.
+        for statement in split_script(sql):
+            await self.execute(statement)
 
-class SqliteConnection:
-    """The bot's SQLite file; statements and transactions take turns on one connection."""
+
+class SqliteConnection(Transactions):
+    """A SQLite file; transactions take turns on its one connection. Writes BEGIN IMMEDIATE,
+    so two connections on one file serialize their writes (and `lock`s) too."""
 
     dialect = Dialect.SQLITE
 
@@ -57,61 +65,37 @@ class SqliteConnection:
     @classmethod
     async def open(cls, path: Path | str) -> SqliteConnection:
         if str(path) != ":memory:":
-            await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(_create_private, Path(path))
         # isolation_level=None: autocommit, and BEGIN/COMMIT only where we write them.
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = _dict_row  # type: ignore[assignment]  # any callable works
-        # WAL lets moderators read history while a delivery writes.
+        # WAL lets readers read while a write is under way.
         await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA busy_timeout = 5000")
         await conn.execute("PRAGMA foreign_keys = ON")
         return cls(conn)
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._lock:
-            return await self._statements.execute(sql, params)
-
-    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self.transaction() as tx:
-            await tx.execute_many(sql, rows)
-
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            return await self._statements.fetch_one(sql, params)
-
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return await self._statements.fetch_all(sql, params)
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Statements]:
+    async def transaction(self, *, write: bool = True, lock: int | None = None
+                          ) -> AsyncIterator[Statements]:
+        # `lock` needs nothing here: BEGIN IMMEDIATE already serializes every write.
         async with self._lock:
             # IMMEDIATE takes the write lock at once: no read-then-upgrade deadlock.
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._statements
+                await self._conn.execute("COMMIT")  # it can fail too (a full disk)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-
-    async def version(self) -> int:
-        row = await self.fetch_one("PRAGMA user_version")
-        return int(row["user_version"]) if row else 0
-
-    async def apply(self, version: int, script: str) -> bool:
-        async with self._lock:
-            row = await self._statements.fetch_one("PRAGMA user_version")
-            if row and int(row["user_version"]) >= version:
-                return False
-            try:
-                # A script may hold many statements, which only executescript runs.
-                await self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\n;PRAGMA user_version = {int(version)};\nCOMMIT;")
-            except BaseException:
-                if self._conn.in_transaction:
+                with contextlib.suppress(Exception):  # a failed COMMIT may have ended it
                     await self._conn.execute("ROLLBACK")
                 raise
-            return True
 
     async def close(self) -> None:
         await self._conn.close()
+
+
+def _create_private(path: Path) -> None:
+    """The file and its folder, readable by the owner only: they hold secrets (keys that
+    sign callbacks, callback tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))

@@ -1,0 +1,1 @@
+"""PostgreSQL migrations of the job store (the `meta` table holds the version)."""

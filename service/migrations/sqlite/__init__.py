@@ -1,0 +1,1 @@
+"""SQLite migrations of the job store (the `meta` table holds the version)."""
