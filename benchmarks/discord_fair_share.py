@@ -151,18 +151,16 @@ class Nodes:
         self.postgres: PostgresCluster | None = None
         self.seaweed: SeaweedFS | None = None
 
-    def shared(self) -> dict[str, str]:
-        """The settings every node shares: the database and object store (empty on SQLite)."""
+    def start_shared(self) -> dict[str, str]:
+        """Start the database and object store every node shares (none on SQLite); the
+        settings that point the nodes at them."""
         if not self.worker_nodes:
             return {}
-        if self.postgres is None:
-            self.postgres = PostgresCluster().init().start()
-            self.seaweed = SeaweedFS(self.folder / "seaweed")
-            self.seaweed.start()
-            self.seaweed.create_bucket(BUCKET)
-            self.database = self.postgres.create_database()
-        assert self.seaweed is not None
-        return {"STEMBOT_DATABASE_URL": self.database,
+        self.postgres = PostgresCluster().init().start()
+        self.seaweed = SeaweedFS(self.folder / "seaweed")
+        self.seaweed.start()
+        self.seaweed.create_bucket(BUCKET)
+        return {"STEMBOT_DATABASE_URL": self.postgres.create_database(),
                 **self.seaweed.env(f"s3://{BUCKET}/jobs"), "STEMBOT_MIN_FREE_BYTES": "0"}
 
     def start_workers(self, env: dict[str, str]) -> None:
@@ -228,26 +226,34 @@ async def run(args: argparse.Namespace) -> None:
         os.chmod(folder, 0o755)  # PostgreSQL's own user reads below it
         data = songs(folder, args.members, args.seconds)
         nodes = Nodes(folder, args.postgres)
-        async with FakeDiscord() as fake:
-            urls = [fake.serve(f"song-{n}.wav", d, "audio/wav") for n, d in enumerate(data)]
-            port = free_port()
-            shared = nodes.shared()
-            env = up_env(fake, folder, port, 0 if args.postgres else args.workers) | shared
-            log = (folder / "up.log").open("wb")
-            up = start_up(env, log)
-            try:
-                await asyncio.wait_for(fake.ready(), 120)
-                nodes.start_workers({**up_env(fake, folder, port, 1), **shared})
-                key = await bot_key(folder)
-                await report(args, fake, urls, f"http://127.0.0.1:{port}", key, up.pid, nodes)
-            finally:
-                up.terminate()
-                try:
-                    up.wait(30)
-                except subprocess.TimeoutExpired:
-                    up.kill()
-                log.close()
-                nodes.close()
+        try:
+            async with FakeDiscord() as fake:
+                await run_up(args, fake, folder, data, nodes)
+        finally:
+            nodes.close()  # also when a shared server failed to start
+
+
+async def run_up(args: argparse.Namespace, fake: FakeDiscord, folder: Path, data: list[bytes],
+                 nodes: Nodes) -> None:
+    """`stembot up` (and the worker nodes) against the fake, then the measured run."""
+    urls = [fake.serve(f"song-{n}.wav", d, "audio/wav") for n, d in enumerate(data)]
+    port = free_port()
+    shared = nodes.start_shared()
+    env = up_env(fake, folder, port, 0 if args.postgres else args.workers) | shared
+    log = (folder / "up.log").open("wb")
+    up = start_up(env, log)
+    try:
+        await asyncio.wait_for(fake.ready(), 120)
+        nodes.start_workers({**up_env(fake, folder, port, 1), **shared})
+        key = await bot_key(folder)
+        await report(args, fake, urls, f"http://127.0.0.1:{port}", key, up.pid, nodes)
+    finally:
+        up.terminate()
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        log.close()
 
 
 async def report(args: argparse.Namespace, fake: FakeDiscord, urls: list[str], url: str,

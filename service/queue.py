@@ -56,10 +56,12 @@ def _owners(state: QueueState) -> dict[str, _Owner]:
         entry = owners.setdefault(owner, _Owner())
         entry.tenants.setdefault(tenant, []).append((seq, job_id))
         entry.seqs.append(seq)
-    for counts, attribute in ((state.running, "running"), (state.served, "served")):
-        for (owner, _tenant), count in counts.items():
-            if owner in owners:
-                setattr(owners[owner], attribute, getattr(owners[owner], attribute) + count)
+    for (owner, _tenant), count in state.running.items():
+        if owner in owners:
+            owners[owner].running += count
+    for (owner, _tenant), count in state.served.items():
+        if owner in owners:
+            owners[owner].served += count
     for owner, entry in owners.items():
         for tenant, jobs in entry.tenants.items():
             jobs.reverse()  # pop() takes the oldest
