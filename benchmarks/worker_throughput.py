@@ -33,10 +33,10 @@ def task(name: str, source: Path, folder: Path) -> Task:
                 fmt="wav", max_seconds=3600, max_bytes=1 << 30, abort_file=folder / "abort")
 
 
-async def layout_rate(workers: int, threads: int, songs: list[Path], folder: Path) -> float:
+async def layout_rate(workers: int, config: RuntimeConfig, songs: list[Path], folder: Path
+                      ) -> float:
     """Songs per hour once every worker has its model loaded."""
-    pool = WorkerPool(model_files.model_dir(), workers, RuntimeConfig(threads=threads),
-                      lambda message: None)
+    pool = WorkerPool(model_files.model_dir(), workers, config, lambda message: None)
     pool.start()
     try:
         warm = song(folder, 99, 1.0)
@@ -58,15 +58,18 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         songs = [song(folder, n, args.seconds) for n in range(args.songs)]
-        print(f"{args.songs} songs of {args.seconds:g} s, 4 stems, "
-              f"{RuntimeConfig.from_env().runtime.value}")
-        print("| workers x threads | songs per hour | audio hours per hour |")
-        print("|---|---|---|")
+        base = RuntimeConfig.from_env()
+        print(f"{args.songs} songs of {args.seconds:g} s, 4 stems, {base.runtime.value}"
+              f" {base.precision.value}")
+        print("| workers x threads | overlap | songs per hour | audio hours per hour |")
+        print("|---|---|---|---|")
         for layout in args.layouts:
             workers, threads = (int(x) for x in layout.split("x"))
-            rate = await layout_rate(workers, threads, songs, folder)
-            print(f"| {workers} x {threads} | {rate:.0f} | {rate * args.seconds / 3600:.2f} |",
-                  flush=True)
+            for overlap in args.overlaps or [base.overlap]:
+                config = base.with_threads(threads).with_overlap(overlap)
+                rate = await layout_rate(workers, config, songs, folder)
+                print(f"| {workers} x {threads} | {overlap:g} | {rate:.0f} |"
+                      f" {rate * args.seconds / 3600:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -74,6 +77,8 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--layouts", nargs="+", default=["1x2", "2x1"])
+    parser.add_argument("--overlaps", type=float, nargs="+", default=None,
+                        help="chunk overlaps to compare (default: STEMBOT_OVERLAP's)")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -1,4 +1,4 @@
-"""Chunked inference: 25 % overlap, triangular cross-fade, finished audio streamed out.
+"""Chunked inference: overlapping chunks, triangular cross-fade, finished audio streamed out.
 
 Follows Demucs' `apply_model` split path. Chunks are processed in order, so once chunk k
 has been added, every sample before chunk k+1's start is final and can leave memory.
@@ -20,6 +20,9 @@ ChunkModel = Callable[[Float], Float]
 Progress = Callable[[int, int], None]
 """Called with (chunks done, chunks total)."""
 
+DEFAULT_OVERLAP = 0.25
+"""Share of a chunk its neighbours also cover (Demucs' default; STEMBOT_OVERLAP)."""
+
 
 def triangle_weight(segment: int) -> Float:
     """Demucs' cross-fade weight: rises 1..segment/2, falls back, peak 1."""
@@ -35,7 +38,7 @@ class ChunkPlan:
 
     length: int
     segment: int
-    overlap: float = 0.25
+    overlap: float = DEFAULT_OVERLAP
 
     @property
     def stride(self) -> int:
@@ -67,7 +70,7 @@ def stream_chunks(
     segment: int,
     sources: int,
     progress: Progress | None = None,
-    overlap: float = 0.25,
+    overlap: float = DEFAULT_OVERLAP,
 ) -> Iterator[Float]:
     """Yield [sources, channels, n] blocks that, concatenated, are the separated signal."""
     mix = as_source(mix)
@@ -108,11 +111,12 @@ def separate_all(
     segment: int,
     sources: int,
     progress: Progress | None = None,
+    overlap: float = DEFAULT_OVERLAP,
 ) -> Float:
     """The whole separation as one [sources, channels, length] array."""
     out = np.empty((sources, *mix.shape), dtype=np.float32)
     position = 0
-    for block in stream_chunks(model, mix, segment, sources, progress):
+    for block in stream_chunks(model, mix, segment, sources, progress, overlap):
         out[..., position : position + block.shape[-1]] = block
         position += block.shape[-1]
     return out
@@ -132,6 +136,7 @@ def stream_shifted(
     offsets: list[int],
     max_shift: int,
     progress: Progress | None = None,
+    overlap: float = DEFAULT_OVERLAP,
 ) -> Iterator[Float]:
     """Demucs' shift trick, streamed: the mean of separations of the mix delayed by each offset.
 
@@ -140,15 +145,15 @@ def stream_shifted(
     The network is not shift-invariant, and averaging over shifts smooths its chunk edges.
     """
     if len(offsets) <= 1 and not any(offsets):
-        yield from stream_chunks(model, mix, segment, sources, progress)
+        yield from stream_chunks(model, mix, segment, sources, progress, overlap)
         return
     mix = as_source(mix)
     length = mix.length
-    plans = [ChunkPlan(length + max_shift - offset, segment).total for offset in offsets]
+    plans = [ChunkPlan(length + max_shift - offset, segment, overlap).total for offset in offsets]
     counter = _ProgressSum(plans, progress)
     streams = [
         _drop(stream_chunks(model, Delayed(mix, max_shift - offset, length + max_shift - offset),
-                            segment, sources, counter.part(k)), max_shift - offset)
+                            segment, sources, counter.part(k), overlap), max_shift - offset)
         for k, offset in enumerate(offsets)
     ]
     yield from _mean_of_streams(streams, sources, mix.channels, length)

@@ -80,7 +80,8 @@ class Separator:
         check_shifts(shifts)
         offsets = shift_offsets(shifts, MAX_SHIFT) if shifts > 1 else [0]
         sources = stream_shifted(
-            self._demucs, mix, SEGMENT, len(SOURCES), offsets, MAX_SHIFT, progress
+            self._demucs, mix, SEGMENT, len(SOURCES), offsets, MAX_SHIFT, progress,
+            self._config.overlap,
         )
         blocks: Iterator[Stems] = (to_preset(block, preset) for block in sources)
         if preset is StemPreset.FIVE_STEMS:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from separation.apply import DEFAULT_OVERLAP
 from separation.dsp import Float
-from separation.env import env_choice
+from separation.env import SettingError, env_choice, env_float
 
 log = logging.getLogger("stembot.engine")
+
+MAX_OVERLAP = 0.5  # beyond half, each sample is computed three times or more
 
 
 class RuntimeName(enum.StrEnum):
@@ -35,25 +38,45 @@ class Precision(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RuntimeConfig:
-    """How a process runs its networks; plain data so it pickles to worker processes."""
+    """How a process runs its networks; plain data so it pickles to worker processes.
+
+    `overlap` is the share of each 7.8 s chunk that its neighbours also cover (cross-faded).
+    """
 
     runtime: RuntimeName = RuntimeName.OPENVINO
     precision: Precision = Precision.AUTO
     threads: int | None = None
     cache_dir: Path | None = None  # OpenVINO's compiled-model cache; None: next to the model
     device: str = "CPU"  # OpenVINO device; a missing one makes the engine fall back
+    overlap: float = DEFAULT_OVERLAP
 
     @classmethod
     def from_env(cls) -> RuntimeConfig:
-        """STEMBOT_RUNTIME, STEMBOT_PRECISION, STEMBOT_OPENVINO_DEVICE; SettingError if invalid."""
+        """STEMBOT_RUNTIME, STEMBOT_PRECISION, STEMBOT_OPENVINO_DEVICE, STEMBOT_OVERLAP;
+        SettingError if invalid."""
         return cls(
             runtime=env_choice(RuntimeName, "STEMBOT_RUNTIME", RuntimeName.OPENVINO),
             precision=env_choice(Precision, "STEMBOT_PRECISION", Precision.AUTO),
             device=os.environ.get("STEMBOT_OPENVINO_DEVICE") or "CPU",
+            overlap=checked_overlap(env_float("STEMBOT_OVERLAP", DEFAULT_OVERLAP),
+                                    "STEMBOT_OVERLAP"),
         )
 
     def with_threads(self, threads: int | None) -> RuntimeConfig:
         return replace(self, threads=threads)
+
+    def with_overlap(self, overlap: float | None) -> RuntimeConfig:
+        """This config with another overlap (None keeps it); SettingError if out of range."""
+        if overlap is None:
+            return self
+        return replace(self, overlap=checked_overlap(overlap, "--overlap"))
+
+
+def checked_overlap(overlap: float, name: str) -> float:
+    """An overlap the chunking can use: 0 (chunks side by side) to MAX_OVERLAP."""
+    if not 0.0 <= overlap <= MAX_OVERLAP:
+        raise SettingError(f"{name} must be between 0 and {MAX_OVERLAP:g}, not {overlap:g}")
+    return overlap
 
 
 class Graph(Protocol):

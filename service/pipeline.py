@@ -270,7 +270,8 @@ class Pipeline:
     def _separation(self, output: OutputSpec) -> Separation:
         runtime = self._settings.runtime
         return Separation(int(output.method), output.shifts, self._settings.output_format.value,
-                          f"{runtime.runtime.value} {runtime.precision.value}")
+                          f"{runtime.runtime.value} {runtime.precision.value}"
+                          f" overlap {runtime.overlap:g}")
 
     async def _check_room(self, owner: str) -> None:
         """A key whose repositories are full already gets no separation it cannot keep."""

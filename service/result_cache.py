@@ -45,7 +45,7 @@ class Separation:
     method: int
     shifts: int
     fmt: str
-    runtime: str  # runtime and precision: bf16 and f32 results differ slightly
+    runtime: str  # runtime, precision and chunk overlap: each changes the stems slightly
 
 
 def input_digest(path: Path) -> str:

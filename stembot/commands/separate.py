@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from separation import Limits, OutputFormat, SeparationError, Separator, StemPreset
+from separation.apply import DEFAULT_OVERLAP
 from separation.fact_line import line
-from separation.facts import FactsCollector
 from separation.presets import MAX_SHIFTS, STEM_COUNTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
@@ -68,6 +69,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " default: 1)",
     )
     parser.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of each 7.8 s chunk its neighbours also cover, 0-0.5: more is a little"
+        " smoother at chunk edges and slower (default: STEMBOT_OVERLAP or"
+        f" {DEFAULT_OVERLAP:g})",
+    )
+    parser.add_argument(
         "--midi",
         action="store_true",
         help="also write the bass, piano and vocals stems' notes as DIR/<stem>.mid, at the"
@@ -87,14 +97,19 @@ def run(args: argparse.Namespace) -> int:
     preset = StemPreset.from_count(args.stems)
     bar = _ProgressBar()
     try:
-        config = RuntimeConfig.from_env().with_threads(args.threads)
+        config = RuntimeConfig.from_env().with_threads(args.threads).with_overlap(args.overlap)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        separator = Separator(settings.model_dir, config)
+        with ThreadPoolExecutor(1) as pool:
+            # OpenVINO loads the model without the GIL: the facts' imports (scipy) overlap it
+            loading = pool.submit(Separator, settings.model_dir, config)
+            from separation.facts import FactsCollector
+
+            facts = FactsCollector(preset.stems)
+            separator = loading.result()
         separator.check(preset)
-        facts = FactsCollector(preset.stems)
         paths = separator.separate_file(
             args.input,
             args.out,

@@ -23,10 +23,11 @@ def scale_model(chunk: np.ndarray) -> np.ndarray:
     return np.stack([chunk, 2 * chunk])
 
 
+@pytest.mark.parametrize("overlap", [0.0, 0.1, 0.25, 0.5])
 @pytest.mark.parametrize("length", [1, 37, 750, 999, 1000, 1001, 4321])
-def test_overlap_add_reconstructs_exactly(length: int) -> None:
+def test_overlap_add_reconstructs_exactly(length: int, overlap: float) -> None:
     mix = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
-    out = separate_all(scale_model, mix, SEGMENT, sources=2)
+    out = separate_all(scale_model, mix, SEGMENT, sources=2, overlap=overlap)
     assert out.shape == (2, 2, length)
     assert np.allclose(out[0], mix, atol=1e-5)
     assert np.allclose(out[1], 2 * mix, atol=1e-5)
@@ -34,7 +35,7 @@ def test_overlap_add_reconstructs_exactly(length: int) -> None:
 
 def test_stream_blocks_are_consecutive_and_cover_the_input() -> None:
     mix = np.random.default_rng(0).standard_normal((2, 5000)).astype(np.float32)
-    blocks = list(stream_chunks(scale_model, mix, SEGMENT, sources=2))
+    blocks = list(stream_chunks(scale_model, mix, SEGMENT, sources=2, overlap=0.25))
     assert [b.shape[-1] for b in blocks[:-1]] == [750] * (len(blocks) - 1)
     assert sum(b.shape[-1] for b in blocks) == 5000
     assert np.allclose(np.concatenate(blocks, axis=-1)[0], mix, atol=1e-5)
@@ -43,10 +44,17 @@ def test_stream_blocks_are_consecutive_and_cover_the_input() -> None:
 def test_progress_reports_every_chunk() -> None:
     calls: list[tuple[int, int]] = []
     mix = np.zeros((2, 2600), dtype=np.float32)
-    separate_all(scale_model, mix, SEGMENT, 2, progress=lambda d, t: calls.append((d, t)))
-    plan = ChunkPlan(2600, SEGMENT)
+    separate_all(scale_model, mix, SEGMENT, 2, progress=lambda d, t: calls.append((d, t)),
+                 overlap=0.25)
+    plan = ChunkPlan(2600, SEGMENT, 0.25)
     assert plan.total == 4
     assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_less_overlap_means_fewer_chunks() -> None:
+    # chunks start every (1 - overlap) segments: 250, 100 and no samples computed twice
+    assert [ChunkPlan(2600, SEGMENT, o).total for o in (0.25, 0.1, 0.0)] == [4, 3, 3]
+    assert [ChunkPlan(2600, SEGMENT, o).stride for o in (0.25, 0.1, 0.0)] == [750, 900, 1000]
 
 
 def test_short_final_chunk_takes_context_from_before_it() -> None:
@@ -81,22 +89,25 @@ def test_shifted_streams_stay_aligned_with_the_mix(length: int) -> None:
     assert np.allclose(out[1], 2 * mix, atol=1e-5)
 
 
-def test_shifts_average_separations_of_the_delayed_mix_as_demucs_does() -> None:
+@pytest.mark.parametrize("overlap", [0.25, 0.1])
+def test_shifts_average_separations_of_the_delayed_mix_as_demucs_does(overlap: float) -> None:
     mix = np.random.default_rng(7).standard_normal((2, 3210)).astype(np.float32)
     max_shift, offsets = 300, [17, 250, 0]
     padded = np.pad(mix, ((0, 0), (max_shift, max_shift)))
     expected = np.zeros((2, *mix.shape), dtype=np.float32)
     for offset in offsets:
-        shifted = separate_all(position_model, padded[..., offset : 3210 + max_shift], SEGMENT, 2)
+        shifted = separate_all(position_model, padded[..., offset : 3210 + max_shift], SEGMENT, 2,
+                               overlap=overlap)
         expected += shifted[..., max_shift - offset :][..., :3210]
     expected /= len(offsets)
     calls: list[tuple[int, int]] = []
     blocks = stream_shifted(position_model, mix, SEGMENT, 2, offsets, max_shift,
-                            progress=lambda d, t: calls.append((d, t)))
+                            progress=lambda d, t: calls.append((d, t)), overlap=overlap)
     got = np.concatenate(list(blocks), axis=-1)
     assert np.allclose(got, expected, atol=1e-5)
-    assert not np.allclose(got, separate_all(position_model, mix, SEGMENT, 2), atol=1e-3)
-    total = sum(ChunkPlan(3210 + max_shift - o, SEGMENT).total for o in offsets)
+    unshifted = separate_all(position_model, mix, SEGMENT, 2, overlap=overlap)
+    assert not np.allclose(got, unshifted, atol=1e-3)
+    total = sum(ChunkPlan(3210 + max_shift - o, SEGMENT, overlap).total for o in offsets)
     assert calls[-1] == (total, total)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from separation import OutputFormat, Separator, StemPreset, decode, encode, synth
+from separation.apply import DEFAULT_OVERLAP, ChunkPlan
 from separation.dsp import Float
 from separation.errors import AudioDecodeError
+from separation.htdemucs import SEGMENT
+from separation.runtime import RuntimeConfig
 
 # Calibrated on the 7 s demo clip (FluidSynth drums, bass and organ, espeak-ng voice):
 # measured 14.1 / 9.9 / 7.4 / 1.6 dB (vocals / drums / bass / other); the mixture itself
@@ -77,12 +80,25 @@ def test_separate_file_streams_the_same_stems_at_the_exact_length(
         "other.wav",
         "vocals.wav",
     ]
-    assert progress[0] == (0, 2) and progress[-1] == (2, 2)
+    chunks = ChunkPlan(odd.shape[-1], SEGMENT, DEFAULT_OVERLAP).total
+    assert progress[0] == (0, chunks) and progress[-1] == (chunks, chunks)
     stems = {stem: decode(path) for stem, path in paths.items()}
     for samples in stems.values():
         assert samples.shape == odd.shape
     # the file path is the streaming path; away from the cut it agrees with the whole-clip run
     assert np.abs(stems["vocals"][:, :200_000] - four["vocals"][:, :200_000]).max() < 0.05
+
+
+@pytest.mark.parametrize(("overlap", "chunks"), [(0.25, 3), (0.1, 2)])
+def test_the_overlap_setting_decides_how_many_chunks_run(
+    demo_mix: Float, overlap: float, chunks: int
+) -> None:
+    mix = np.tile(demo_mix, 2)[:, :600_000]  # 13.6 s
+    progress: list[tuple[int, int]] = []
+    separator = Separator(config=RuntimeConfig(overlap=overlap))
+    stems = separator.separate(mix, StemPreset.TWO_STEMS, lambda d, t: progress.append((d, t)))
+    assert progress[-1] == (chunks, chunks)
+    assert stems["vocals"].shape == mix.shape
 
 
 def test_separate_file_refuses_bad_input_and_leaves_nothing(

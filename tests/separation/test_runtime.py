@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from separation import Separator, StemPreset, model_files, synth
+from separation.apply import DEFAULT_OVERLAP
 from separation.dsp import Float
 from separation.htdemucs import SEGMENT
 from separation.ort_graph import OrtGraph
@@ -147,6 +148,9 @@ def test_compiled_models_are_cached_beside_the_model(tmp_path: Path) -> None:
     [
         ("STEMBOT_RUNTIME", "tensorflow", "STEMBOT_RUNTIME must be one of openvino, onnxruntime"),
         ("STEMBOT_PRECISION", "fp8", "STEMBOT_PRECISION must be one of auto, bf16, f32"),
+        ("STEMBOT_OVERLAP", "a quarter", "STEMBOT_OVERLAP must be a number, not 'a quarter'"),
+        ("STEMBOT_OVERLAP", "0.75", "STEMBOT_OVERLAP must be between 0 and 0.5, not 0.75"),
+        ("STEMBOT_OVERLAP", "-0.1", "STEMBOT_OVERLAP must be between 0 and 0.5, not -0.1"),
     ],
 )
 def test_bad_runtime_settings_are_refused_by_name(
@@ -161,3 +165,11 @@ def test_runtime_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEMBOT_RUNTIME", "ONNXRuntime")
     monkeypatch.setenv("STEMBOT_PRECISION", "f32")
     assert RuntimeConfig.from_env() == F32_ORT
+    assert RuntimeConfig.from_env().overlap == DEFAULT_OVERLAP
+    monkeypatch.setenv("STEMBOT_OVERLAP", "0.05")
+    config = RuntimeConfig.from_env()
+    assert config.overlap == 0.05
+    assert config.with_overlap(None) == config
+    assert config.with_overlap(0.5).overlap == 0.5
+    with pytest.raises(ValueError, match="--overlap must be between 0 and 0.5, not 0.6"):
+        config.with_overlap(0.6)

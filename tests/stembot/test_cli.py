@@ -106,6 +106,10 @@ def test_a_bad_setting_is_one_line_naming_it(demo_wav: Path, tmp_path: Path) -> 
     cases = [
         (["separate", str(demo_wav), "--out", str(tmp_path)], "STEMBOT_PRECISION", "fp8",
          "error: STEMBOT_PRECISION must be one of auto, bf16, f32, not 'fp8'"),
+        (["separate", str(demo_wav), "--out", str(tmp_path)], "STEMBOT_OVERLAP", "0.9",
+         "error: STEMBOT_OVERLAP must be between 0 and 0.5, not 0.9"),
+        (["separate", str(demo_wav), "--out", str(tmp_path), "--overlap", "0.7"],
+         "STEMBOT_OVERLAP", "0.1", "error: --overlap must be between 0 and 0.5, not 0.7"),
         (["serve"], "STEMBOT_WORKERS", "two",
          "error: STEMBOT_WORKERS must be a whole number, not 'two'"),
         (["serve"], "STEMBOT_RESULT_CACHE", "sometimes",
