@@ -20,8 +20,9 @@ ChunkModel = Callable[[Float], Float]
 Progress = Callable[[int, int], None]
 """Called with (chunks done, chunks total)."""
 
-DEFAULT_OVERLAP = 0.25
-"""Share of a chunk its neighbours also cover (Demucs' default; STEMBOT_OVERLAP)."""
+DEFAULT_OVERLAP = 0.1
+"""Share of a chunk its neighbours also cover (STEMBOT_OVERLAP). Demucs uses 0.25; 0.1 runs
+a sixth fewer chunks for 0.04 dB (docs/benchmarks/engine.md, "Chunk overlap")."""
 
 
 def triangle_weight(segment: int) -> Float:
