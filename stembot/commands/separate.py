@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -17,6 +18,9 @@ from separation.fact_line import line
 from separation.presets import MAX_SHIFTS, STEM_COUNTS
 from separation.runtime import RuntimeConfig
 from stembot.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from separation.facts import FactsCollector
 
 MIDI_STEMS = ("vocals", "bass", "piano")  # the pitched stems CreateMidi also makes by default
 
@@ -103,12 +107,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         with ThreadPoolExecutor(1) as pool:
-            # OpenVINO loads the model without the GIL: the facts' imports (scipy) overlap it
-            loading = pool.submit(Separator, settings.model_dir, config)
-            from separation.facts import FactsCollector
-
-            facts = FactsCollector(preset.stems)
-            separator = loading.result()
+            # the facts' imports (scipy) run while OpenVINO loads the model without the GIL;
+            # the model loads here, so its buffers stay in the main thread's malloc arena
+            importing = pool.submit(importlib.import_module, "separation.facts")
+            separator = Separator(settings.model_dir, config)
+            facts: FactsCollector = importing.result().FactsCollector(preset.stems)
         separator.check(preset)
         paths = separator.separate_file(
             args.input,
