@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,8 +44,9 @@ LAST_FRAME = SEGMENT // 1024 - 4  # crops end here, so load_crop's window fits i
 class PianoHead(nn.Module):
     """[B, 48, 512, T] activations + [B, 16, 512, T] shares -> [B, 4, 2048, T] masks."""
 
-    def __init__(self, hidden: int = 32) -> None:
+    def __init__(self, hidden: int = 32, activations: bool = True) -> None:
         super().__init__()
+        self.activations = activations  # False: the ablation that reads the shares alone
         self.inp = nn.Conv2d(features.CHANNELS + SHARES, hidden, 1)
         self.blocks = nn.ModuleList(
             nn.Conv2d(hidden, hidden, 3, padding=(1, d), dilation=(1, d)) for d in (1, 2, 4)
@@ -60,6 +62,8 @@ class PianoHead(nn.Module):
 
     def logits(self, activations: Tensor, shares: Tensor) -> Tensor:
         """The masks before the sigmoid, [B, 4 stems, 2048 bins, T]."""
+        if not self.activations:
+            activations = torch.zeros_like(activations)
         x = nn.functional.gelu(self.inp(torch.cat([asinh(4 * activations), shares], 1)))
         for block in self.blocks:
             x = x + nn.functional.gelu(block(x))
@@ -183,12 +187,14 @@ def validate(model: PianoHead, examples: list[tuple[Example, Tensor]]) -> float:
     return float(np.mean(scores))
 
 
-def valid_examples(root: Path) -> list[tuple[Example, Tensor]]:
+def examples(root: Path, split: str = "valid", count: int = 12) -> list[tuple[Example, Tensor]]:
+    """Whole songs of a split that have piano, with their true piano."""
+    recipe = features.TRAIN3 if split == features.TRAIN3.split else features.VALID
     out = []
-    for index in range(features.VALID.count):
-        song = np.load(teacher.song_path(root, features.VALID, index))
+    for index in range(count):
+        song = np.load(teacher.song_path(root, recipe, index))
         if np.abs(song[PIANO_INDEX]).max() > 0:
-            out.append((load(root, features.VALID.split, index),
+            out.append((load(root, split, index),
                         torch.from_numpy(song[PIANO_INDEX].copy())))
     return out
 
@@ -199,6 +205,7 @@ class Config:
     batch: int = 4
     crop_frames: int = 64  # of the 336 in a chunk: 1.5 s
     lr: float = 1e-3
+    activations: bool = True  # False: the ablation without HT-Demucs' activations
     mask_weight: float = 5.0  # dB of SDR per unit of mask cross-entropy
     hidden: int = 32
     seed: int = 3
@@ -213,7 +220,7 @@ def train(root: Path, run: Path, config: Config) -> None:
     torch.manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint = run / "last.pt"
-    model = PianoHead(config.hidden)
+    model = PianoHead(config.hidden, config.activations)
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rng = np.random.default_rng(config.seed)
     step, best = 0, -math.inf
@@ -230,7 +237,7 @@ def train(root: Path, run: Path, config: Config) -> None:
     else:
         count = sum(p.numel() for p in model.parameters())
         log(run, f"new head, {count} parameters, {asdict(config)}")
-    valid = valid_examples(root)
+    valid = examples(root)
     started = last_save = time.monotonic()
     running: list[float] = []
 
@@ -289,27 +296,13 @@ def learning_rate_of(config: Config, step: int) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.head", description=__doc__)
-    parser.add_argument("step", choices=("train", "validate"))
-    parser.add_argument("--data", type=Path, default=features.DATA_ROOT)
-    parser.add_argument("--run", type=Path, default=RUN_DIR)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    if args.step == "train":
-        train(args.data, args.run, Config(steps=args.steps, hidden=args.hidden,
-                                          minutes=args.minutes, threads=args.threads))
-    else:
-        model = PianoHead(args.hidden)
-        model.load_state_dict(torch.load(args.run / BEST, weights_only=False)["model"])
-        print(f"held-out piano SDR {validate(model, valid_examples(args.data)):.3f} dB")
-
-
-if __name__ == "__main__":
-    main()
+def load_head(checkpoint: Path) -> tuple[PianoHead, dict[str, Any]]:
+    """The head of a checkpoint, in eval mode, and the checkpoint itself."""
+    state: dict[str, Any] = torch.load(checkpoint, weights_only=False)
+    config = state["config"]
+    model = PianoHead(int(config["hidden"]), bool(config.get("activations", True)))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
 
 
 def export(checkpoint: Path, out: Path) -> Path:
@@ -317,10 +310,7 @@ def export(checkpoint: Path, out: Path) -> Path:
     import onnx
     import onnxruntime as ort
 
-    state = torch.load(checkpoint, weights_only=False)
-    model = PianoHead(int(state["config"]["hidden"]))
-    model.load_state_dict(state["model"])
-    model.eval()
+    model, state = load_head(checkpoint)
     frames = 336
     example = (torch.randn(1, features.CHANNELS, features.ROWS, frames) * 0.3,
                torch.rand(1, SHARES, features.ROWS, frames))
@@ -342,3 +332,35 @@ def export(checkpoint: Path, out: Path) -> Path:
         raise ValueError(f"ONNX and PyTorch masks differ by {error}")
     part.replace(out)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.head", description=__doc__)
+    parser.add_argument("step", choices=("train", "validate", "export"))
+    parser.add_argument("--data", type=Path, default=features.DATA_ROOT)
+    parser.add_argument("--run", type=Path, default=RUN_DIR)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--no-activations", action="store_true",
+                        help="the ablation: the head reads the stems' shares alone")
+    parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--split", choices=("valid", "train3"), default="valid",
+                        help="validate: the held-out songs, or the first 12 training songs")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "head.onnx")
+    args = parser.parse_args(argv)
+    if args.step == "train":
+        train(args.data, args.run, Config(steps=args.steps, hidden=args.hidden,
+                                          minutes=args.minutes, threads=args.threads,
+                                          activations=not args.no_activations))
+    elif args.step == "export":
+        print(f"exported {export(args.run / BEST, args.out)}")
+    else:
+        torch.set_num_threads(args.threads)
+        model, state = load_head(args.run / BEST)
+        score = validate(model, examples(args.data, args.split))
+        print(f"{args.split} piano SDR {score:.3f} dB (best.pt, step {state['step']})")
+
+
+if __name__ == "__main__":
+    main()
