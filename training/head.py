@@ -41,15 +41,22 @@ SHARES = len(SOURCES) * SUB
 LAST_FRAME = SEGMENT // 1024 - 4  # crops end here, so load_crop's window fits in the song
 
 
+NARROW = ((1, 1), (1, 2), (1, 4))
+WIDE = ((1, 1), (2, 2), (4, 4), (8, 8), (16, 16))
+
+
 class PianoHead(nn.Module):
     """[B, 48, 512, T] activations + [B, 16, 512, T] shares -> [B, 4, 2048, T] masks."""
 
-    def __init__(self, hidden: int = 32, activations: bool = True) -> None:
+    def __init__(self, hidden: int = 32, activations: bool = True, wide: bool = False) -> None:
         super().__init__()
         self.activations = activations  # False: the ablation that reads the shares alone
         self.inp = nn.Conv2d(features.CHANNELS + SHARES, hidden, 1)
+        # (rows, frames) dilations: ±7 frames and ±3 rows (±12 bins, ±130 Hz), or `wide`:
+        # ±31 of both (±1.3 kHz, ±0.7 s), enough to see a note's harmonics and decay
+        dilations = WIDE if wide else NARROW
         self.blocks = nn.ModuleList(
-            nn.Conv2d(hidden, hidden, 3, padding=(1, d), dilation=(1, d)) for d in (1, 2, 4)
+            nn.Conv2d(hidden, hidden, 3, padding=d, dilation=d) for d in dilations
         )
         self.out = nn.Conv2d(hidden, SHARES, 1)
         bias = torch.full((len(SOURCES), SUB), -3.0)  # start: a little of `other`, less of
@@ -206,6 +213,7 @@ class Config:
     crop_frames: int = 64  # of the 336 in a chunk: 1.5 s
     lr: float = 1e-3
     activations: bool = True  # False: the ablation without HT-Demucs' activations
+    wide: bool = False  # PianoHead's wide context
     mask_weight: float = 5.0  # dB of SDR per unit of mask cross-entropy
     hidden: int = 32
     seed: int = 3
@@ -220,7 +228,7 @@ def train(root: Path, run: Path, config: Config) -> None:
     torch.manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint = run / "last.pt"
-    model = PianoHead(config.hidden, config.activations)
+    model = PianoHead(config.hidden, config.activations, config.wide)
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rng = np.random.default_rng(config.seed)
     step, best = 0, -math.inf
@@ -300,7 +308,8 @@ def load_head(checkpoint: Path) -> tuple[PianoHead, dict[str, Any]]:
     """The head of a checkpoint, in eval mode, and the checkpoint itself."""
     state: dict[str, Any] = torch.load(checkpoint, weights_only=False)
     config = state["config"]
-    model = PianoHead(int(config["hidden"]), bool(config.get("activations", True)))
+    model = PianoHead(int(config["hidden"]), bool(config.get("activations", True)),
+                      bool(config.get("wide", False)))
     model.load_state_dict(state["model"])
     return model.eval(), state
 
@@ -343,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--no-activations", action="store_true",
                         help="the ablation: the head reads the stems' shares alone")
+    parser.add_argument("--wide", action="store_true", help="±31 rows and frames of context")
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--split", choices=("valid", "train3"), default="valid",
@@ -352,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "train":
         train(args.data, args.run, Config(steps=args.steps, hidden=args.hidden,
                                           minutes=args.minutes, threads=args.threads,
-                                          activations=not args.no_activations))
+                                          activations=not args.no_activations,
+                                          wide=args.wide))
     elif args.step == "export":
         print(f"exported {export(args.run / BEST, args.out)}")
     else:
