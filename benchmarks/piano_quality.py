@@ -18,14 +18,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from separation import Separator, StemPreset, decode, dsp, model_files, piano, synth
+from separation.apply import separate_all
 from separation.dsp import Float
+from separation.htdemucs import SEGMENT, SOURCES
 from separation.piano import HOP, N_FFT, PianoModel
 from training import compose, data, songs
 from training.instruments import HELD_OUT_SOUNDFONT
+
+if TYPE_CHECKING:
+    from training.head_chunks import HeadChunks
 
 EVAL = data.Recipe("benchmark", count=0, seconds=12.0, seed=2026, held_out=True, effects=False)
 
@@ -135,6 +141,19 @@ def measure(
     piano_seconds = time.perf_counter() - started
     true_four = {name: stems[name] for name in ("vocals", "drums", "bass")}
     true_four["other"] = stems["piano"] + stems["rest"]  # the four stems HT-Demucs aims at
+    on_true_stems = synth.sdr(stems["piano"], model.piano(true_four))
+    return scores(stems, four, five, on_true_stems, ceilings, (four_seconds, piano_seconds))
+
+
+def scores(
+    stems: dict[str, Float],
+    four: dict[str, Float],
+    five: dict[str, Float],
+    on_true_stems: float,
+    ceilings: tuple[float, float],
+    seconds: tuple[float, float],
+) -> ClipResult:
+    """One clip's numbers from its true stems, the 4-stem result and the 5-stem result."""
 
     def change(name: str) -> float:
         return synth.sdr(stems[name], five[name]) - synth.sdr(stems[name], four[name])
@@ -147,12 +166,27 @@ def measure(
         vocals_sdr_change=change("vocals"),
         drums_sdr_change=change("drums"),
         bass_sdr_change=change("bass"),
-        piano_sdr_true_stems=synth.sdr(stems["piano"], model.piano(true_four)),
+        piano_sdr_true_stems=on_true_stems,
         piano_sdr_best_mask=ceilings[0],
         piano_sdr_best_masks=ceilings[1],
-        four_stem_seconds=four_seconds,
-        piano_seconds=piano_seconds,
+        four_stem_seconds=seconds[0],
+        piano_seconds=seconds[1],
     )
+
+
+def head_stems(
+    head: HeadChunks, stems: dict[str, Float]
+) -> tuple[dict[str, Float], dict[str, Float], float]:
+    """The v3 head's 4 stems and 5 stems of a clip (one pass), and the seconds it took.
+
+    The head runs inside each HT-Demucs chunk, so its time is not apart from the 4 stems'.
+    """
+    mix: Float = np.sum(list(stems.values()), axis=0)
+    started = time.perf_counter()
+    out = separate_all(head, mix, SEGMENT, 2 * len(SOURCES))
+    seconds = time.perf_counter() - started
+    four = dict(zip(SOURCES, out[: len(SOURCES)], strict=True))
+    return four, piano.split(four, out[len(SOURCES):], SOURCES), seconds
 
 
 def summary(results: list[ClipResult]) -> dict[str, float]:
@@ -173,16 +207,33 @@ def main() -> None:
     parser.add_argument("--piano-model", type=Path, nargs="+", default=None,
                         help="piano models to measure on the same 4-stem results "
                         "(default: the installed one)")
+    parser.add_argument("--head", type=Path, default=None,
+                        help="also measure a v3 head (training/head.py's ONNX); then every "
+                        "model reads the 4 stems of the head's own HT-Demucs pass")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     separator = Separator(args.model_dir)
     paths = args.piano_model or [args.model_dir / model_files.PIANO_MODEL_NAME]
     models = {str(path): PianoModel(path) for path in paths}
     results: dict[str, list[ClipResult]] = {name: [] for name in models}
+    head = None
+    if args.head:
+        from training.head_chunks import HeadChunks
+
+        head = HeadChunks(args.model_dir / model_files.HTDEMUCS.name, args.head)
+        results[str(args.head)] = []
     for index in range(args.clips):
         stems = clip(index, args.seconds)
-        four, four_seconds = four_stems(separator, stems)
-        best = ceilings(stems, four)
+        if head is None:
+            four, four_seconds = four_stems(separator, stems)
+            best = ceilings(stems, four)
+        else:
+            four, five, four_seconds = head_stems(head, stems)
+            best = ceilings(stems, four)
+            result = scores(stems, four, five, float("nan"), best, (four_seconds, 0.0))
+            results[str(args.head)].append(result)
+            print(f"clip {index} {args.head}: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in asdict(result).items()))
         for name, model in models.items():
             result = measure(model, stems, four, four_seconds, best)
             results[name].append(result)
