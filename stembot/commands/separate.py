@@ -97,7 +97,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     settings = EngineSettings.from_env()
-    limits = Limits(max_seconds=settings.max_seconds, max_bytes=settings.max_bytes)
     preset = StemPreset.from_count(args.stems)
     bar = _ProgressBar()
     try:
@@ -106,24 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        with ThreadPoolExecutor(1) as pool:
-            # the facts' imports (scipy) run while OpenVINO loads the model without the GIL;
-            # the model loads here, so its buffers stay in the main thread's malloc arena
-            importing = pool.submit(importlib.import_module, "separation.facts")
-            separator = Separator(settings.model_dir, config)
-            facts: FactsCollector = importing.result().FactsCollector(preset.stems)
-        separator.check(preset)
-        paths = separator.separate_file(
-            args.input,
-            args.out,
-            preset,
-            OutputFormat(args.fmt),
-            bitrate=args.bitrate * 1000,
-            limits=limits,
-            progress=bar.update,
-            shifts=args.shifts,
-            facts=facts,
-        )
+        paths, facts = separate(args, settings, config, preset, bar)
         bar.close()
         song = facts.facts().wire()
         midi = write_midi(paths, song, config) if args.midi else {}
@@ -133,6 +115,31 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report(args, paths, song, midi)
     return 0
+
+
+def separate(args: argparse.Namespace, settings: EngineSettings, config: RuntimeConfig,
+             preset: StemPreset, bar: _ProgressBar) -> tuple[dict[str, Path], FactsCollector]:
+    """The stem files, and the facts collected on the way. The model is released on return:
+    the facts' last step (essentia, ~150 MB) then runs without its ~1 GB beside it."""
+    with ThreadPoolExecutor(1) as pool:
+        # the facts' imports (scipy) run while OpenVINO loads the model without the GIL; the
+        # model loads in this thread, so its buffers stay in the main thread's malloc arena
+        importing = pool.submit(importlib.import_module, "separation.facts")
+        separator = Separator(settings.model_dir, config)
+        facts: FactsCollector = importing.result().FactsCollector(preset.stems)
+    separator.check(preset)
+    paths = separator.separate_file(
+        args.input,
+        args.out,
+        preset,
+        OutputFormat(args.fmt),
+        bitrate=args.bitrate * 1000,
+        limits=Limits(max_seconds=settings.max_seconds, max_bytes=settings.max_bytes),
+        progress=bar.update,
+        shifts=args.shifts,
+        facts=facts,
+    )
+    return paths, facts
 
 
 def write_midi(paths: dict[str, Path], facts: dict[str, Any], config: RuntimeConfig
