@@ -30,7 +30,7 @@ from separation.htdemucs import SEGMENT, SOURCES
 from separation.model_files import REPO_ROOT
 from training import features, teacher
 from training.songs import STEMS
-from training.train import global_sdr, log, save
+from training.train import global_sdr, log, optimize, save, warm_cosine
 
 RUN_DIR = REPO_ROOT / "training" / "runs" / "piano3"
 BEST = "best.pt"
@@ -258,7 +258,7 @@ def train(root: Path, run: Path, config: Config) -> None:
         songs = [i for i in range(features.TRAIN3.count)
                  if features.feature_path(root, features.TRAIN3, i).is_file()]
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_of(config, step)
+            group["lr"] = warm_cosine(config.lr, config.steps, step, warmup=20)
         losses = []
         for index in rng.choice(songs, config.batch):
             start = int(rng.integers(MARGIN, LAST_FRAME - config.crop_frames + 1))
@@ -267,13 +267,8 @@ def train(root: Path, run: Path, config: Config) -> None:
             guess = apply(torch.sigmoid(logits), example, 0, example.stems.shape[-1])
             losses.append(sdr_loss(guess, example.piano, example.stems)
                           + config.mask_weight * mask_loss(logits, example.stems, example.piano))
-        loss = torch.stack(losses).mean()
-        optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+        running.append(optimize(model, optimizer, torch.stack(losses).mean()))
         step += 1
-        running.append(float(loss.detach()))
         if step % 10 == 0:
             log(run, f"step {step} loss {np.mean(running):.3f} ({len(songs)} songs)")
             running.clear()
@@ -294,14 +289,6 @@ def train(root: Path, run: Path, config: Config) -> None:
             return
     snapshot()
     log(run, f"done at step {step}")
-
-
-def learning_rate_of(config: Config, step: int) -> float:
-    """Linear warm-up over 20 steps, then a cosine down to 5 %."""
-    if step < 20:
-        return config.lr * (step + 1) / 20
-    progress = min(1.0, (step - 20) / max(1, config.steps - 20))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def load_head(checkpoint: Path) -> tuple[PianoHead, dict[str, Any]]:

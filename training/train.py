@@ -213,10 +213,24 @@ def best_score(run: Path) -> float:
 
 def learning_rate(config: Config, step: int) -> float:
     """Linear warm-up over 50 steps, then a cosine down to 5 %."""
-    if step < 50:
-        return config.lr * (step + 1) / 50
-    progress = min(1.0, (step - 50) / max(1, config.steps - 50))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warm_cosine(config.lr, config.steps, step, warmup=50)
+
+
+def warm_cosine(peak: float, steps: int, step: int, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then a cosine from `peak` down to 5 % at `steps`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def optimize(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor) -> float:
+    """One step down `loss`'s gradient, clipped to norm 5; the loss as a number."""
+    optimizer.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    return float(loss.detach())
 
 
 def save(path: Path, state: dict[str, object]) -> None:
@@ -281,12 +295,8 @@ def train(data: Path, run: Path, config: Config) -> Path:
                 group["lr"] = learning_rate(config, step)
             stems, piano = crops.batch(config.batch)
             loss = loss_of(model, stems.to(config.device), piano.to(config.device))
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
+            running.append(optimize(model, optimizer, loss))
             step += 1
-            running.append(float(loss.detach()))
             if step % 20 == 0:
                 log(
                     run,
