@@ -5,9 +5,12 @@ on a calibration set of rendered songs that are not the benchmark songs (clips 1
 piano benchmark's generator; the benchmark songs are clips 0..5), then separates the six
 benchmark songs of `benchmarks/engine_quality.py` and compares each stem's SDR with OpenVINO
 f32. The issue's limit: every stem's mean SDR within 0.1 dB of f32 and the mean within 0.05 dB.
-Forward time per chunk is the median of --repeats runs, each with the 1-minute load average.
+Forward time per chunk is the median of --repeats runs, each with the 1-minute load average;
+--rounds then times the models taking turns, under each --isa cap of oneDNN (a CPU without
+BF16 or VNNI, imitated on this one), beside each arithmetic's matrix-product peak.
 
-    python -m benchmarks.engine_int8 [--variants mixed transformer ...] [--calibration 8]
+    python -m benchmarks.engine_int8 [--variants transformer ...] [--calibration 8]
+    python -m benchmarks.engine_int8 --rounds 5 --isa native AVX512_CORE_VNNI AVX2
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +87,35 @@ ATTENTION = [r"/crosstransformer/.*(self_attn|cross_attn).*"]
 # (ConvertWeightCompressedConv1x1ToMatmul throws), so weight-only variants keep them in f32.
 REWRITE = [r".*/rewrite/.*"]
 
-VARIANTS: dict[str, tuple[bool, list[str]]] = {
-    # name -> (weights only?, layers kept in floating point); see docs/benchmarks/engine.md
-    "transformer": (False, []),
-    "transformer-keep-both": (False, ATTENTION + ENDS),
-    "transformer-keep-wide": (False, ATTENTION + WIDE_ENDS),
-    "transformer-only": (False, [r"/(?!crosstransformer/).*"]),  # int8 in the transformer alone
-    "weights-int8": (True, REWRITE),
-    "weights-int8-keep-ends": (True, REWRITE + ENDS),
+
+@dataclass(frozen=True)
+class Variant:
+    """How NNCF quantizes: weights only or all, the layers kept in float, tuning knobs."""
+
+    weights_only: bool = False
+    keep: tuple[str, ...] = ()
+    smooth_quant: float = 0.95  # NNCF's alpha for matmuls (ModelType.TRANSFORMER); -1: off
+    quantile_ranges: bool = False  # activation ranges from quantiles, not min/max
+    full_bias_correction: bool = False
+
+
+VARIANTS: dict[str, Variant] = {  # see docs/benchmarks/engine.md
+    "transformer": Variant(),
+    "transformer-keep-both": Variant(keep=(*ATTENTION, *ENDS)),
+    "transformer-keep-wide": Variant(keep=(*ATTENTION, *WIDE_ENDS)),
+    "transformer-only": Variant(keep=(r"/(?!crosstransformer/).*",)),  # int8 in it alone
+    "weights-int8": Variant(weights_only=True, keep=tuple(REWRITE)),
+    "weights-int8-keep-ends": Variant(weights_only=True, keep=(*REWRITE, *ENDS)),
+    # Quality recovery on top of keep-both (the best full-int8 variant): one knob each.
+    "keep-both-sq50": Variant(keep=(*ATTENTION, *ENDS), smooth_quant=0.5),
+    "keep-both-no-sq": Variant(keep=(*ATTENTION, *ENDS), smooth_quant=-1),
+    "keep-both-quantile": Variant(keep=(*ATTENTION, *ENDS), quantile_ranges=True),
+    "keep-both-bias": Variant(keep=(*ATTENTION, *ENDS), full_bias_correction=True),
+    # The transformer's matmuls alone cost 0.17 dB: int8 in the U-Net's middle convs only.
+    "convs-only": Variant(keep=(r"/crosstransformer/.*", *ENDS)),
+    "convs-only-wide": Variant(keep=(r"/crosstransformer/.*", *WIDE_ENDS)),
+    # Control: NNCF's whole pipeline with every layer kept in floating point.
+    "nothing": Variant(keep=(r".*",)),
 }
 
 
@@ -96,23 +123,35 @@ def quantize(name: str, calibration: list[Float]) -> Path:
     """Quantize the ONNX graph as variant `name`; the OpenVINO IR is cached in WORK.
 
     Full int8: NNCF's defaults for ModelType.TRANSFORMER (SmoothQuant alpha 0.95 on matmuls,
-    fast bias correction), every calibration chunk. Weights only: per-channel asymmetric int8.
+    fast bias correction) unless the variant says otherwise, every calibration chunk.
+    Weights only: per-channel asymmetric int8.
     """
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     out = WORK / f"{name}.xml"
     if out.is_file():
         return out
-    weights_only, keep = VARIANTS[name]
-    scope = nncf.IgnoredScope(patterns=keep, validate=False) if keep else None
+    variant = VARIANTS[name]
+    scope = nncf.IgnoredScope(patterns=list(variant.keep), validate=False) if variant.keep else None
     model = ov.Core().read_model(str(model_files.verified_path(model_files.HTDEMUCS)))
-    if weights_only:
+    if variant.weights_only:
         quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM,
                                           ignored_scope=scope)
     else:
+        advanced = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=variant.smooth_quant))
+        if variant.quantile_ranges:
+            advanced.activations_range_estimator_params = RangeEstimatorParametersSet.MEAN_QUANTILE
         quantized = nncf.quantize(
             model, nncf.Dataset(calibration, network_inputs), subset_size=len(calibration),
-            model_type=nncf.ModelType.TRANSFORMER, ignored_scope=scope)
+            model_type=nncf.ModelType.TRANSFORMER, ignored_scope=scope,
+            fast_bias_correction=not variant.full_bias_correction,
+            advanced_parameters=advanced)
     ov.save_model(quantized, str(out), compress_to_fp16=False)
     return out
 
@@ -209,7 +248,13 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also measure OpenVINO bf16")
     parser.add_argument("--rounds", type=int, default=0,
                         help="then time f32, bf16 and the variants taking turns, this many rounds")
+    parser.add_argument("--isa", nargs="+", default=["native"], metavar="CAP",
+                        help="time under each oneDNN ISA cap (ONEDNN_MAX_CPU_ISA, e.g. AVX2)")
+    parser.add_argument("--timing-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.timing_only:  # the child process of timed_under, with its ISA cap set
+        timing_table(args.variants, args.rounds)
+        return
     songs = benchmark_songs(args.songs)
     onnx_path = model_files.verified_path(model_files.HTDEMUCS)
     reference = measure("f32", onnx_path, "f32", songs, args.repeats)
@@ -224,24 +269,91 @@ def main() -> None:
     print("|---|" + "---|" * (len(STEMS) + 4))
     for label, result in results.items():
         print(row(label, result, reference), flush=True)
-    if args.rounds:
-        timing_table(args.variants, args.rounds)
+    for cap in args.isa if args.rounds else []:
+        timed_under(cap, args.variants, args.rounds)
+
+
+def timed_under(cap: str, variants: list[str], rounds: int) -> None:
+    """The timing table in a child process whose oneDNN is capped at `cap` (or not).
+
+    oneDNN reads ONEDNN_MAX_CPU_ISA once, when it starts: each cap needs its own process.
+    It caps OpenVINO's oneDNN kernels only; its MLAS f32 matmuls keep the CPU's own ISA.
+    """
+    env = dict(os.environ)
+    if cap != "native":
+        env["ONEDNN_MAX_CPU_ISA"] = cap
+    print(f"\nISA: {cap}", flush=True)
+    child = subprocess.run([sys.executable, "-m", "benchmarks.engine_int8", "--timing-only",
+                            "--rounds", str(rounds), "--variants", *variants], env=env)
+    if child.returncode:  # under AVX2, OpenVINO's own kernels (not capped) crash the forward
+        print(f"the timing process under {cap} ended with {child.returncode}", flush=True)
+
+
+def product_peaks(size: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """GOP/s of one square matrix product per arithmetic, compiled by OpenVINO.
+
+    int8: a FakeQuantize on the input and int8 weights dequantized by a scale, which
+    OpenVINO runs as one quantized FullyConnected (as in NNCF's graphs).
+    """
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([size, size], ov.Type.f32)
+    weights = ops.constant(rng.standard_normal((size, size)).astype(np.float32))
+    low, high = ops.constant(np.float32(-4)), ops.constant(np.float32(4))
+    quantized_x = ops.fake_quantize(x, low, high, low, high, 256)
+    weights8 = ops.constant(rng.integers(-127, 128, (size, size)).astype(np.int8))
+    scale = ops.constant(np.full((1, size), 0.01, np.float32))
+    dequantized = ops.multiply(ops.convert(weights8, ov.Type.f32), scale)
+    products = {"f32": (ops.matmul(x, weights, False, False), "f32"),
+                "bf16": (ops.matmul(x, weights, False, False), "bf16"),
+                "int8": (ops.matmul(quantized_x, dequantized, False, False), "f32")}
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    peaks = {}
+    for label, (product, precision) in products.items():
+        try:
+            compiled = ov.Core().compile_model(ov.Model([product], [x]), "CPU", {
+                "INFERENCE_PRECISION_HINT": precision,
+                "INFERENCE_NUM_THREADS": len(os.sched_getaffinity(0))})
+        except RuntimeError:  # bf16 under an ISA cap without it (AVX2)
+            continue
+        request = compiled.create_infer_request()
+        request.infer([a])
+        best = min(timed(request, a) for _ in range(repeats))
+        peaks[label] = 2 * size**3 / best / 1e9
+    if peaks.get("bf16", 0.0) < peaks["f32"]:  # emulated, not native (AVX512_CORE_VNNI)
+        peaks.pop("bf16", None)
+    return peaks
+
+
+def timed(request: ov.InferRequest, a: Float) -> float:
+    started = time.perf_counter()
+    request.infer([a])
+    return time.perf_counter() - started
 
 
 def timing_table(variants: list[str], rounds: int) -> None:
+    peaks = product_peaks()
+    print("matrix-product peak (2048x2048): "
+          + ", ".join(f"{label} {gops:.0f} GOP/s" for label, gops in peaks.items()), flush=True)
     onnx_path = model_files.verified_path(model_files.HTDEMUCS)
-    models = {"f32": Compiled(onnx_path, "f32"), "bf16": Compiled(onnx_path, "bf16")}
+    models = {"f32": Compiled(onnx_path, "f32")}
+    if "bf16" in peaks:
+        models["bf16"] = Compiled(onnx_path, "bf16")
     models |= {name: Compiled(WORK / f"{name}.xml", "f32") for name in variants}
+    if "bf16" in peaks:  # what int8 leaves in floating point, computed in bf16
+        models |= {f"{name}+bf16": Compiled(WORK / f"{name}.xml", "bf16") for name in variants}
     runs = interleaved_times(models, rounds)
-    (WORK / "timings.json").write_text(json.dumps(runs))
-    print(f"\nforward per chunk, median of {rounds} rounds taken in turn (1-minute load average)")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "native")
+    (WORK / f"timings-{cap}.json").write_text(json.dumps({"peaks": peaks, "runs": runs}))
+    print(f"forward per chunk, median of {rounds} rounds taken in turn (1-minute load average)")
     print("| model | forward | min | max | load |")
     print("|---|---|---|---|---|")
     for label, times in runs.items():
         seconds = [t for t, _ in times]
         loads = [load for _, load in times]
         print(f"| {label} | {statistics.median(seconds):.2f} s | {min(seconds):.2f} s |"
-              f" {max(seconds):.2f} s | {min(loads):.1f}-{max(loads):.1f} |")
+              f" {max(seconds):.2f} s | {min(loads):.1f}-{max(loads):.1f} |", flush=True)
 
 
 if __name__ == "__main__":
