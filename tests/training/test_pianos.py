@@ -21,7 +21,7 @@ SMALL = data.Recipe("pianos", count=40, seconds=2.0, seed=19, corpus_share=0.0,
 
 
 def test_no_preset_is_the_held_out_soundfont() -> None:
-    fonts = {preset.font for preset in (*pianos.OLD, *pianos.NEW)}
+    fonts = {preset.font for preset in (*pianos.OLD, *pianos.NEW, *pianos.DUPLICATES)}
     assert all("timgm" not in font.lower() for font in fonts)
     assert fonts - {pianos.SALAMANDER, pianos.LITE} == set(pianos.DEBIAN)
     assert HELD_OUT_SOUNDFONT not in dict(pianos.PIANOS.soundfonts)
@@ -65,7 +65,8 @@ def test_training_songs_draw_every_preset_and_never_the_held_out_font(
         with_piano += bool(np.abs(pianos.training_song(SMALL, index)["piano"]).max() > 0)
     assert HELD_OUT_SOUNDFONT not in fonts and fonts == set(dict(SMALL.soundfonts))
     assert presets <= set(pianos.OLD) | set(pianos.NEW)
-    assert len(presets & set(pianos.NEW)) > len(presets & set(pianos.OLD)) > 0
+    assert pianos.SALAMANDER_GRAND in presets
+    assert len(presets & set(pianos.VARIANTS)) > 3 and len(presets & set(pianos.OLD)) > 3
     assert 25 <= with_piano < SMALL.count  # some songs keep the piano out
 
 
