@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, default=None,
                         help="a new run from these weights (a checkpoint, or the v1 piano.onnx)")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this")
+    parser.add_argument("--splits", default=None,
+                        help="train: comma-separated song folders under --data (default: v2's)")
     args = parser.parse_args(argv)
     if args.step in ("generate", "all"):
         from training import teacher
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 minutes=args.minutes,
                 lr=args.lr,
                 init=str(args.init) if args.init else None,
+                splits=tuple(args.splits.split(",")) if args.splits else train.Config().splits,
             ),
         )
     if args.step in ("export", "all"):

@@ -8,6 +8,7 @@ must recover, so the training set and the benchmark both come from here; only th
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,12 @@ import numpy as np
 from separation import decode, synth
 from separation.audio import SAMPLE_RATE
 from separation.dsp import Float
+from separation.synth import Part
 from training import compose
 from training.data import Recipe, Rng, render_group
 
+# how a stem's parts become audio: data.render_group (FluidSynth), or training.pianos' pianos
+GroupRenderer = Callable[[Rng, Recipe, list[Part], int, float], Float]
 STEMS = ("vocals", "drums", "bass", "piano", "rest")
 LYRICS = (
     synth.BARS_TEXT,
@@ -40,7 +44,8 @@ def voice(rng: Rng, length: int) -> Float:
 
 
 def instruments(
-    rng: Rng, recipe: Recipe, song: compose.Arrangement, length: int
+    rng: Rng, recipe: Recipe, song: compose.Arrangement, length: int,
+    piano: GroupRenderer = render_group,
 ) -> dict[str, Float]:
     """Drums, bass, piano and the rest of one song, each instrument rendered alone."""
     drums = song.drums or synth.Part(0, channel=synth.DRUM_CHANNEL)
@@ -48,16 +53,17 @@ def instruments(
     return {
         "drums": render_group(rng, recipe, [drums], length, song.bpm),
         "bass": render_group(rng, recipe, [bass], length, song.bpm),
-        "piano": render_group(rng, recipe, song.piano, length, song.bpm),
+        "piano": piano(rng, recipe, song.piano, length, song.bpm),
         "rest": render_group(rng, recipe, song.others, length, song.bpm),
     }
 
 
-def stems(rng: Rng, recipe: Recipe, song: compose.Arrangement, seconds: float) -> dict[str, Float]:
+def stems(rng: Rng, recipe: Recipe, song: compose.Arrangement, seconds: float,
+          piano: GroupRenderer = render_group) -> dict[str, Float]:
     """The five known stems of one song: a voice, then the instruments."""
     length = round(seconds * SAMPLE_RATE)
     vocals = voice(rng, length)  # drawn first: the data set on disk was made in this order
-    return {"vocals": vocals, **instruments(rng, recipe, song, length)}
+    return {"vocals": vocals, **instruments(rng, recipe, song, length, piano)}
 
 
 def set_level(x: Float, reference: Float, db: float) -> Float:
@@ -69,11 +75,13 @@ def set_level(x: Float, reference: Float, db: float) -> Float:
     return scaled
 
 
-def training_song(recipe: Recipe, index: int) -> dict[str, Float]:
+def training_song(
+    recipe: Recipe, index: int, piano: GroupRenderer = render_group
+) -> dict[str, Float]:
     """Example `index` of a training recipe: levels drawn so piano is quiet, even or loud."""
     rng = np.random.default_rng([recipe.seed, 7, index])  # the splits differ by seed
     song = compose.arrangement(rng, recipe.seconds, recipe.corpus_share)
-    out = stems(rng, recipe, song, recipe.seconds)
+    out = stems(rng, recipe, song, recipe.seconds, piano)
     out["piano"] = set_level(out["piano"], out["rest"], float(rng.uniform(-12.0, 6.0)))
     out["vocals"] = out["vocals"] * np.float32(rng.uniform(0.0, 0.6) if rng.random() < 0.8 else 0.0)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +52,20 @@ def _save(path: Path, array: np.ndarray) -> None:
     os.replace(part, path)
 
 
-def _render_one(job: tuple[Path, Recipe, int]) -> int:
-    root, recipe, index = job
-    stems = songs.training_song(recipe, index)
+Song = Callable[[Recipe, int], dict[str, Float]]  # a module-level function (sent to workers)
+
+
+def _render_one(job: tuple[Path, Recipe, int, Song]) -> int:
+    root, recipe, index, song = job
+    stems = song(recipe, index)
     _save(song_path(root, recipe, index), np.stack([stems[name] for name in songs.STEMS]))
     return index
 
 
-def render(root: Path, recipe: Recipe, workers: int = 2) -> None:
+def render(root: Path, recipe: Recipe, workers: int = 2,
+           song: Song = songs.training_song) -> None:
     """Render every missing song of the recipe with `workers` processes."""
-    todo = [(root, recipe, i) for i in range(recipe.count)
+    todo = [(root, recipe, i, song) for i in range(recipe.count)
             if not song_path(root, recipe, i).is_file()]
     if not todo:
         return

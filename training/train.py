@@ -44,6 +44,7 @@ class Config:
     checkpoint_seconds: float = 180.0
     validate_every: int = 100
     init: str | None = None  # a new run starts from these weights: a checkpoint or a v1 .onnx
+    splits: tuple[str, ...] = tuple(recipe.split for recipe in TRAINING)  # training folders
 
 
 def spectrogram(x: Tensor) -> Tensor:
@@ -269,7 +270,7 @@ def train(data: Path, run: Path, config: Config) -> Path:
         log(run, f"starting from the weights of {config.init}, {asdict(config)}")
     else:
         log(run, f"new model, {parameter_count(model)} parameters, {asdict(config)}")
-    files = [pair for recipe in TRAINING for pair in pairs(data, recipe.split)]
+    files = [pair for split in config.splits for pair in pairs(data, split)]
     crops = Crops(files, (config.crop_frames - 1) * HOP, rng)
     log(run, f"{len(crops.songs)} training songs")
     valid = pairs(data, VALID.split)
