@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--follow", action="store_true",
                         help="teach: wait for the songs a rendering beside it is writing")
     args = parser.parse_args(argv)
-    recipe = Recipe(PIANOS.split, args.count, PIANOS.seconds, PIANOS.seed,
-                    soundfonts=PIANOS.soundfonts)
+    recipe = replace(PIANOS, count=args.count)
     if args.step == "render":
         teacher.render(args.data, recipe, args.workers, song=training_song)
         return

@@ -18,9 +18,8 @@ from scipy.signal import lfilter
 
 from separation.audio import SAMPLE_RATE, decode
 from separation.dsp import Float
+from separation.key import PITCH_CLASSES
 
-PITCH_CLASS = {"C": 0, "C#": 1, "D": 2, "D#": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8,
-               "A": 9, "A#": 10, "B": 11}
 RELEASE = 0.25  # seconds from a note's end to -60 dB
 Hit = tuple[int, int, int, int]  # (start sample, end sample, MIDI pitch, velocity 1-127)
 Samples = dict[int, Float]  # MIDI pitch -> [2, n] recording
@@ -31,7 +30,7 @@ def midi_pitch(name: str) -> int:
     match = re.fullmatch(r"([A-G]#?)(-?\d)", name)
     if match is None:
         raise ValueError(f"not a note name: {name}")
-    return PITCH_CLASS[match[1]] + 12 * (int(match[2]) + 1)
+    return PITCH_CLASSES[match[1]] + 12 * (int(match[2]) + 1)
 
 
 def load(folder: Path) -> Samples:
