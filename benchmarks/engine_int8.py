@@ -289,47 +289,19 @@ def timed_under(cap: str, variants: list[str], rounds: int) -> None:
         print(f"the timing process under {cap} ended with {child.returncode}", flush=True)
 
 
-def product_peaks(size: int = 2048, repeats: int = 10) -> dict[str, float]:
-    """GOP/s of one square matrix product per arithmetic, compiled by OpenVINO.
+def product_peaks() -> dict[str, float]:
+    """GOP/s of one 2048x2048 matrix product per arithmetic (engine_speed's measurement)."""
+    from benchmarks.engine_speed import matmul_peak
+    from separation.runtime import Precision
 
-    int8: a FakeQuantize on the input and int8 weights dequantized by a scale, which
-    OpenVINO runs as one quantized FullyConnected (as in NNCF's graphs).
-    """
-    from openvino import opset13 as ops
-
-    rng = np.random.default_rng(0)
-    x = ops.parameter([size, size], ov.Type.f32)
-    weights = ops.constant(rng.standard_normal((size, size)).astype(np.float32))
-    low, high = ops.constant(np.float32(-4)), ops.constant(np.float32(4))
-    quantized_x = ops.fake_quantize(x, low, high, low, high, 256)
-    weights8 = ops.constant(rng.integers(-127, 128, (size, size)).astype(np.int8))
-    scale = ops.constant(np.full((1, size), 0.01, np.float32))
-    dequantized = ops.multiply(ops.convert(weights8, ov.Type.f32), scale)
-    products = {"f32": (ops.matmul(x, weights, False, False), "f32"),
-                "bf16": (ops.matmul(x, weights, False, False), "bf16"),
-                "int8": (ops.matmul(quantized_x, dequantized, False, False), "f32")}
-    a = rng.standard_normal((size, size)).astype(np.float32)
-    peaks = {}
-    for label, (product, precision) in products.items():
-        try:
-            compiled = ov.Core().compile_model(ov.Model([product], [x]), "CPU", {
-                "INFERENCE_PRECISION_HINT": precision,
-                "INFERENCE_NUM_THREADS": len(os.sched_getaffinity(0))})
-        except RuntimeError:  # bf16 under an ISA cap without it (AVX2)
-            continue
-        request = compiled.create_infer_request()
-        request.infer([a])
-        best = min(timed(request, a) for _ in range(repeats))
-        peaks[label] = 2 * size**3 / best / 1e9
-    if peaks.get("bf16", 0.0) < peaks["f32"]:  # emulated, not native (AVX512_CORE_VNNI)
-        peaks.pop("bf16", None)
+    peaks = {"f32": matmul_peak(Precision.F32), "int8": matmul_peak(Precision.F32, int8=True)}
+    try:
+        bf16 = matmul_peak(Precision.BF16)
+    except RuntimeError:  # bf16 under an ISA cap without it (AVX2)
+        return peaks
+    if bf16 >= peaks["f32"]:  # else emulated, not native (AVX512_CORE_VNNI)
+        peaks["bf16"] = bf16
     return peaks
-
-
-def timed(request: ov.InferRequest, a: Float) -> float:
-    started = time.perf_counter()
-    request.infer([a])
-    return time.perf_counter() - started
 
 
 def timing_table(variants: list[str], rounds: int) -> None:

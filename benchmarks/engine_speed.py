@@ -117,12 +117,14 @@ def load_seconds() -> tuple[float, float]:
     return cold, warm
 
 
-def matmul_peak(precision: Precision, size: int = 2048, repeats: int = 10) -> float:
+def matmul_peak(precision: Precision, size: int = 2048, repeats: int = 10,
+                int8: bool = False) -> float:
     """GFLOP/s of one square matrix product that OpenVINO compiles as it does the network.
 
     Measured, not assumed: the same machine's peak moves with its host (issue 9 measured 355
     f32 and 778 bf16 here; this measured 165-186 and 380 on 2026-12-02), and the floor
-    moves with it.
+    moves with it. `int8`: a FakeQuantize on the input and int8 weights dequantized by a
+    scale, which OpenVINO runs as one quantized FullyConnected (as in NNCF's graphs).
     """
     import openvino as ov
     from openvino import opset13 as ops
@@ -131,8 +133,16 @@ def matmul_peak(precision: Precision, size: int = 2048, repeats: int = 10) -> fl
 
     rng = np.random.default_rng(0)
     x = ops.parameter([size, size], ov.Type.f32)
-    weights = ops.constant(rng.standard_normal((size, size)).astype(np.float32))
-    product = ov.Model([ops.matmul(x, weights, False, False)], [x])
+    if int8:
+        low, high = ops.constant(np.float32(-4)), ops.constant(np.float32(4))
+        left = ops.fake_quantize(x, low, high, low, high, 256)
+        weights8 = ops.constant(rng.integers(-127, 128, (size, size)).astype(np.int8))
+        scale = ops.constant(np.full((1, size), 0.01, np.float32))
+        weights = ops.multiply(ops.convert(weights8, ov.Type.f32), scale)
+    else:
+        left = x
+        weights = ops.constant(rng.standard_normal((size, size)).astype(np.float32))
+    product = ov.Model([ops.matmul(left, weights, False, False)], [x])
     compiled = core().compile_model(product, "CPU",
                                     compile_properties(precision, available_cores()))
     request = compiled.create_infer_request()
